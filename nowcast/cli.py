@@ -1,0 +1,67 @@
+"""The command line shared by workers and the long-running processes.
+
+Every nowcast command takes the configuration file as its first argument.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+class CommandLineInterface:
+    """Build an ``argparse`` parser for the module ``package.module_name``."""
+
+    def __init__(
+        self, module_name: str, package: str = "nowcast", description: str | None = None
+    ) -> None:
+        self.module_name = module_name
+        self.package = package
+        self.description = description
+        self.parser: argparse.ArgumentParser | None = None
+
+    def build_parser(self, add_help: bool = True) -> None:
+        """Create ``self.parser`` with its usage line and the ``config_file`` argument."""
+        self.parser = argparse.ArgumentParser(
+            description=self.description,
+            add_help=add_help,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        self.parser.prog = f"python -m {self.package}.{self.module_name}"
+        self.parser.add_argument(
+            "config_file", help="Path of the nowcast system's YAML configuration file."
+        )
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> None:
+        """Add an argument or option: ``argparse.ArgumentParser.add_argument``."""
+        self.parser.add_argument(*args, **kwargs)
+
+    def add_date_option(self, name: str, default: Any, help: str) -> None:
+        """Add a ``YYYY-MM-DD`` date option whose value is an ``arrow.Arrow``.
+
+        "Use YYYY-MM-DD format. Defaults to <default>." is appended to ``help``.
+        """
+        self.parser.add_argument(
+            name,
+            type=self.arrow_date,
+            default=default,
+            help=f"{help} Use YYYY-MM-DD format. Defaults to {default.format('YYYY-MM-DD')}.",
+        )
+
+    @staticmethod
+    def arrow_date(string: str) -> Any:
+        """Turn ``YYYY-MM-DD`` into an ``arrow.Arrow`` at 00:00 UTC.
+
+        :raises argparse.ArgumentTypeError: for any other text.
+        """
+        import arrow
+
+        try:
+            return arrow.get(string, "YYYY-MM-DD")
+        except (arrow.parser.ParserError, ValueError):
+            raise argparse.ArgumentTypeError(
+                f"unrecognized date: {string!r}; use YYYY-MM-DD"
+            ) from None
+
+    # NEMO_Nowcast's name for it
+    _arrow_date = arrow_date

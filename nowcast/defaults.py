@@ -1,0 +1,28 @@
+"""Every default value of the framework, in one place."""
+
+from __future__ import annotations
+
+# Address the broker binds its two sockets to when `zmq: bind:` is absent.
+BIND = "127.0.0.1"
+
+# Largest message, in bytes, the broker accepts; larger ones are dropped by ZeroMQ.
+MAX_MESSAGE_SIZE = 1024 * 1024
+
+# Seconds a worker waits for the manager's reply before it re-sends the message.
+REPLY_TIMEOUT = 5.0
+
+# Seconds a worker keeps re-sending before it gives up and exits non-zero.
+GIVE_UP_AFTER = 300.0
+
+# Milliseconds a long-running process waits in one poll before it checks its flags.
+POLL_MS = 200
+
+# Most messages the manager applies in one batch (one checklist write, then replies).
+BATCH_MAX = 500
+
+# How many applied message ids (with their replies) the manager remembers, so a
+# worker that re-sends after a lost reply gets the first answer back.
+REMEMBERED_IDS = 2000
+
+# Seconds a signalled long-running process may take to close its sockets.
+LINGER_MS = 1000

@@ -1,0 +1,38 @@
+"""Durable file writes."""
+
+from __future__ import annotations
+
+import os
+
+
+def atomic_write(path: str | os.PathLike, data: bytes, *, sync_dir: bool = True) -> None:
+    """Replace ``path`` with ``data`` so that a crash at any instant leaves either
+    the old content or the new, never a mix or an empty file.
+
+    The data goes to a temporary file in the same directory, is flushed to disk,
+    then renamed over ``path``.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(path) or "."
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    if sync_dir:
+        fsync_dir(directory)
+
+
+def fsync_dir(directory: str) -> None:
+    """Flush a directory's entries, so a rename in it survives a power cut."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,98 @@
+"""Logging set-up for every nowcast process, from the config's ``logging`` section.
+
+Handlers are set here only, at each process's entry point. Rotating file handlers
+are made to notice when another process (the ``rotate_logs`` worker) has rotated
+their file, and reopen it, so long-running processes keep writing to the new file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from nowcast.config import Config, require_logging
+from nowcast.errors import ConfigError
+
+# Keys of the logging section that are not dictConfig's own.
+_OWN_KEYS = ("aggregator", "publisher")
+
+
+def configure(config: Config, debug: bool = False) -> str:
+    """Configure logging from ``config``; return a line saying where logs go.
+
+    With ``debug`` everything goes to the console at DEBUG and other handlers are
+    silenced, as NEMO_Nowcast's ``--debug`` does.
+    """
+    import logging.config
+
+    section = require_logging(config)
+    section = {k: v for k, v in section.items() if k not in _OWN_KEYS}
+    section.setdefault("version", 1)
+    if section.get("handlers") in ([], None):
+        section["handlers"] = {}
+    try:
+        logging.config.dictConfig(section)
+    except (ValueError, TypeError, AttributeError, ImportError) as e:
+        cause = f" ({e.__cause__})" if e.__cause__ else ""
+        raise ConfigError(f"{config.file}: key 'logging' cannot be used: {e}{cause}") from None
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if getattr(handler, "baseFilename", None) and _rotates(handler):
+            _reopen_when_rotated(handler)
+    if debug:
+        console = None
+        for handler in root.handlers:
+            if handler.name == "console":
+                console = handler
+                handler.setLevel(logging.DEBUG)
+            else:
+                handler.setLevel(logging.CRITICAL + 1)
+        if console is None:
+            console = logging.StreamHandler(sys.stderr)
+            console.setFormatter(
+                logging.Formatter("%(asctime)s %(levelname)s [%(name)s] %(message)s")
+            )
+            root.addHandler(console)
+        root.setLevel(logging.DEBUG)
+        return "**debug mode** writing log messages to the console"
+    return "writing log messages to local file system"
+
+
+def console_only(level: int = logging.INFO) -> None:
+    """Log to stderr alone: for errors before the config could be read."""
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s [%(name)s] %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _rotates(handler: logging.Handler) -> bool:
+    return hasattr(handler, "doRollover")
+
+
+def _reopen_when_rotated(handler: logging.Handler) -> None:
+    """Make ``handler`` reopen its file when the file at its path is no longer
+    the one it has open (renamed away by a rotation in another process)."""
+    emit = handler.emit
+
+    def emit_to_current_file(record: logging.LogRecord) -> None:
+        stream = handler.stream
+        if stream is not None:
+            try:
+                on_disk = os.stat(handler.baseFilename)
+                opened = os.fstat(stream.fileno())
+                stale = (on_disk.st_dev, on_disk.st_ino) != (opened.st_dev, opened.st_ino)
+            except OSError:
+                stale = True
+            if stale:
+                handler.acquire()
+                try:
+                    stream.close()
+                    handler.stream = handler._open()
+                finally:
+                    handler.release()
+        emit(record)
+
+    handler.emit = emit_to_current_file

@@ -1,0 +1,405 @@
+"""The manager: applies workers' messages to the checklist and launches what comes next.
+
+One message's path: frames arrive from the broker, are read into a ``Message``,
+checked against the message registry, applied to the checklist, passed to
+``after_<worker>`` in the next workers module; then the checklist and the manager's
+state are written to disk, the reply is sent, and the next workers are launched.
+Every message waiting in the queue is applied before the one write, so a burst
+costs one write, not one per message.
+
+Usage: ``python -m nowcast.manager config.yaml [--ignore-checklist]``
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+import time
+from typing import Any
+
+from nowcast import checklist as checklist_file
+from nowcast import defaults, launcher, sockets
+from nowcast.config import (
+    Config,
+    lookup,
+    require_mapping,
+    require_number,
+    require_registry,
+    require_str,
+    require_zmq,
+)
+from nowcast.errors import ConfigError, MessageError
+from nowcast.message import Message, load_message_data
+from nowcast.process import LongRunningProcess, main
+from nowcast.state import ManagerState, state_path
+from nowcast.worker import NextWorker
+
+# Keys of a worker's registry entry that are settings, not message types.
+SETTINGS_KEYS = frozenset({"checklist key", "timeout", "retries", "retry delay"})
+
+
+class Reply:
+    """What the manager answers one message with, and where it goes."""
+
+    __slots__ = ("envelope", "text")
+
+    def __init__(self, envelope: list, text: str) -> None:
+        self.envelope = envelope
+        self.text = text
+
+
+class NowcastManager(LongRunningProcess):
+    """Apply messages from workers to the checklist; launch the next workers."""
+
+    name = "manager"
+
+    def __init__(self, args: Any) -> None:
+        super().__init__(args)
+        self.checklist = checklist_file.Checklist()
+        self.state = ManagerState()
+        self.children: dict[int, tuple[NextWorker, Any, float]] = {}
+        self.checklist_logger = logging.getLogger("checklist")
+        self._next_workers = None
+        self._next_workers_stamp: tuple | None = None
+
+    # configuration
+
+    def validate(self, config: Config) -> None:
+        require_zmq(config)
+        require_str(config, "checklist file")
+        require_registry(config)
+        python = lookup(config, "python", default=None)
+        if python is not None:
+            python = require_str(config, "python")
+            if not os.access(python, os.X_OK):
+                raise ConfigError(
+                    f"{config.file}: key 'python' must be an executable Python "
+                    f"interpreter, got {python!r} (no such executable file)"
+                )
+        if "run" in config:
+            require_mapping(config, "run", "enabled hosts", default={})
+        require_number(
+            config, "zmq", "max message size", default=defaults.MAX_MESSAGE_SIZE, minimum=1
+        )
+
+    def apply_config(self, old: Config, new: Config) -> None:
+        if sockets.address(old, "manager") != sockets.address(new, "manager"):
+            self.socket.close(linger=0)
+            self._connect()
+        if (
+            old["message registry"]["next workers module"]
+            != new["message registry"]["next workers module"]
+        ):
+            self._next_workers = None
+            self._import_next_workers()
+
+    # start and stop
+
+    def setup(self) -> None:
+        import zmq
+
+        self._zmq = zmq
+        self.context = zmq.Context()
+        self._connect()
+        path = self.config["checklist file"]
+        self._checklist_path = path
+        self._state_path = state_path(path)
+        if self.args.ignore_checklist:
+            self.logger.info("ignoring the checklist file, as --ignore-checklist asks")
+        else:
+            self.checklist = checklist_file.load(path)
+        self.state = ManagerState.load(self._state_path)
+        self._import_next_workers()
+        if self.state.pending:
+            self.logger.warning(
+                "launching %d worker(s) decided before the previous manager stopped",
+                len(self.state.pending),
+            )
+            self._launch_pending()
+        self.logger.debug("listening...")
+
+    def _connect(self) -> None:
+        self.socket = sockets.client(self.context, self._zmq.DEALER, self.config, "manager")
+        self.logger.info("connected to %s", sockets.address(self.config, "manager"))
+
+    def shutdown(self) -> None:
+        if hasattr(self, "context"):
+            self.socket.close(linger=0)
+            self.context.term()
+
+    # the loop
+
+    def loop(self) -> None:
+        zmq = self._zmq
+        if self.socket.poll(defaults.POLL_MS):
+            batch = []
+            for _ in range(defaults.BATCH_MAX):
+                try:
+                    batch.append(self.socket.recv_multipart(zmq.NOBLOCK))
+                except zmq.Again:
+                    break
+            self.handle_batch(batch)
+        self._reap_children()
+
+    def handle_batch(self, batch: list[list[bytes]]) -> None:
+        """Apply every message in ``batch``, write once, reply to all, then launch."""
+        self._reimport_next_workers_if_changed()
+        replies = []
+        self._applied = False
+        for frames in batch:
+            reply = self.handle_frames(frames)
+            if reply is not None:
+                replies.append(reply)
+        if self._applied:
+            self._persist()
+        for reply in replies:
+            self.socket.send_multipart([*reply.envelope, reply.text.encode("utf-8")])
+        if self.state.pending:
+            self._launch_pending()
+
+    def handle_frames(self, frames: list[bytes]) -> Reply | None:
+        """Read one message's frames; return the reply to send, or None to drop it."""
+        try:
+            delimiter = frames.index(b"")
+        except ValueError:
+            self.logger.warning(
+                "dropped a message without a routing envelope (%d frames)", len(frames)
+            )
+            return None
+        envelope, body = frames[: delimiter + 1], frames[delimiter + 1 :]
+        if len(body) != 1:
+            return self._invalid(
+                envelope, f"expected one frame of text, got {len(body)} frames", body
+            )
+        try:
+            data, form = load_message_data(body[0])
+            msg = Message._from_dict(data)
+        except MessageError as e:
+            return self._invalid(envelope, str(e), body)
+        if msg.id is not None and msg.id in self.state.replies:
+            self.logger.info(
+                "message %s from %s was already applied; answering it again", msg.id, msg.source
+            )
+            return Reply(envelope, self.state.replies[msg.id])
+        self._applied = True
+        reply = self.apply(msg)
+        reply.id = msg.id
+        text = reply.serialize() if form == "json" else reply.serialize_yaml()
+        if msg.id is not None and msg.type != "need":
+            self.state.remember(msg.id, text)
+        return Reply(envelope, text)
+
+    def _invalid(self, envelope: list, why: str, body: list[bytes]) -> Reply:
+        sample = b"".join(body)[:80]
+        self.logger.warning("invalid message (%s): %r", why, sample)
+        return Reply(envelope, Message(self.name, "invalid message", why).serialize())
+
+    # applying one message
+
+    def apply(self, msg: Message) -> Message:
+        """Check ``msg`` against the registry and apply it; return the reply."""
+        registry = self.config["message registry"]["workers"]
+        entry = registry.get(msg.source)
+        if entry is None:
+            self.logger.error("message received from unregistered worker: %s", msg.source)
+            return self._reply("unregistered worker", msg.source)
+        if msg.type not in entry or msg.type in SETTINGS_KEYS:
+            self.logger.error(
+                "unregistered message type received from %s worker: %s", msg.source, msg.type
+            )
+            return self._reply("unregistered message type", msg.type)
+        self.logger.debug(
+            "received message from %s: (%s) %s", msg.source, msg.type, entry[msg.type]
+        )
+        if msg.type == "clear checklist":
+            return self._clear_checklist()
+        if msg.type == "need":
+            return self._need(msg)
+        return self._continue(msg, entry)
+
+    def _reply(self, reply_type: str, payload: Any = None) -> Message:
+        return Message(self.name, reply_type, payload)
+
+    def _clear_checklist(self) -> Message:
+        if self.checklist_logger.handlers:
+            self.checklist_logger.info("checklist:\n%s", self.checklist.to_yaml().decode("utf-8"))
+        self.checklist.clear()
+        self.logger.info("checklist cleared")
+        return self._reply("checklist cleared")
+
+    def _need(self, msg: Message) -> Message:
+        try:
+            value = self.checklist.get(msg.payload, _ABSENT) if _hashable(msg.payload) else _ABSENT
+        except TypeError:
+            value = _ABSENT
+        if value is _ABSENT:
+            self.logger.error(
+                "%s asked for checklist key %r, which is not in the checklist",
+                msg.source,
+                msg.payload,
+            )
+            return self._reply("unknown checklist key", msg.payload)
+        return self._reply("ack", value)
+
+    def _continue(self, msg: Message, entry: dict) -> Message:
+        key = entry.get("checklist key", msg.source)
+        self.checklist.merge(key, msg.payload)
+        self.logger.info("checklist updated with [%s] items from %s worker", key, msg.source)
+        after = getattr(self._next_workers, f"after_{msg.source}", None)
+        if after is None:
+            self.logger.error(
+                "no after_%s function in next workers module %s",
+                msg.source,
+                self.config["message registry"]["next workers module"],
+            )
+            return self._reply("no after_worker function", f"after_{msg.source}")
+        try:
+            result = after(msg, self.config, self.checklist)
+            next_workers, racers = _read_after_result(result)
+        except Exception as e:
+            self.logger.exception(
+                "after_%s raised an exception handling (%s) message", msg.source, msg.type
+            )
+            return self._reply("after_worker function failed", f"{type(e).__name__}: {e}")
+        held, launch_now = self.state.races.report(msg.source, next_workers)
+        if held:
+            if launch_now:
+                self.logger.info("race condition group complete; launching what it held back")
+            else:
+                self.logger.info(
+                    "%s reported; holding its next workers until its race group completes",
+                    msg.source,
+                )
+        if racers:
+            self.state.races.start(racers)
+            self.logger.info(
+                "race condition group started: waiting for %s", ", ".join(sorted(racers))
+            )
+        self.state.pending.extend(launch_now)
+        return self._reply("ack")
+
+    # persistence and launching
+
+    def _persist(self) -> None:
+        """Write the checklist (if it changed) and the state, atomically, before replies."""
+        if self.checklist.changed:
+            checklist_file.save(self.checklist, self._checklist_path)
+        self.state.save(self._state_path)
+
+    def _launch_pending(self) -> None:
+        pending, self.state.pending = self.state.pending, []
+        for worker in pending:
+            try:
+                process = launcher.launch(worker, self.config, self.logger)
+            except (OSError, ConfigError) as e:
+                self.logger.error("cannot launch %s: %s", worker, e)
+                continue
+            self.children[process.pid] = (worker, process, time.time())
+        self.state.save(self._state_path)
+
+    def _reap_children(self) -> None:
+        for pid, (worker, process, started) in list(self.children.items()):
+            code = process.poll()
+            if code is not None:
+                del self.children[pid]
+                self.logger.debug(
+                    "%s (pid %s) exited with code %s after %.1f s",
+                    worker.module,
+                    pid,
+                    code,
+                    time.time() - started,
+                )
+
+    # the next workers module
+
+    def _import_next_workers(self) -> None:
+        name = self.config["message registry"]["next workers module"]
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        try:
+            self._next_workers = importlib.import_module(name)
+        except Exception as e:
+            self.logger.exception("cannot import next workers module %s", name)
+            raise ConfigError(
+                f"{self.config.file}: key 'message registry: next workers module': cannot "
+                f"import {name!r}: {type(e).__name__}: {e}"
+            ) from None
+        self._next_workers_stamp = _file_stamp(self._next_workers)
+        self.logger.info("next workers module loaded from %s", name)
+
+    def _reimport_next_workers_if_changed(self) -> None:
+        stamp = _file_stamp(self._next_workers)
+        if stamp == self._next_workers_stamp:
+            return
+        self._next_workers_stamp = stamp
+        try:
+            self._next_workers = importlib.reload(self._next_workers)
+        except Exception:
+            self.logger.exception(
+                "next workers module changed but cannot be re-imported; still using the previous one"
+            )
+            return
+        self.logger.info("next workers module re-imported: its file changed")
+
+
+_ABSENT = object()
+
+
+def _hashable(value: Any) -> bool:
+    return isinstance(value, (str, int, float, bool)) or value is None
+
+
+def _file_stamp(module: Any) -> tuple | None:
+    path = getattr(module, "__file__", None)
+    if not path:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def _read_after_result(result: Any) -> tuple[list[NextWorker], set[str]]:
+    """Check what an ``after_*`` function returned: a list of ``NextWorker``, or
+    ``(list, set_of_worker_names)``."""
+    racers: Any = set()
+    if isinstance(result, tuple):
+        if len(result) != 2:
+            raise TypeError(
+                f"expected a list or (list, set of worker names), got a tuple of {len(result)}"
+            )
+        result, racers = result
+        if isinstance(racers, str) or not all(isinstance(n, str) for n in racers):
+            raise TypeError(f"expected a set of worker names as the second item, got {racers!r}")
+    if result is None:
+        result = []
+    if not isinstance(result, (list, tuple)):
+        raise TypeError(f"expected a list of NextWorker, got {type(result).__name__}")
+    for worker in result:
+        if not isinstance(worker, NextWorker):
+            raise TypeError(f"expected NextWorker items, got {worker!r}")
+    return list(result), set(racers)
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Entry point of ``python -m nowcast.manager``."""
+    main(
+        NowcastManager,
+        argv,
+        arguments=[
+            (
+                ["--ignore-checklist"],
+                {
+                    "action": "store_true",
+                    "help": "Start with an empty checklist instead of the one in the checklist file.",
+                },
+            )
+        ],
+    )
+
+
+if __name__ == "__main__":
+    run()

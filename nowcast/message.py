@@ -1,0 +1,174 @@
+"""Messages between workers and the manager.
+
+On the wire a message is one UTF-8 frame holding a JSON object
+``{"source": ..., "type": ..., "payload": ..., "id": ...}``. ``deserialize`` also
+reads NEMO_Nowcast's YAML messages (safe loading only), so workers of a
+NEMO_Nowcast system can talk to our manager unchanged.
+
+Payload values JSON cannot carry are converted before sending (``to_plain``):
+paths and other objects become strings, dates and times ISO 8601 strings, tuples
+and sets lists, so a worker never crashes on a value in its checklist.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from nowcast.errors import MessageError
+
+_FIELDS = ("source", "type", "payload", "id")
+
+
+class Message:
+    """One message: who sent it, its type, an optional payload, an optional id.
+
+    ``id`` identifies a message across re-sends, so the manager applies it once.
+    """
+
+    __slots__ = _FIELDS
+
+    def __init__(self, source: str, type: str, payload: Any = None, id: str | None = None):
+        self.source = source
+        self.type = type
+        self.payload = payload
+        self.id = id
+
+    def serialize(self) -> str:
+        """The message as one JSON string."""
+        return json.dumps(self._as_dict(), ensure_ascii=False)
+
+    def serialize_yaml(self) -> str:
+        """The message as NEMO_Nowcast writes it (for replies to its workers)."""
+        import yaml
+
+        data = {"source": self.source, "type": self.type, "payload": self.payload}
+        return yaml.safe_dump(data, allow_unicode=True)
+
+    @classmethod
+    def deserialize(cls, message: str | bytes) -> Message:
+        """Parse a JSON or NEMO_Nowcast YAML message.
+
+        :raises MessageError: for anything that is not a well-formed message.
+        """
+        data = load_message_data(message)[0]
+        return cls._from_dict(data)
+
+    def _as_dict(self) -> dict:
+        data = {"source": self.source, "type": self.type, "payload": self.payload}
+        if self.id is not None:
+            data["id"] = self.id
+        return data
+
+    @classmethod
+    def _from_dict(cls, data: Any) -> Message:
+        if not isinstance(data, dict):
+            raise MessageError(f"expected a mapping, got {type(data).__name__}")
+        unknown = set(data) - set(_FIELDS)
+        if unknown:
+            raise MessageError(f"unknown fields: {', '.join(sorted(map(str, unknown)))}")
+        for field in ("source", "type"):
+            if not isinstance(data.get(field), str):
+                raise MessageError(f"field {field!r} must be a string, got {data.get(field)!r}")
+        msg_id = data.get("id")
+        if msg_id is not None and not isinstance(msg_id, str):
+            raise MessageError(f"field 'id' must be a string, got {msg_id!r}")
+        return cls(data["source"], data["type"], data.get("payload"), msg_id)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in _FIELDS)
+
+    def __repr__(self) -> str:
+        return (
+            f"Message(source={self.source!r}, type={self.type!r}, "
+            f"payload={self.payload!r}, id={self.id!r})"
+        )
+
+
+def load_message_data(message: str | bytes) -> tuple[Any, str]:
+    """Parse the text of a message; return the data and ``"json"`` or ``"yaml"``."""
+    if isinstance(message, bytes):
+        try:
+            message = message.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise MessageError(f"not UTF-8 text: {e}") from None
+    if not isinstance(message, str):
+        raise MessageError(f"expected text, got {type(message).__name__}")
+    if message.lstrip().startswith("{"):
+        try:
+            return json.loads(message), "json"
+        except RecursionError:
+            raise MessageError("nested too deeply") from None
+        except ValueError:
+            pass  # YAML flow mappings also start with "{"
+    return _load_yaml(message), "yaml"
+
+
+def _load_yaml(text: str) -> Any:
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        data = yaml.load(text, Loader=loader)
+    except RecursionError:
+        raise MessageError("nested too deeply") from None
+    except Exception as e:  # the YAML parser raises more than YAMLError on bad input
+        raise MessageError(f"neither JSON nor YAML: {' '.join(str(e).split())[:200]}") from None
+    _refuse_shared_nodes(data)
+    return data
+
+
+def _refuse_shared_nodes(data: Any) -> None:
+    """Refuse YAML that uses one node twice (anchors and aliases): a small message
+    could otherwise stand for an enormous checklist entry."""
+    seen: set[int] = set()
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (dict, list)):
+            if id(node) in seen:
+                raise MessageError("YAML anchors and aliases are not accepted in messages")
+            seen.add(id(node))
+            stack.extend(node.values() if isinstance(node, dict) else node)
+
+
+def to_plain(value: Any) -> Any:
+    """Return ``value`` made of only what JSON carries: dicts with string keys,
+    lists, strings, numbers, booleans and None.
+
+    Tuples and sets become lists (sets sorted where they can be); dates, times and
+    ``arrow.Arrow`` objects become ISO 8601 strings; anything else, such as a
+    ``pathlib.Path``, becomes its ``str()``.
+    """
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, dict):
+        return {_plain_key(k): to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        items = [to_plain(v) for v in value]
+        try:
+            items.sort()
+        except TypeError:
+            pass
+        return items
+    isoformat = getattr(value, "isoformat", None)
+    if callable(isoformat):
+        return isoformat()
+    item = getattr(value, "item", None)  # numpy scalars
+    if callable(item):
+        try:
+            return to_plain(item())
+        except (TypeError, ValueError):
+            pass
+    return str(value)
+
+
+def _plain_key(key: Any) -> Any:
+    if isinstance(key, str):
+        return key
+    plain = to_plain(key)
+    return plain if isinstance(plain, str) else json.dumps(plain)

@@ -1,0 +1,144 @@
+"""The template every long-running process fills in: broker, manager and the
+processes later issues add.
+
+``setup()`` reads the config and opens sockets, ``loop()`` does one unit of work
+and returns, ``reload()`` re-reads the config, ``shutdown()`` closes. ``run()``
+owns the flags: signal handlers only set them, and the loop acts on them between
+units of work. TERM and INT stop gracefully (supervisord sends TERM); HUP reloads.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from typing import Any
+
+from nowcast.config import Config
+from nowcast.errors import ConfigError
+
+
+class LongRunningProcess:
+    """One nowcast process that runs until it is told to stop."""
+
+    #: The process's name in logs and messages.
+    name = "process"
+
+    def __init__(self, args: Any) -> None:
+        self.args = args
+        self.config = Config()
+        self.logger = logging.getLogger(self.name)
+        self._stop_signal: int | None = None
+        self._reload_wanted = False
+
+    # the parts a process fills in
+
+    def setup(self) -> None:
+        """Open sockets and read state; the config is loaded and logging is set."""
+
+    def loop(self) -> None:
+        """Do one unit of work, waiting at most a short while for it."""
+        raise NotImplementedError
+
+    def validate(self, config: Config) -> None:
+        """Raise ``ConfigError`` unless ``config`` holds what this process needs."""
+
+    def apply_config(self, old: Config, new: Config) -> None:
+        """Start using ``new`` after a reload (already validated)."""
+
+    def shutdown(self) -> None:
+        """Close what ``setup`` opened."""
+
+    # the runner
+
+    def load_config(self) -> Config:
+        """Read and validate the config file named on the command line."""
+        config = Config()
+        try:
+            config.load(self.args.config_file)
+        except OSError as e:
+            raise ConfigError(
+                f"cannot read config file {self.args.config_file}: {e.strerror}"
+            ) from None
+        except KeyError as e:
+            raise ConfigError(e.args[0]) from None
+        self.validate(config)
+        return config
+
+    def reload(self) -> None:
+        """Re-read the config; keep the old one if the new one is not valid."""
+        from nowcast import logs
+
+        self.logger.info(
+            "hangup signal (SIGHUP) received; reloading config from %s", self.args.config_file
+        )
+        try:
+            new = self.load_config()
+        except ConfigError as e:
+            self.logger.error("config reload refused, still using the previous config: %s", e)
+            return
+        old, self.config = self.config, new
+        try:
+            logs.configure(new)
+        except ConfigError as e:
+            self.logger.error("logging config refused, keeping the previous one: %s", e)
+            logs.configure(old)
+        self.apply_config(old, new)
+        self.logger.info("config reloaded")
+
+    def run(self) -> int:
+        """Set up, loop until a stop signal, shut down. Returns the exit code."""
+        from nowcast import logs
+
+        try:
+            self.config = self.load_config()
+            logs.configure(self.config)
+        except ConfigError as e:
+            logs.console_only()
+            self.logger.critical("cannot start: %s", e)
+            return 2
+        self.logger.info("running in process %s", os.getpid())
+        self.logger.info("read config from %s", self.config.file)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._want_stop)
+        signal.signal(signal.SIGHUP, self._want_reload)
+        try:
+            self.setup()
+            while self._stop_signal is None:
+                if self._reload_wanted:
+                    self._reload_wanted = False
+                    self.reload()
+                self.loop()
+        except ConfigError as e:
+            self.logger.critical("cannot run: %s", e)
+            return 2
+        finally:
+            if self._stop_signal is not None:
+                self.logger.info(
+                    "%s received; shutting down", signal.Signals(self._stop_signal).name
+                )
+            self.shutdown()
+        return 0
+
+    def _want_stop(self, signum: int, frame: Any) -> None:
+        self._stop_signal = signum
+
+    def _want_reload(self, signum: int, frame: Any) -> None:
+        self._reload_wanted = True
+
+
+def main(
+    process_class: type[LongRunningProcess], argv: list[str] | None = None, **cli_options: Any
+) -> None:
+    """Entry point: parse the command line and run ``process_class`` until stopped."""
+    from nowcast.cli import CommandLineInterface
+
+    cli = CommandLineInterface(
+        process_class.name, package="nowcast", description=process_class.__doc__
+    )
+    cli.build_parser()
+    for flags, options in cli_options.get("arguments", []):
+        cli.add_argument(*flags, **options)
+    args = cli.parser.parse_args(argv)
+    sys.exit(process_class(args).run())

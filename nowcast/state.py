@@ -1,0 +1,91 @@
+"""The manager's own state, kept in a JSON file beside the checklist file.
+
+It holds what the checklist must not: the ids of recently applied messages with
+the replies they got (so a re-sent message is answered, not applied twice), the
+race-condition groups still waiting, and the workers decided on but not yet
+launched. It is written atomically, after the checklist and before any reply.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections import OrderedDict
+
+import attrs
+
+from nowcast import defaults
+from nowcast.fileutils import atomic_write
+from nowcast.race import RaceGroups, worker_from_plain, worker_to_plain
+from nowcast.worker import NextWorker
+
+logger = logging.getLogger(__name__)
+
+FORMAT = 1
+
+
+def state_path(checklist_file: str) -> str:
+    """The state file that goes with ``checklist_file``."""
+    return f"{checklist_file}.manager-state.json"
+
+
+@attrs.define
+class ManagerState:
+    """Everything the manager must remember across a restart besides the checklist."""
+
+    replies: OrderedDict = attrs.field(factory=OrderedDict)
+    races: RaceGroups = attrs.field(factory=RaceGroups)
+    pending: list[NextWorker] = attrs.field(factory=list)
+    remembered: int = defaults.REMEMBERED_IDS
+
+    def remember(self, msg_id: str, reply: str) -> None:
+        """Keep the reply to message ``msg_id``, forgetting the oldest beyond the limit."""
+        self.replies[msg_id] = reply
+        while len(self.replies) > self.remembered:
+            self.replies.popitem(last=False)
+
+    def to_json(self) -> bytes:
+        data = {
+            "format": FORMAT,
+            "replies": self.replies,
+            "race groups": self.races.to_plain(),
+            "pending launches": [worker_to_plain(w) for w in self.pending],
+        }
+        return json.dumps(data, ensure_ascii=False).encode("utf-8")
+
+    def save(self, path: str) -> None:
+        atomic_write(path, self.to_json(), sync_dir=False)
+
+    @classmethod
+    def load(cls, path: str, remembered: int = defaults.REMEMBERED_IDS) -> ManagerState:
+        """Read the state file; an absent one gives a fresh state, an unreadable
+        one is moved aside with a log line."""
+        try:
+            with open(path, "rb") as f:
+                data = json.loads(f.read())
+            state = cls(
+                OrderedDict(data.get("replies", {})),
+                RaceGroups.from_plain(data.get("race groups", [])),
+                [worker_from_plain(w) for w in data.get("pending launches", [])],
+                remembered,
+            )
+        except FileNotFoundError:
+            return cls(remembered=remembered)
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            aside = f"{path}.unreadable-{time.strftime('%Y%m%dT%H%M%S')}"
+            os.replace(path, aside)
+            logger.error(
+                "manager state file %s cannot be read (%s); moved it to %s", path, e, aside
+            )
+            return cls(remembered=remembered)
+        logger.info(
+            "manager state read from %s: %d remembered message ids, %d race groups waiting, "
+            "%d launches pending",
+            path,
+            len(state.replies),
+            len(state.races.groups),
+            len(state.pending),
+        )
+        return state

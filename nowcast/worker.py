@@ -1,0 +1,296 @@
+"""Workers: the small programs that do one job and tell the manager how it went.
+
+A worker module builds a ``NowcastWorker``, adds its command-line options, and calls
+``run(worker_func, success, failure)``. ``worker_func`` returns the payload for the
+checklist; raising ``WorkerError`` reports failure, any other exception a crash.
+
+Exit codes (documented for operators and supervisors):
+
+====  ===========================================================================
+0     the job succeeded and the manager acknowledged it
+1     the job failed (``WorkerError``); the failure was reported
+2     command-line or configuration error; nothing was sent
+3     the job crashed (unhandled exception); the crash was reported
+4     no reply from the manager within the give-up time
+5     the manager answered with an error (unregistered worker or message type,
+      an ``after_*`` function that raised, an invalid message)
+143   stopped by SIGTERM (or 130 by SIGINT); nothing further was reported
+====  ===========================================================================
+
+This module is on every worker's start-up path: it imports only what a worker
+needs, and that only when it needs it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from nowcast import defaults
+from nowcast.config import Config
+from nowcast.errors import ConfigError, NoManagerError, NowcastError, WorkerError
+from nowcast.message import Message, to_plain
+
+EXIT_SUCCESS = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_CRASH = 3
+EXIT_NO_MANAGER = 4
+EXIT_REFUSED = 5
+
+# Replies that mean the manager did not accept a message, with what they mean.
+ERROR_REPLIES = {
+    "unregistered worker": "message received from a worker not in the message registry",
+    "unregistered message type": "message type not registered for the worker",
+    "no after_worker function": "no after_<worker> function in the next workers module",
+    "after_worker function failed": "the after_<worker> function raised an exception",
+    "invalid message": "the manager could not read the message",
+    "unknown checklist key": "the checklist has no such key",
+}
+# Replies that mean the message was applied.
+OK_REPLIES = {
+    "ack": "message acknowledged",
+    "checklist cleared": "system checklist cleared",
+}
+
+__all__ = ["NextWorker", "NowcastWorker", "WorkerError"]
+
+
+class ManagerRefusedError(NowcastError):
+    """The manager answered a message with one of ``ERROR_REPLIES``."""
+
+
+class NextWorker:
+    """A worker for the manager to launch: ``python -m module config_file *args`` on
+    ``host``. Returned by ``after_<worker>`` functions in the next workers module."""
+
+    __slots__ = ("module", "args", "host")
+
+    def __init__(self, module: str, args: list | None = None, host: str = "localhost"):
+        self.module = module
+        self.args = [] if args is None else args
+        self.host = host
+
+    def launch(self, config: Config, logger_name: str):
+        """Start the worker without waiting for it; return its ``Popen``."""
+        from nowcast.launcher import launch
+
+        return launch(self, config, logging.getLogger(logger_name))
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (self.module, self.args, self.host) == (other.module, other.args, other.host)
+
+    __hash__ = None  # mutable, as NEMO_Nowcast's is
+
+    def __repr__(self) -> str:
+        return f"NextWorker(module={self.module!r}, args={self.args!r}, host={self.host!r})"
+
+
+class NowcastWorker:
+    """The frame of a worker: command line, config, logging, and the exchange of
+    messages with the manager (with re-sends and a bounded wait)."""
+
+    def __init__(self, name: str, description: str, package: str = "nowcast.workers"):
+        self.name = name
+        self.description = description
+        self.package = package
+        self.config = Config()
+        self.logger: logging.Logger | None = None
+        self.cli = None
+        self.worker_func: Callable | None = None
+        self.success: Callable | None = None
+        self.failure: Callable | None = None
+        self._parsed_args = None
+        self._context = None
+        self._sent = 0
+
+    def init_cli(self) -> None:
+        """Build the default command line: the config file, ``--debug``, ``--help``.
+
+        Add more with ``self.cli.add_argument`` and ``self.cli.add_date_option``.
+        """
+        from nowcast.cli import CommandLineInterface
+
+        self.cli = CommandLineInterface(
+            self.name, package=self.package, description=self.description
+        )
+        self.cli.build_parser()
+        self.cli.parser.add_argument(
+            "--debug",
+            action="store_true",
+            help="Log to the console instead of the log files, and send nothing to "
+            "the manager (messages that would be sent are logged).",
+        )
+
+    def run(self, worker_func: Callable, success: Callable, failure: Callable) -> None:
+        """Parse the command line, read the config, set up logging, do the job,
+        tell the manager. Exits with a non-zero code (see the module doc) when the
+        job did not succeed."""
+        self.worker_func = worker_func
+        self.success, self.failure = success, failure
+        if self.cli is None:
+            self.init_cli()
+        self._parsed_args = self.cli.parser.parse_args()
+        self.logger = logging.getLogger(self.name)
+        code = self._prepare()
+        if code == EXIT_SUCCESS:
+            signal.signal(signal.SIGTERM, _exit_on_signal)
+            signal.signal(signal.SIGINT, _exit_on_signal)
+            try:
+                code = self._do_work()
+            except SystemExit as stop:
+                if stop.code in (128 + signal.SIGTERM, 128 + signal.SIGINT):
+                    self.logger.warning(
+                        "stopped by signal %s; nothing more is reported to the manager",
+                        signal.Signals(stop.code - 128).name,
+                    )
+                raise
+            finally:
+                if self._context is not None:
+                    self._context.destroy(linger=0)
+        self.logger.debug("shutting down")
+        if code != EXIT_SUCCESS:
+            sys.exit(code)
+
+    def _prepare(self) -> int:
+        from nowcast import logs
+
+        try:
+            self.config.load(self._parsed_args.config_file)
+            where = logs.configure(self.config, debug=self._parsed_args.debug)
+        except (OSError, KeyError, ConfigError) as e:
+            logs.console_only()
+            text = e.args[0] if isinstance(e, KeyError) and e.args else e
+            self.logger.critical("cannot start: %s", text)
+            return EXIT_USAGE
+        self.logger.info("running in process %s", os.getpid())
+        self.logger.info("read config from %s", self.config.file)
+        self.logger.info("%s", where)
+        return EXIT_SUCCESS
+
+    def _do_work(self) -> int:
+        args = self._parsed_args
+        try:
+            try:
+                try:
+                    payload = self.worker_func(args, self.config, self.tell_manager)
+                    msg_type, code = self.success(args), EXIT_SUCCESS
+                except WorkerError:
+                    msg_type, payload, code = self.failure(args), None, EXIT_FAILURE
+            except (NoManagerError, ManagerRefusedError):
+                raise
+            except Exception:
+                self.logger.critical("unhandled exception:", exc_info=True)
+                msg_type, payload, code = "crash", None, EXIT_CRASH
+            self.tell_manager(msg_type, payload)
+            return code
+        except NoManagerError:
+            return EXIT_NO_MANAGER
+        except ManagerRefusedError:
+            return EXIT_REFUSED
+        except WorkerError as e:  # a message type missing from the registry
+            self.logger.critical("%s", e)
+            return EXIT_USAGE
+
+    def tell_manager(self, msg_type: str, payload: Any = None) -> Message | None:
+        """Send ``(self.name, msg_type, payload)`` to the manager; return its reply.
+
+        Waits ``zmq: reply timeout`` seconds for the reply, re-sends the same message
+        (same id) on a fresh socket, and gives up after ``zmq: give up after`` seconds.
+
+        :raises WorkerError: ``msg_type`` is not registered for this worker.
+        :raises NoManagerError: no reply in time.
+        :raises ManagerRefusedError: the manager answered with an error.
+        """
+        registry = self.config.get("message registry") or {}
+        try:
+            descriptions = registry["workers"][self.name]
+            description = descriptions[msg_type]
+        except (KeyError, TypeError):
+            raise WorkerError(
+                f"message type {msg_type!r} is not registered for worker {self.name!r} "
+                f"in {self.config.file} (key 'message registry: workers: {self.name}')"
+            ) from None
+        if self._parsed_args is not None and self._parsed_args.debug:
+            self.logger.debug(
+                "**debug mode** message that would have been sent to manager: (%s) %s",
+                msg_type,
+                description,
+            )
+            return None
+        self._sent += 1
+        msg_id = f"{self.name}:{os.getpid()}:{os.urandom(6).hex()}:{self._sent}"
+        message = Message(self.name, msg_type, to_plain(payload), msg_id)
+        reply_text = self._exchange(message.serialize(), msg_type)
+        self.logger.debug("sent message: (%s) %s", msg_type, description)
+        try:
+            reply = Message.deserialize(reply_text)
+        except NowcastError as e:
+            self.logger.error("unreadable reply from manager: %s", e)
+            raise ManagerRefusedError(str(e)) from None
+        manager_words = registry.get("manager") or {}
+        if reply.type in OK_REPLIES:
+            words = manager_words.get(reply.type, OK_REPLIES[reply.type])
+            self.logger.debug("received message from %s: (%s) %s", reply.source, reply.type, words)
+            return reply
+        words = ERROR_REPLIES.get(reply.type) or manager_words.get(reply.type, "unknown reply")
+        detail = f": {reply.payload}" if reply.payload else ""
+        self.logger.error(
+            "manager refused (%s) message: (%s) %s%s", msg_type, reply.type, words, detail
+        )
+        raise ManagerRefusedError(reply.type)
+
+    def _exchange(self, text: str, msg_type: str) -> str:
+        """Send ``text``, wait for the reply; re-send on a fresh socket on time-out."""
+        import zmq
+
+        from nowcast import sockets
+
+        zmq_config = self.config["zmq"]
+        reply_timeout = float(zmq_config.get("reply timeout", defaults.REPLY_TIMEOUT))
+        give_up_after = float(zmq_config.get("give up after", defaults.GIVE_UP_AFTER))
+        address = sockets.address(self.config, "workers")
+        if self._context is None:
+            self._context = zmq.Context()
+        start = time.monotonic()
+        tries = 0
+        while True:
+            tries += 1
+            socket = sockets.client(self._context, zmq.REQ, self.config, "workers")
+            try:
+                socket.send_string(text)
+                wait = min(reply_timeout, max(0.0, give_up_after - (time.monotonic() - start)))
+                if socket.poll(wait * 1000):
+                    return socket.recv_string()
+            finally:
+                socket.close(linger=0)
+            waited = time.monotonic() - start
+            if waited >= give_up_after:
+                self.logger.critical(
+                    "no reply from the manager through the broker at %s after %d tries "
+                    "in %.0f s; giving up on (%s) message. Is the message broker "
+                    "running? Is the manager?",
+                    address,
+                    tries,
+                    waited,
+                    msg_type,
+                )
+                raise NoManagerError(address)
+            self.logger.warning(
+                "no reply from the manager within %.1f s; re-sending (%s) message (try %d)",
+                reply_timeout,
+                msg_type,
+                tries + 1,
+            )
+
+
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    """Stop the worker now: its job is abandoned and nothing more is reported."""
+    raise SystemExit(128 + signum)

@@ -1,0 +1,1 @@
+"""Workers that come with nowcast: sleep, awaken, rotate_logs, clear_checklist."""

@@ -1,0 +1,37 @@
+"""Wake up and report success: the worker the tutorial system launches after sleep.
+
+Usage: ``python -m nowcast.workers.awaken config.yaml``
+"""
+
+from __future__ import annotations
+
+import logging
+
+from nowcast.worker import NowcastWorker
+
+NAME = "awaken"
+logger = logging.getLogger(NAME)
+
+
+def main() -> None:
+    worker = NowcastWorker(NAME, description=__doc__, package="nowcast.workers")
+    worker.init_cli()
+    worker.run(awaken, success, failure)
+
+
+def success(parsed_args) -> str:
+    logger.info("awoke")
+    return "success"
+
+
+def failure(parsed_args) -> str:
+    logger.critical("failed to awaken")
+    return "failure"
+
+
+def awaken(parsed_args, config, *args) -> dict:
+    return {"awake": True}
+
+
+if __name__ == "__main__":
+    main()

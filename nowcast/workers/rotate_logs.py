@@ -1,0 +1,66 @@
+"""Rotate the log files of every rotating file handler in the config.
+
+Normally the last worker of a day's cycle. The long-running processes notice that
+their file was rotated and reopen it, so they go on writing to the new file.
+
+Usage: ``python -m nowcast.workers.rotate_logs config.yaml``
+"""
+
+from __future__ import annotations
+
+import logging
+
+from nowcast.worker import NowcastWorker, WorkerError
+
+NAME = "rotate_logs"
+logger = logging.getLogger(NAME)
+
+
+def main() -> None:
+    worker = NowcastWorker(NAME, description=__doc__, package="nowcast.workers")
+    worker.init_cli()
+    worker.run(rotate_logs, success, failure)
+
+
+def success(parsed_args) -> str:
+    logger.info("log files rotated")
+    return "success"
+
+
+def failure(parsed_args) -> str:
+    logger.critical("failed to rotate log files")
+    return "failure"
+
+
+def rotate_logs(parsed_args, config, *args) -> dict:
+    """Roll over each rotating handler the logging config made in this process."""
+    import logging.config
+
+    rotated = []
+    handlers = _rotating_handlers(logging.getLogger())
+    if not handlers:
+        logger.warning("no rotating file handlers in the logging config; nothing to rotate")
+    for handler in handlers:
+        try:
+            handler.doRollover()
+        except OSError as e:
+            raise WorkerError(f"cannot rotate {handler.baseFilename}: {e}") from e
+        rotated.append(handler.baseFilename)
+        logger.info("log file rotated: %s", handler.baseFilename)
+    return {"log files": rotated}
+
+
+def _rotating_handlers(root: logging.Logger) -> list:
+    found = {}
+    loggers = [root] + [
+        lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)
+    ]
+    for lg in loggers:
+        for handler in lg.handlers:
+            if hasattr(handler, "doRollover") and getattr(handler, "baseFilename", None):
+                found.setdefault(handler.baseFilename, handler)
+    return list(found.values())
+
+
+if __name__ == "__main__":
+    main()
