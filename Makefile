@@ -5,15 +5,19 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export NOWCAST_LOGS ?= $(CURDIR)/logs
 
-.PHONY: demo test bench run lint venv clean
+.PHONY: demo test bench run lint venv compile clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,dev]'
+	$(PY) -m pip install --quiet -e '.[test,dev]' --config-settings editable_mode=compat
 	@touch $@
 
-venv: $(VENV)/.installed
+# compile ahead, so no process pays for it at start-up (even with PYTHONDONTWRITEBYTECODE)
+compile: $(VENV)/.installed
+	@$(PY) -m compileall -q nowcast
+
+venv: $(VENV)/.installed compile
 
 test: venv
 	$(PY) -m pytest

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from typing import Any
 
@@ -27,16 +28,20 @@ _ALL = object()
 
 
 class Checklist(dict):
-    """A dict that notes which of its top-level entries may have changed.
+    """A dict that notes which of its entries may have changed since it was last
+    written, so only those are turned into YAML again.
 
-    Reading a mutable entry counts as a possible change (the reader may modify it
-    in place), as does any way of reaching all the values at once.
+    Reading a mutable entry counts as a possible change to all of it (the reader
+    may modify it in place), as does any way of reaching all the values at once.
+    ``merge`` marks only the sub-keys its payload holds.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._fragments: dict[Any, bytes] = {}
-        self._dirty: Any = _ALL
+        self._fragments: dict[Any, bytes] = {}  # whole entries
+        self._parts: dict[Any, dict] = {}  # entries kept as one fragment per sub-key
+        self._dirty: Any = _ALL  # entries that may have changed, or _ALL
+        self._dirty_parts: dict[Any, set] = {}  # sub-keys changed by merge
 
     def _touch(self, key: Any) -> None:
         if self._dirty is not _ALL:
@@ -80,7 +85,6 @@ class Checklist(dict):
 
     def clear(self) -> None:
         dict.clear(self)
-        self._fragments.clear()
         self._touch_all()
 
     def values(self):
@@ -101,62 +105,114 @@ class Checklist(dict):
         current = dict.get(self, key)
         if isinstance(current, dict) and isinstance(payload, dict):
             current.update(payload)
-            self._touch(key)
+            if self._dirty is not _ALL and key not in self._dirty:
+                self._dirty_parts.setdefault(key, set()).update(payload)
         else:
             self[key] = payload
 
     @property
     def changed(self) -> bool:
         """Whether anything may have changed since the last ``to_yaml``."""
-        return self._dirty is _ALL or bool(self._dirty)
+        return self._dirty is _ALL or bool(self._dirty) or bool(self._dirty_parts)
 
     def to_yaml(self) -> bytes:
-        """The whole checklist as YAML, remaking only entries that may have changed."""
-        dirty = self._dirty
-        fragments = self._fragments
-        if dirty is _ALL:
-            fragments.clear()
-            dirty = ()
+        """The whole checklist as YAML, remaking only what may have changed."""
+        if self._dirty is _ALL:
+            self._fragments.clear()
+            self._parts.clear()
         else:
-            for key in dirty:
-                fragments.pop(key, None)
-        for key in [k for k in fragments if not dict.__contains__(self, k)]:
-            del fragments[key]
+            for key in self._dirty:
+                self._fragments.pop(key, None)
+                self._parts.pop(key, None)
+            for key, sub_keys in self._dirty_parts.items():
+                parts = self._parts.get(key)
+                if parts is not None:
+                    for sub_key in sub_keys:
+                        parts.pop(sub_key, None)
+                else:
+                    self._fragments.pop(key, None)
+        for cache in (self._fragments, self._parts):
+            for key in [k for k in cache if not dict.__contains__(self, k)]:
+                del cache[key]
         out = []
         for key, value in dict.items(self):
-            fragment = fragments.get(key)
+            if key in self._parts or (
+                isinstance(value, dict) and len(value) >= _SPLIT_AT and _plain_key(key)
+            ):
+                out.append(self._entry_from_parts(key, value))
+                continue
+            fragment = self._fragments.get(key)
             if fragment is None:
-                fragment = fragments[key] = _dump_entry(key, value)
+                fragment = self._fragments[key] = _dump({key: value})
             out.append(fragment)
         self._dirty = set()
+        self._dirty_parts = {}
         return b"".join(out) if out else b"{}\n"
+
+    def _entry_from_parts(self, key: str, value: dict) -> bytes:
+        """A large dict entry, written from one cached fragment per sub-key."""
+        parts = self._parts.setdefault(key, {})
+        for stale in [k for k in parts if k not in value]:
+            del parts[stale]
+        out = [key.encode("utf-8") + b":\n"]
+        for sub_key, sub_value in value.items():
+            fragment = parts.get(sub_key)
+            if fragment is None:
+                lines = _dump({sub_key: sub_value}).splitlines(keepends=True)
+                fragment = parts[sub_key] = b"".join(b"  " + line for line in lines)
+            out.append(fragment)
+        return b"".join(out)
 
     def as_plain(self) -> dict:
         """The checklist as an ordinary dict (shares the entries)."""
         return dict(dict.items(self))
 
 
-def _dump_entry(key: Any, value: Any) -> bytes:
+# Dict entries with at least this many sub-keys are cached one sub-key at a time.
+_SPLIT_AT = 16
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_ .-]{0,99}")
+
+
+def _plain_key(key: Any) -> bool:
+    """Whether ``key`` is written by YAML as itself, so it can head an entry."""
+    return (
+        isinstance(key, str)
+        and _PLAIN_KEY.fullmatch(key) is not None
+        and not key.endswith((" ", "."))
+        and key.lower() not in _YAML_WORDS
+    )
+
+
+_YAML_WORDS = {"null", "true", "false", "yes", "no", "on", "off", "y", "n", "~"}
+
+
+def _dump(data: dict) -> bytes:
     try:
         text = yaml.dump(
-            {key: value},
+            data,
             Dumper=_Dumper,
             default_flow_style=False,
             sort_keys=False,
             allow_unicode=True,
+            width=_WIDTH,
         )
     except yaml.YAMLError:
         logger.warning(
-            "checklist entry %r holds values YAML cannot write; writing them as text", key
+            "checklist entry %r holds values YAML cannot write; writing them as text", list(data)
         )
         text = yaml.dump(
-            {to_plain(key): to_plain(value)},
+            to_plain(data),
             Dumper=_Dumper,
             default_flow_style=False,
             sort_keys=False,
             allow_unicode=True,
+            width=_WIDTH,
         )
     return text.encode("utf-8")
+
+
+# Line width for YAML; wide, so long values stay on one line for grep.
+_WIDTH = 4096
 
 
 def load(path: str) -> Checklist:

@@ -1,0 +1,339 @@
+"""nowcast benchmarks: each figure next to the floor it is compared with, both
+measured in this run on this machine.
+
+Usage: ``python benchmarks/run.py [--quick] [--only NAME ...]``
+
+Figures are medians over repeated runs, with the spread (min-max).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import yaml
+import zmq
+
+PY = sys.executable
+HERE = Path(__file__).resolve().parent
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def median_spread(values: list[float]) -> tuple[float, float, float]:
+    return statistics.median(values), min(values), max(values)
+
+
+def show(
+    name: str, value: list[float], unit: str, floor_name: str, floor: list[float], target: str
+) -> dict:
+    v, vlo, vhi = median_spread(value)
+    f, flo, fhi = median_spread(floor)
+    ratio = v / f if f else float("nan")
+    print(
+        f"{name:<34} {v:10.1f} {unit:<6} ({vlo:.1f}-{vhi:.1f})   "
+        f"floor {floor_name}: {f:.1f} {unit} ({flo:.1f}-{fhi:.1f})   "
+        f"ratio {ratio:.2f}   target {target}"
+    )
+    return {
+        "name": name,
+        "median": v,
+        "min": vlo,
+        "max": vhi,
+        "unit": unit,
+        "floor": floor_name,
+        "floor median": f,
+        "ratio": ratio,
+        "target": target,
+    }
+
+
+class System:
+    """A broker and a manager in a temporary directory, as a user would run them."""
+
+    def __init__(
+        self,
+        workers: dict[str, dict],
+        checklist: dict | None = None,
+        next_workers: str = "",
+        level: str = "INFO",
+    ) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="nowcast-bench-"))
+        self.ports = {"manager": free_port(), "workers": free_port()}
+        registry = {"next workers module": "bench_next_workers", "workers": workers}
+        config = {
+            "checklist file": str(self.dir / "checklist.yaml"),
+            "python": PY,
+            "logging": {
+                "version": 1,
+                "disable_existing_loggers": False,
+                "formatters": {
+                    "simple": {"format": "%(asctime)s %(levelname)s [%(name)s] %(message)s"}
+                },
+                "handlers": {
+                    "file": {
+                        "class": "logging.FileHandler",
+                        "level": level,
+                        "formatter": "simple",
+                        "filename": str(self.dir / "nowcast.log"),
+                    },
+                },
+                "root": {"level": level, "handlers": ["file"]},
+            },
+            "zmq": {
+                "host": "127.0.0.1",
+                "ports": self.ports,
+                "reply timeout": 30,
+                "give up after": 120,
+            },
+            "message registry": registry,
+        }
+        self.config_file = self.dir / "nowcast.yaml"
+        self.config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+        (self.dir / "bench_next_workers.py").write_text(
+            next_workers
+            or "".join(
+                f"def after_{name}(msg, config, checklist):\n    return []\n" for name in workers
+            )
+        )
+        if checklist is not None:
+            (self.dir / "checklist.yaml").write_text(yaml.safe_dump(checklist, sort_keys=False))
+        self.procs = []
+
+    def start(self) -> System:
+        for module in ("nowcast.message_broker", "nowcast.manager"):
+            self.procs.append(
+                subprocess.Popen([PY, "-m", module, str(self.config_file)], cwd=self.dir)
+            )
+        self.wait_ready()
+        return self
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + 20
+        log = self.dir / "nowcast.log"
+        while time.monotonic() < deadline:
+            if log.exists() and "next workers module loaded" in log.read_text():
+                # and the broker must be bound: ask with a real message round trip
+                if self._ping():
+                    return
+            time.sleep(0.02)
+        raise RuntimeError(f"system in {self.dir} did not start; see {log}")
+
+    def _ping(self) -> bool:
+        ctx = zmq.Context.instance()
+        s = ctx.socket(zmq.REQ)
+        s.setsockopt(zmq.LINGER, 0)
+        s.connect(f"tcp://127.0.0.1:{self.ports['workers']}")
+        s.send_string(json.dumps({"source": "nobody", "type": "ping", "payload": None}))
+        ok = bool(s.poll(1000))
+        s.close()
+        return ok
+
+    def manager_pid(self) -> int:
+        return self.procs[1].pid
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def burst(address: str, messages: list[bytes], clients: int) -> float:
+    """Send ``messages`` from ``clients`` concurrent REQ sockets; return msgs/s."""
+    ctx = zmq.Context.instance()
+    per_client = [messages[i::clients] for i in range(clients)]
+    barrier = threading.Barrier(clients + 1)
+    errors = []
+
+    def client(batch: list[bytes]) -> None:
+        s = ctx.socket(zmq.REQ)
+        s.setsockopt(zmq.LINGER, 0)
+        s.connect(address)
+        barrier.wait()
+        try:
+            for m in batch:
+                s.send(m)
+                if not s.poll(30000):
+                    errors.append("timeout")
+                    return
+                s.recv()
+        finally:
+            s.close()
+
+    threads = [threading.Thread(target=client, args=(b,)) for b in per_client]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise RuntimeError(f"{len(errors)} clients timed out")
+    return len(messages) / elapsed
+
+
+def bench_messages(n: int, tag: str) -> list[bytes]:
+    return [
+        json.dumps(
+            {
+                "source": "reporter",
+                "type": "success",
+                "payload": {f"{tag}-{i}": i},
+                "id": f"{tag}-{i}",
+            }
+        ).encode()
+        for i in range(n)
+    ]
+
+
+# ---------------------------------------------------------------- floors
+
+ECHO_SERVER = """
+import sys, zmq
+ctx = zmq.Context()
+front = ctx.socket(zmq.ROUTER); front.bind("tcp://127.0.0.1:%s" % sys.argv[1])
+back = ctx.socket(zmq.DEALER); back.bind("tcp://127.0.0.1:%s" % sys.argv[2])
+import threading
+threading.Thread(target=zmq.proxy, args=(front, back), daemon=True).start()
+rep = ctx.socket(zmq.REP); rep.connect("tcp://127.0.0.1:%s" % sys.argv[2])
+print("ready", flush=True)
+while True:
+    rep.send(rep.recv())
+"""
+
+
+def floor_burst(messages: list[bytes], clients: int) -> float:
+    """A bare pyzmq REQ/REP echo through a ROUTER/DEALER proxy in Python."""
+    front, back = free_port(), free_port()
+    proc = subprocess.Popen(
+        [PY, "-c", ECHO_SERVER, str(front), str(back)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        proc.stdout.readline()
+        burst(f"tcp://127.0.0.1:{front}", messages[:20], 20)  # warm up connections
+        return burst(f"tcp://127.0.0.1:{front}", messages, clients)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def time_command(cmd: list[str], runs: int, cwd: Path | None = None) -> list[float]:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, cwd=cwd, stdout=subprocess.DEVNULL)
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+# ---------------------------------------------------------------- benchmarks
+
+
+def run_startup(runs: int) -> list[dict]:
+    """A worker's start-up, end to end, against ``python -c "import zmq, yaml"``."""
+    system = System(
+        {"sleep": {"checklist key": "sleep", "success": "s", "failure": "f", "crash": "c"}}
+    ).start()
+    try:
+        cmd = [PY, "-m", "nowcast.workers.sleep", str(system.config_file), "--sleep-time", "0"]
+        time_command(cmd, 2, system.dir)  # warm the file cache
+        floor_zmq = time_command([PY, "-c", "import zmq"], runs)
+        floor = time_command([PY, "-c", "import zmq, yaml"], runs)
+        worker = time_command(cmd, runs, system.dir)
+    finally:
+        system.stop()
+    return [
+        show("worker start-up (sleep 0, e2e)", worker, "ms", "import zmq, yaml", floor, "<= 1.5x"),
+        show("  (for reference) import zmq", floor_zmq, "ms", "import zmq, yaml", floor, "-"),
+    ]
+
+
+def run_burst(runs: int, items: int = 1000, n: int = 1000, clients: int = 20) -> list[dict]:
+    """1,000 messages from 20 concurrent clients with a 1,000-item checklist."""
+    checklist = {f"entry-{i}": {"value": i, "file": f"/data/forcing/{i}.nc"} for i in range(items)}
+    results, floors = [], []
+    for run in range(runs):
+        system = System(
+            {
+                "reporter": {
+                    "checklist key": "reports",
+                    "success": "ok",
+                    "failure": "f",
+                    "crash": "c",
+                }
+            },
+            checklist=checklist,
+        ).start()
+        try:
+            burst(
+                f"tcp://127.0.0.1:{system.ports['workers']}", bench_messages(20, f"warm{run}"), 20
+            )
+            results.append(
+                burst(
+                    f"tcp://127.0.0.1:{system.ports['workers']}",
+                    bench_messages(n, f"r{run}"),
+                    clients,
+                )
+            )
+        finally:
+            system.stop()
+        floors.append(floor_burst(bench_messages(n, f"f{run}"), clients))
+    out = [
+        show(
+            f"burst {n} msgs, {clients} clients, {items} items",
+            results,
+            "msg/s",
+            "REQ/REP echo via proxy",
+            floors,
+            ">= 3000 msg/s and >= 40% of floor",
+        )
+    ]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--only", nargs="*", default=None)
+    args = parser.parse_args()
+    runs = 3 if args.quick else 5
+    print(
+        f"nowcast benchmarks on {platform.node() and 'this machine'}: {platform.machine()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}, pyzmq {zmq.__version__}, "
+        f"libzmq {zmq.zmq_version()}"
+    )
+    print(f"medians of {runs} runs (min-max)")
+    benches = {
+        "startup": lambda: run_startup(runs * 4),
+        "burst": lambda: run_burst(runs),
+    }
+    for name, bench in benches.items():
+        if args.only is None or name in args.only:
+            bench()
+
+
+if __name__ == "__main__":
+    main()
