@@ -26,3 +26,12 @@ REMEMBERED_IDS = 2000
 
 # Seconds a signalled long-running process may take to close its sockets.
 LINGER_MS = 1000
+
+# Seconds between SIGTERM and SIGKILL for a worker past its registry `timeout`.
+TIMEOUT_GRACE = 10.0
+
+# How many recent messages the manager keeps for `python -m nowcast.status`.
+RECENT_MESSAGES = 20
+
+# Seconds `python -m nowcast.status` waits for the manager's answer.
+STATUS_TIMEOUT = 5.0

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import signal
 import sys
 import time
 from typing import Any
@@ -34,10 +35,21 @@ from nowcast.errors import ConfigError, MessageError
 from nowcast.message import Message, load_message_data
 from nowcast.process import LongRunningProcess, main
 from nowcast.state import ManagerState, state_path
+from nowcast.supervision import (
+    Launched,
+    Retry,
+    describe_exit,
+    is_failure,
+    signal_worker,
+    worker_name,
+)
 from nowcast.worker import NextWorker
 
 # Keys of a worker's registry entry that are settings, not message types.
-SETTINGS_KEYS = frozenset({"checklist key", "timeout", "retries", "retry delay"})
+SETTINGS_KEYS = frozenset({"checklist key", "timeout", "timeout grace", "retries", "retry delay"})
+
+# Who asks the manager for its status (``python -m nowcast.status``); read-only.
+STATUS_SOURCE = "nowcast.status"
 
 
 class Reply:
@@ -59,7 +71,6 @@ class NowcastManager(LongRunningProcess):
         super().__init__(args)
         self.checklist = checklist_file.Checklist()
         self.state = ManagerState()
-        self.children: dict[int, tuple[NextWorker, Any, float]] = {}
         self.checklist_logger = logging.getLogger("checklist")
         self._next_workers = None
         self._next_workers_stamp: tuple | None = None
@@ -69,7 +80,8 @@ class NowcastManager(LongRunningProcess):
     def validate(self, config: Config) -> None:
         require_zmq(config)
         require_str(config, "checklist file")
-        require_registry(config)
+        for name, entry in require_registry(config).items():
+            _check_worker_settings(config, name, entry)
         python = lookup(config, "python", default=None)
         if python is not None:
             python = require_str(config, "python")
@@ -112,6 +124,12 @@ class NowcastManager(LongRunningProcess):
             self.checklist = checklist_file.load(path)
         self.state = ManagerState.load(self._state_path)
         self._import_next_workers()
+        if self.state.supervision.running:
+            self.logger.info(
+                "watching %d worker(s) launched by the previous manager: %s",
+                len(self.state.supervision.running),
+                ", ".join(f"{w.name} (pid {w.pid})" for w in self.state.supervision.running),
+            )
         if self.state.pending:
             self.logger.warning(
                 "launching %d worker(s) decided before the previous manager stopped",
@@ -141,17 +159,21 @@ class NowcastManager(LongRunningProcess):
                 except zmq.Again:
                     break
             self.handle_batch(batch)
-        self._reap_children()
+        self.supervise(time.time())
 
     def handle_batch(self, batch: list[list[bytes]]) -> None:
         """Apply every message in ``batch``, write once, reply to all, then launch."""
         self._reimport_next_workers_if_changed()
-        replies = []
         self._applied = False
+        replies = []
         for frames in batch:
             reply = self.handle_frames(frames)
             if reply is not None:
                 replies.append(reply)
+        self._commit(replies)
+
+    def _commit(self, replies: list[Reply]) -> None:
+        """Persist what was applied, then reply, then launch: an ack is on disk."""
         if self._applied:
             self._persist()
         for reply in replies:
@@ -178,6 +200,8 @@ class NowcastManager(LongRunningProcess):
             msg = Message._from_dict(data)
         except MessageError as e:
             return self._invalid(envelope, str(e), body)
+        if msg.source == STATUS_SOURCE and msg.type == "status":
+            return Reply(envelope, self._reply("status", self.status()).serialize())
         if msg.id is not None and msg.id in self.state.replies:
             self.logger.info(
                 "message %s from %s was already applied; answering it again", msg.id, msg.source
@@ -198,8 +222,12 @@ class NowcastManager(LongRunningProcess):
 
     # applying one message
 
-    def apply(self, msg: Message) -> Message:
-        """Check ``msg`` against the registry and apply it; return the reply."""
+    def apply(self, msg: Message, launched: Launched | None = None) -> Message:
+        """Check ``msg`` against the registry and apply it; return the reply.
+
+        ``launched`` is the launched worker a message made up by the manager stands
+        for (a silent death or a timeout).
+        """
         registry = self.config["message registry"]["workers"]
         entry = registry.get(msg.source)
         if entry is None:
@@ -213,11 +241,36 @@ class NowcastManager(LongRunningProcess):
         self.logger.debug(
             "received message from %s: (%s) %s", msg.source, msg.type, entry[msg.type]
         )
+        self.state.note_message(msg.source, msg.type, time.time())
         if msg.type == "clear checklist":
             return self._clear_checklist()
         if msg.type == "need":
             return self._need(msg)
+        if launched is None:
+            launched = self.state.supervision.claim(msg.source, msg.id)
+        retries = entry.get("retries", 0)
+        if launched is not None and is_failure(msg.type) and launched.tries <= retries:
+            return self._retry(msg, entry, launched)
         return self._continue(msg, entry)
+
+    def _retry(self, msg: Message, entry: dict, launched: Launched) -> Message:
+        """Schedule another try of a failed worker instead of calling its after_*."""
+        delays = entry.get("retry delay", 0)
+        if not isinstance(delays, list):
+            delays = [delays]
+        delay = float(delays[min(launched.tries - 1, len(delays) - 1)])
+        self.state.supervision.retries.append(
+            Retry(_plain_worker(launched.next_worker()), launched.tries + 1, time.time() + delay)
+        )
+        self.logger.warning(
+            "%s reported (%s) on try %d of %d; launching it again in %g s",
+            msg.source,
+            msg.type,
+            launched.tries,
+            entry.get("retries", 0) + 1,
+            delay,
+        )
+        return self._reply("ack")
 
     def _reply(self, reply_type: str, payload: Any = None) -> Message:
         return Message(self.name, reply_type, payload)
@@ -273,11 +326,11 @@ class NowcastManager(LongRunningProcess):
                     msg.source,
                 )
         if racers:
-            self.state.races.start(racers)
+            self.state.races.start(_instances(racers, next_workers))
             self.logger.info(
                 "race condition group started: waiting for %s", ", ".join(sorted(racers))
             )
-        self.state.pending.extend(launch_now)
+        self.state.pending.extend((worker, 1) for worker in launch_now)
         return self._reply("ack")
 
     # persistence and launching
@@ -290,27 +343,116 @@ class NowcastManager(LongRunningProcess):
 
     def _launch_pending(self) -> None:
         pending, self.state.pending = self.state.pending, []
-        for worker in pending:
+        registry = self.config["message registry"]["workers"]
+        for worker, tries in pending:
             try:
                 process = launcher.launch(worker, self.config, self.logger)
             except (OSError, ConfigError) as e:
                 self.logger.error("cannot launch %s: %s", worker, e)
                 continue
-            self.children[process.pid] = (worker, process, time.time())
+            entry = registry.get(worker_name(worker.module), {})
+            self.state.supervision.add(worker, process, entry, tries)
         self.state.save(self._state_path)
 
-    def _reap_children(self) -> None:
-        for pid, (worker, process, started) in list(self.children.items()):
-            code = process.poll()
-            if code is not None:
-                del self.children[pid]
-                self.logger.debug(
-                    "%s (pid %s) exited with code %s after %.1f s",
-                    worker.module,
-                    pid,
-                    code,
-                    time.time() - started,
+    # supervision of launched workers
+
+    def supervise(self, now: float) -> None:
+        """Stop workers past their timeout; handle workers that exited without
+        reporting as crashes; launch retries that are due."""
+        supervision = self.state.supervision
+        self._applied = False
+        for launched, signum in supervision.overdue(now):
+            self._applied = True
+            if signum == signal.SIGTERM:
+                self.logger.error(
+                    "%s (pid %s, args %s) ran past its timeout of %s s; sending SIGTERM",
+                    launched.name,
+                    launched.pid,
+                    launched.args,
+                    launched.timeout,
                 )
+            else:
+                self.logger.error(
+                    "%s (pid %s) still running %s s after SIGTERM; sending SIGKILL",
+                    launched.name,
+                    launched.pid,
+                    launched.grace,
+                )
+            signal_worker(launched, signum)
+        exited = supervision.poll_exits()
+        if any(not w.reported for w in exited) and self.socket.poll(0):
+            return  # apply the messages already waiting first: one may be from them
+        for launched in exited:
+            supervision.remove(launched)
+            self._applied = True
+            if launched.reported:
+                self.logger.debug(
+                    "%s (pid %s) %s after %.1f s",
+                    launched.name,
+                    launched.pid,
+                    describe_exit(launched.exit_code),
+                    now - launched.started,
+                )
+                continue
+            why = (
+                f"ran past its timeout of {launched.timeout} s and was stopped"
+                if launched.term_sent is not None
+                else f"{describe_exit(launched.exit_code)} without reporting to the manager"
+            )
+            self.logger.error(
+                "%s (pid %s, args %s, host %s) %s; handling it as a crash",
+                launched.name,
+                launched.pid,
+                launched.args,
+                launched.host,
+                why,
+            )
+            self.apply(Message(launched.name, "crash", None), launched)
+        for retry in supervision.due_retries(now):
+            self._applied = True
+            worker = NextWorker(retry.worker["module"], retry.worker["args"], retry.worker["host"])
+            self.state.pending.append((worker, retry.tries))
+        if self._applied:
+            self._commit([])
+
+    def status(self) -> dict:
+        """What ``python -m nowcast.status`` shows: a read-only view of the state."""
+        now = time.time()
+        supervision = self.state.supervision
+        return {
+            "manager": {
+                "pid": os.getpid(),
+                "config file": str(self.config.file),
+                "checklist file": self._checklist_path,
+            },
+            "running": [
+                {
+                    "name": w.name,
+                    "module": w.module,
+                    "args": w.args,
+                    "host": w.host,
+                    "pid": w.pid,
+                    "started": w.started,
+                    "running for": now - w.started,
+                    "try": w.tries,
+                    "timeout": w.timeout,
+                }
+                for w in supervision.running
+            ],
+            "retries pending": [
+                {**r.worker, "try": r.tries, "due in": max(0.0, r.due - now)}
+                for r in supervision.retries
+            ],
+            "race groups": [
+                {
+                    "waiting for": {n: c for n, c in g.waiting.items() if c},
+                    "then launch": [_plain_worker(w) for w in g.collected],
+                }
+                for g in self.state.races.groups
+            ],
+            "recent messages": list(self.state.recent),
+            "checklist keys": [str(k) for k in dict.keys(self.checklist)],
+        }
 
     # the next workers module
 
@@ -360,6 +502,43 @@ def _file_stamp(module: Any) -> tuple | None:
     except OSError:
         return None
     return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def _plain_worker(worker: NextWorker) -> dict:
+    return {"module": worker.module, "args": [str(a) for a in worker.args], "host": worker.host}
+
+
+def _instances(racers: set[str], next_workers: list[NextWorker]) -> list[str]:
+    """The race group's members: each named worker as many times as it is launched."""
+    names = []
+    for name in sorted(racers):
+        count = sum(1 for w in next_workers if worker_name(w.module) == name)
+        names.extend([name] * max(1, count))
+    return names
+
+
+def _check_worker_settings(config: Config, name: str, entry: dict) -> None:
+    where = ("message registry", "workers", name)
+    for key in ("timeout", "timeout grace"):
+        if key in entry:
+            require_number(config, *where, key, minimum=0.001)
+    if "retries" in entry:
+        retries = entry["retries"]
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ConfigError(
+                f"{config.file}: key 'message registry: workers: {name}: retries' must be "
+                f"a whole number of at least 0, got {retries!r}"
+            )
+    if "retry delay" in entry:
+        delays = entry["retry delay"]
+        items = delays if isinstance(delays, list) else [delays]
+        if not items or any(
+            isinstance(d, bool) or not isinstance(d, (int, float)) or d < 0 for d in items
+        ):
+            raise ConfigError(
+                f"{config.file}: key 'message registry: workers: {name}: retry delay' must "
+                f"be a number of seconds or a list of them, got {delays!r}"
+            )
 
 
 def _read_after_result(result: Any) -> tuple[list[NextWorker], set[str]]:

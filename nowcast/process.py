@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from typing import Any
 
 from nowcast.config import Config
@@ -109,7 +110,15 @@ class LongRunningProcess:
                 if self._reload_wanted:
                     self._reload_wanted = False
                     self.reload()
-                self.loop()
+                try:
+                    self.loop()
+                except ConfigError:
+                    raise
+                except Exception:
+                    self.logger.exception(
+                        "unexpected error in %s; carrying on with the next message", self.name
+                    )
+                    time.sleep(0.1)  # no tight loop if the error repeats
         except ConfigError as e:
             self.logger.critical("cannot run: %s", e)
             return 2

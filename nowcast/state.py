@@ -2,8 +2,9 @@
 
 It holds what the checklist must not: the ids of recently applied messages with
 the replies they got (so a re-sent message is answered, not applied twice), the
-race-condition groups still waiting, and the workers decided on but not yet
-launched. It is written atomically, after the checklist and before any reply.
+race-condition groups still waiting, the workers decided on but not yet
+launched, the workers launched and still watched, retries due, and the last few
+messages (for ``nowcast.status``). It is written atomically, after the checklist and before any reply.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import attrs
 from nowcast import defaults
 from nowcast.fileutils import atomic_write
 from nowcast.race import RaceGroups, worker_from_plain, worker_to_plain
+from nowcast.supervision import Supervision
 from nowcast.worker import NextWorker
 
 logger = logging.getLogger(__name__)
@@ -37,8 +39,15 @@ class ManagerState:
 
     replies: OrderedDict = attrs.field(factory=OrderedDict)
     races: RaceGroups = attrs.field(factory=RaceGroups)
-    pending: list[NextWorker] = attrs.field(factory=list)
+    pending: list[tuple[NextWorker, int]] = attrs.field(factory=list)  # (worker, try)
     remembered: int = defaults.REMEMBERED_IDS
+    supervision: Supervision = attrs.field(factory=Supervision)
+    recent: list[dict] = attrs.field(factory=list)
+
+    def note_message(self, source: str, msg_type: str, when: float) -> None:
+        """Keep the last few messages, newest last."""
+        self.recent.append({"time": when, "source": source, "type": msg_type})
+        del self.recent[: -defaults.RECENT_MESSAGES]
 
     def remember(self, msg_id: str, reply: str) -> None:
         """Keep the reply to message ``msg_id``, forgetting the oldest beyond the limit."""
@@ -51,7 +60,9 @@ class ManagerState:
             "format": FORMAT,
             "replies": self.replies,
             "race groups": self.races.to_plain(),
-            "pending launches": [worker_to_plain(w) for w in self.pending],
+            "pending launches": [{**worker_to_plain(w), "try": tries} for w, tries in self.pending],
+            "supervision": self.supervision.to_plain(),
+            "recent messages": self.recent,
         }
         return json.dumps(data, ensure_ascii=False).encode("utf-8")
 
@@ -68,8 +79,10 @@ class ManagerState:
             state = cls(
                 OrderedDict(data.get("replies", {})),
                 RaceGroups.from_plain(data.get("race groups", [])),
-                [worker_from_plain(w) for w in data.get("pending launches", [])],
+                [(worker_from_plain(w), w.get("try", 1)) for w in data.get("pending launches", [])],
                 remembered,
+                Supervision.from_plain(data.get("supervision", {})),
+                list(data.get("recent messages", [])),
             )
         except FileNotFoundError:
             return cls(remembered=remembered)
@@ -82,10 +95,11 @@ class ManagerState:
             return cls(remembered=remembered)
         logger.info(
             "manager state read from %s: %d remembered message ids, %d race groups waiting, "
-            "%d launches pending",
+            "%d launches pending, %d launched workers watched",
             path,
             len(state.replies),
             len(state.races.groups),
             len(state.pending),
+            len(state.supervision.running),
         )
         return state

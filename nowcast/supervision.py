@@ -1,0 +1,243 @@
+"""The table of workers the manager launched, and what it watches them for.
+
+Each launched worker is remembered with its name, args, host, pid and start time,
+and saved with the manager's state, so a restarted manager goes on watching the
+workers its predecessor launched (by pid, as they are no longer its children).
+A worker that exits without having reported is handled as a crash; one that runs
+past its registry ``timeout`` is sent SIGTERM, then SIGKILL after a grace period.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+import attrs
+
+from nowcast import defaults
+from nowcast.worker import NextWorker
+
+
+def worker_name(module: str) -> str:
+    """The registry name of a worker module: ``workers.get_forcing`` -> ``get_forcing``."""
+    return module.rsplit(".", 1)[-1]
+
+
+def is_failure(msg_type: str) -> bool:
+    """Whether a message type reports failure or crash (retries apply to these)."""
+    return msg_type == "crash" or msg_type.startswith("failure")
+
+
+@attrs.define
+class Launched:
+    """One worker process the manager started."""
+
+    module: str
+    args: list[str]
+    host: str
+    pid: int
+    started: float  # time.time() at launch
+    tries: int = 1  # 1 for the first run, 2 for the first retry, ...
+    timeout: float | None = None
+    grace: float = defaults.TIMEOUT_GRACE
+    proc_start: str | None = None  # the kernel's start time of pid, against pid reuse
+    term_sent: float | None = None
+    kill_sent: float | None = None
+    reported: bool = False
+    exit_code: int | None = None
+    exited: bool = False
+    process: Any = attrs.field(default=None, eq=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        return worker_name(self.module)
+
+    def next_worker(self) -> NextWorker:
+        return NextWorker(self.module, list(self.args), self.host)
+
+    def to_plain(self) -> dict:
+        data = attrs.asdict(self, filter=lambda a, v: a.name != "process")
+        return data
+
+    @classmethod
+    def from_plain(cls, data: dict) -> Launched:
+        fields = {a.name for a in attrs.fields(cls)} - {"process"}
+        return cls(**{k: v for k, v in data.items() if k in fields})
+
+
+@attrs.define
+class Retry:
+    """A worker to launch again at ``due`` (time.time())."""
+
+    worker: dict  # module, args, host
+    tries: int
+    due: float
+
+
+class Supervision:
+    """The launched workers still running (or exited but not yet handled)."""
+
+    def __init__(self) -> None:
+        self.running: list[Launched] = []
+        self.retries: list[Retry] = []
+
+    def add(self, worker: NextWorker, process: Any, entry: dict, tries: int = 1) -> Launched:
+        timeout = entry.get("timeout") if isinstance(entry, dict) else None
+        grace = (
+            entry.get("timeout grace", defaults.TIMEOUT_GRACE)
+            if isinstance(entry, dict)
+            else defaults.TIMEOUT_GRACE
+        )
+        launched = Launched(
+            worker.module,
+            [str(a) for a in worker.args],
+            worker.host,
+            process.pid,
+            time.time(),
+            tries,
+            timeout,
+            grace,
+            _proc_start(process.pid),
+            process=process,
+        )
+        self.running.append(launched)
+        return launched
+
+    def claim(self, source: str, msg_id: str | None) -> Launched | None:
+        """The launched worker a final message from ``source`` came from, marked
+        as reported: the one whose pid is in the message id, else the oldest of
+        that name that has not reported."""
+        pid = _pid_from_id(msg_id)
+        candidates = [w for w in self.running if w.name == source and not w.reported]
+        for launched in candidates:
+            if pid is not None and launched.pid == pid and launched.host in ("localhost", "", None):
+                launched.reported = True
+                return launched
+        if candidates:
+            candidates[0].reported = True
+            return candidates[0]
+        return None
+
+    def poll_exits(self) -> list[Launched]:
+        """Note which workers have exited; return them (reported or not)."""
+        gone = []
+        for launched in self.running:
+            if launched.exited:
+                gone.append(launched)
+                continue
+            if launched.process is not None:
+                code = launched.process.poll()
+                if code is None:
+                    continue
+                launched.exit_code = code
+            elif _alive(launched.pid, launched.proc_start):
+                continue
+            launched.exited = True
+            gone.append(launched)
+        return gone
+
+    def remove(self, launched: Launched) -> None:
+        self.running.remove(launched)
+
+    def overdue(self, now: float) -> list[tuple[Launched, int]]:
+        """Signals to send now: SIGTERM past the timeout, SIGKILL past the grace."""
+        due = []
+        for launched in self.running:
+            if launched.exited or launched.timeout is None:
+                continue
+            if launched.term_sent is None and now - launched.started >= launched.timeout:
+                launched.term_sent = now
+                due.append((launched, signal.SIGTERM))
+            elif (
+                launched.term_sent is not None
+                and launched.kill_sent is None
+                and now - launched.term_sent >= launched.grace
+            ):
+                launched.kill_sent = now
+                due.append((launched, signal.SIGKILL))
+        return due
+
+    def due_retries(self, now: float) -> list[Retry]:
+        due = [r for r in self.retries if r.due <= now]
+        for retry in due:
+            self.retries.remove(retry)
+        return due
+
+    def to_plain(self) -> dict:
+        return {
+            "running": [w.to_plain() for w in self.running],
+            "retries": [attrs.asdict(r) for r in self.retries],
+        }
+
+    @classmethod
+    def from_plain(cls, data: dict) -> Supervision:
+        table = cls()
+        table.running = [Launched.from_plain(w) for w in data.get("running", [])]
+        table.retries = [Retry(**r) for r in data.get("retries", [])]
+        return table
+
+
+def signal_worker(launched: Launched, signum: int) -> None:
+    """Signal a local worker's whole process group (it runs in a session of its
+    own), so what it started stops too; for an ssh worker, its ssh process."""
+    try:
+        if launched.host in ("localhost", "", None):
+            os.killpg(launched.pid, signum)
+        else:
+            os.kill(launched.pid, signum)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        os.kill(launched.pid, signum)
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "exited (exit code unknown: it was launched by an earlier manager)"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"was killed by {name}"
+    return f"exited with code {code}"
+
+
+def _pid_from_id(msg_id: str | None) -> int | None:
+    if not msg_id:
+        return None
+    parts = msg_id.split(":")
+    if len(parts) >= 4 and parts[-3].isdigit():
+        return int(parts[-3])
+    return None
+
+
+def _proc_start(pid: int) -> str | None:
+    """The start time of ``pid`` from /proc, where there is one."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # fields after the command name, which is in parentheses and may hold spaces
+    return stat.rsplit(b")", 1)[-1].split()[19].decode()
+
+
+def _alive(pid: int, proc_start: str | None) -> bool:
+    """Whether ``pid`` still runs and is the same process (not a reused pid)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    if proc_start is not None and _proc_start(pid) not in (None, proc_start):
+        return False
+    try:  # a zombie whose parent is gone has exited
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[-1].split()[0]
+        return state != b"Z"
+    except OSError:
+        return True
