@@ -79,6 +79,7 @@ class NowcastManager(LongRunningProcess):
 
     def validate(self, config: Config) -> None:
         require_zmq(config)
+        sockets.check_keys(config, "client")
         require_str(config, "checklist file")
         for name, entry in require_registry(config).items():
             _check_worker_settings(config, name, entry)

@@ -5,15 +5,24 @@ manager connects to a DEALER socket on ``zmq: ports: manager``. The broker holds
 state, so the manager can restart at will; a message that arrives while no manager
 is connected is dropped with a log line, and its worker re-sends it.
 
+It binds ``zmq: bind`` (default 127.0.0.1, loopback only). Binding any other
+address needs CurveZMQ keys (``zmq: curve keys``), or ``zmq: insecure: true``.
+With keys, only clients whose public keys are in the keys' ``authorized/``
+directory get through; each refusal is logged (at most one line every 10 s).
+SIGHUP re-reads the config and the authorized keys.
+
 Usage: ``python -m nowcast.message_broker config.yaml``
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 
 from nowcast import defaults, sockets
 from nowcast.config import Config, require_zmq
+from nowcast.errors import ConfigError
 from nowcast.process import LongRunningProcess, main
 
 
@@ -24,15 +33,51 @@ class MessageBroker(LongRunningProcess):
 
     def validate(self, config: Config) -> None:
         require_zmq(config)
+        sockets.check_keys(config, "server")
+        host = sockets.bind_host(config)
+        open_to_all = config["zmq"].get("insecure") is True
+        if not sockets.is_loopback(host) and sockets.keys_dir(config) is None and not open_to_all:
+            raise ConfigError(
+                f"{config.file}: key 'zmq: bind' is {host!r}, which is not loopback, and no "
+                f"keys are configured: anyone who reaches the ports could write to the "
+                f"checklist and launch workers. Make keys with 'python -m nowcast.keys DIR' "
+                f"and set 'zmq: curve keys: DIR' (or, on a trusted network only, set "
+                f"'zmq: insecure: true')"
+            )
 
     def setup(self) -> None:
         import zmq
 
         self._zmq = zmq
         self.context = zmq.Context()
+        self.authenticator = None
+        self._refused = 0
+        self._last_refusal_log = 0.0
+        self._start_authenticator()
         self._bind()
         self._dropped = 0
         self._last_drop_log = 0.0
+
+    def _start_authenticator(self) -> None:
+        """Admit only the public keys in the authorized directory (CURVE only);
+        called again on reload, it re-reads that directory."""
+        directory = sockets.keys_dir(self.config)
+        if directory is None:
+            if self.authenticator is not None:
+                self.authenticator.stop()
+                self.authenticator = None
+            return
+        if self.authenticator is None:
+            from zmq.auth.thread import ThreadAuthenticator
+
+            self.authenticator = ThreadAuthenticator(
+                self.context, log=logging.getLogger("zmq.auth")
+            )
+            self.authenticator.start()
+        authorized = os.path.join(directory, "authorized")
+        self.authenticator.configure_curve(domain="*", location=authorized)
+        count = len([f for f in os.listdir(authorized) if f.endswith(".key")])
+        self.logger.info("CURVE on: admitting the %d public key(s) in %s", count, authorized)
 
     def _bind(self) -> None:
         zmq = self._zmq
@@ -41,10 +86,22 @@ class MessageBroker(LongRunningProcess):
         self.poller = zmq.Poller()
         self.poller.register(self.workers, zmq.POLLIN)
         self.poller.register(self.manager, zmq.POLLIN)
+        self.monitors = {}
+        if self.authenticator is not None:
+            refusals = zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+            for socket in (self.workers, self.manager):
+                monitor = socket.get_monitor_socket(refusals)
+                self.monitors[monitor] = socket
+                self.poller.register(monitor, zmq.POLLIN)
         self.logger.info("worker socket bound to %s", sockets.bind_address(self.config, "workers"))
         self.logger.info("manager socket bound to %s", sockets.bind_address(self.config, "manager"))
 
     def _close(self) -> None:
+        for monitor, socket in self.monitors.items():
+            self.poller.unregister(monitor)
+            socket.disable_monitor()
+            monitor.close(linger=0)
+        self.monitors = {}
         self.workers.close(linger=0)
         self.manager.close(linger=0)
 
@@ -53,7 +110,10 @@ class MessageBroker(LongRunningProcess):
             (sockets.bind_address(c, "workers"), sockets.bind_address(c, "manager"))
             for c in (old, new)
         ]
-        if addresses[0] != addresses[1]:
+        keys_changed = sockets.keys_dir(old) != sockets.keys_dir(new)
+        if keys_changed or self.authenticator is not None:
+            self._start_authenticator()  # re-reads the authorized keys
+        if addresses[0] != addresses[1] or keys_changed:
             self._close()
             try:
                 self._bind()
@@ -68,6 +128,29 @@ class MessageBroker(LongRunningProcess):
             self._relay(self.workers, self.manager, "to the manager")
         if self.manager in events:
             self._relay(self.manager, self.workers, "to a worker")
+        for monitor in self.monitors:
+            if monitor in events:
+                self._log_refusal(monitor)
+
+    def _log_refusal(self, monitor) -> None:
+        from zmq.utils.monitor import recv_monitor_message
+
+        zmq = self._zmq
+        while monitor.poll(0):
+            event = recv_monitor_message(monitor, zmq.NOBLOCK)
+            self._refused += 1
+            endpoint = event.get("endpoint", b"")
+            if isinstance(endpoint, bytes):
+                endpoint = endpoint.decode(errors="replace")
+        now = time.monotonic()
+        if now - self._last_refusal_log >= 10:
+            self.logger.warning(
+                "refused %d connection(s) on %s that did not present an authorized key",
+                self._refused,
+                endpoint,
+            )
+            self._refused = 0
+            self._last_refusal_log = now
 
     def _relay(self, source, destination, where: str) -> None:
         """Forward every message waiting on ``source``."""
@@ -99,6 +182,8 @@ class MessageBroker(LongRunningProcess):
     def shutdown(self) -> None:
         if hasattr(self, "context"):
             self._close()
+            if self.authenticator is not None:
+                self.authenticator.stop()
             self.context.term()
 
 

@@ -109,7 +109,10 @@ class LongRunningProcess:
             while self._stop_signal is None:
                 if self._reload_wanted:
                     self._reload_wanted = False
-                    self.reload()
+                    try:
+                        self.reload()
+                    except Exception:
+                        self.logger.exception("config reload failed; carrying on")
                 try:
                     self.loop()
                 except ConfigError:

@@ -1,12 +1,21 @@
 """Where every nowcast process makes its ZeroMQ sockets, so addresses, limits and
-(later) keys are applied the same way everywhere."""
+CurveZMQ keys are applied the same way everywhere.
+
+With ``zmq: curve keys: DIR`` in the config, the broker's sockets are CURVE
+servers using ``DIR/broker.key_secret``, and admit only clients whose public keys
+are in ``DIR/authorized/``; clients use ``DIR/<zmq: curve client>.key_secret``
+(default ``client``) and the broker's public key ``DIR/broker.key``.
+"""
 
 from __future__ import annotations
 
+import ipaddress
+import os
 from typing import Any
 
 from nowcast import defaults
 from nowcast.config import Config
+from nowcast.errors import ConfigError
 
 
 def address(config: Config, port_name: str) -> str:
@@ -15,13 +24,61 @@ def address(config: Config, port_name: str) -> str:
     return f"tcp://{zmq_config['host']}:{zmq_config['ports'][port_name]}"
 
 
+def bind_host(config: Config) -> str:
+    host = config["zmq"].get("bind", defaults.BIND)
+    return "*" if host in ("*", "0.0.0.0", "all") else str(host)
+
+
 def bind_address(config: Config, port_name: str) -> str:
     """The address the broker binds its ``port_name`` socket to."""
-    zmq_config = config["zmq"]
-    host = zmq_config.get("bind", defaults.BIND)
-    if host in ("*", "0.0.0.0", "all"):
-        host = "*"
-    return f"tcp://{host}:{zmq_config['ports'][port_name]}"
+    return f"tcp://{bind_host(config)}:{config['zmq']['ports'][port_name]}"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def keys_dir(config: Config) -> str | None:
+    directory = config["zmq"].get("curve keys")
+    if directory is None:
+        return None
+    return os.path.expanduser(str(directory))
+
+
+def check_keys(config: Config, role: str) -> None:
+    """Raise ``ConfigError`` unless the key files ``role`` needs are readable."""
+    directory = keys_dir(config)
+    if directory is None:
+        return
+    needed = [os.path.join(directory, "broker.key")]
+    if role == "server":
+        needed += [
+            os.path.join(directory, "broker.key_secret"),
+            os.path.join(directory, "authorized"),
+        ]
+    else:
+        needed.append(os.path.join(directory, f"{_client_name(config)}.key_secret"))
+    for path in needed:
+        if not os.access(path, os.R_OK):
+            raise ConfigError(
+                f"{config.file}: key 'zmq: curve keys' is {directory!r}, but {path} cannot be "
+                f"read; make keys with: python -m nowcast.keys {directory}"
+            )
+
+
+def _client_name(config: Config) -> str:
+    return str(config["zmq"].get("curve client", "client"))
+
+
+def _load(path: str) -> tuple[bytes, bytes | None]:
+    import zmq.auth
+
+    return zmq.auth.load_certificate(path)
 
 
 def client(context: Any, socket_type: int, config: Config, port_name: str) -> Any:
@@ -30,6 +87,13 @@ def client(context: Any, socket_type: int, config: Config, port_name: str) -> An
 
     socket = context.socket(socket_type)
     socket.setsockopt(zmq.LINGER, 0)
+    directory = keys_dir(config)
+    if directory is not None:
+        server_public, _ = _load(os.path.join(directory, "broker.key"))
+        public, secret = _load(os.path.join(directory, f"{_client_name(config)}.key_secret"))
+        socket.curve_serverkey = server_public
+        socket.curve_publickey = public
+        socket.curve_secretkey = secret
     socket.connect(address(config, port_name))
     return socket
 
@@ -42,5 +106,11 @@ def server(context: Any, socket_type: int, config: Config, port_name: str) -> An
     socket.setsockopt(zmq.LINGER, defaults.LINGER_MS)
     max_size = config["zmq"].get("max message size", defaults.MAX_MESSAGE_SIZE)
     socket.setsockopt(zmq.MAXMSGSIZE, int(max_size))
+    directory = keys_dir(config)
+    if directory is not None:
+        public, secret = _load(os.path.join(directory, "broker.key_secret"))
+        socket.curve_secretkey = secret
+        socket.curve_publickey = public
+        socket.curve_server = True
     socket.bind(bind_address(config, port_name))
     return socket

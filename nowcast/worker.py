@@ -165,6 +165,10 @@ class NowcastWorker:
         try:
             self.config.load(self._parsed_args.config_file)
             where = logs.configure(self.config, debug=self._parsed_args.debug)
+            if not self._parsed_args.debug and "curve keys" in (self.config.get("zmq") or {}):
+                from nowcast import sockets
+
+                sockets.check_keys(self.config, "client")
         except (OSError, KeyError, ConfigError) as e:
             logs.console_only()
             text = e.args[0] if isinstance(e, KeyError) and e.args else e
