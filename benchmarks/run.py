@@ -314,6 +314,150 @@ def run_burst(runs: int, items: int = 1000, n: int = 1000, clients: int = 20) ->
     return out
 
 
+HOP_WORKER = """
+import time
+from nowcast import NowcastWorker
+
+def work(parsed_args, config, tell_manager):
+    with open("hops.txt", "a") as f:
+        f.write("{NAME} " + repr(time.time()) + "\\n")
+    return {"hop": "{NAME}"}
+
+worker = NowcastWorker("{NAME}", "a no-op hop", package="")
+worker.init_cli()
+worker.run(work, lambda args: "success", lambda args: "failure")
+"""
+
+
+def run_hop(runs: int, hops: int = 10) -> list[dict]:
+    """A chain of no-op workers: time from one worker's function to the next one's."""
+    names = [f"hop{i}" for i in range(hops)]
+    workers = {n: {"checklist key": n, "success": "s", "failure": "f", "crash": "c"} for n in names}
+    next_workers = (
+        "from nowcast import NextWorker\n"
+        + "".join(
+            f"def after_{n}(msg, config, checklist):\n"
+            f"    return [NextWorker({names[i + 1]!r})] if i_ok(msg) else []\n"
+            if i + 1 < hops
+            else f"def after_{n}(msg, config, checklist):\n    return []\n"
+            for i, n in enumerate(names)
+        )
+        + "def i_ok(msg):\n    return msg.type == 'success'\n"
+    )
+    system = System(workers, next_workers=next_workers).start()
+    results = []
+    try:
+        for n in names:
+            (system.dir / f"{n}.py").write_text(HOP_WORKER.replace("{NAME}", n))
+        subprocess.run([PY, "-m", "compileall", "-q", str(system.dir)], check=True)
+        for _ in range(runs):
+            hops_file = system.dir / "hops.txt"
+            hops_file.unlink(missing_ok=True)
+            subprocess.run(
+                [PY, "-m", names[0], str(system.config_file)], cwd=system.dir, check=True
+            )
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if hops_file.exists() and len(hops_file.read_text().splitlines()) == hops:
+                    break
+                time.sleep(0.01)
+            stamps = [float(line.split()[1]) for line in hops_file.read_text().splitlines()]
+            results.append((stamps[-1] - stamps[0]) / (hops - 1) * 1000)
+        floor = time_command([PY, "-c", "import zmq"], runs * 3)
+    finally:
+        system.stop()
+    return [show(f"hop ({hops}-worker chain)", results, "ms", "import zmq", floor, "<= 1.5x")]
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def run_growth(runs: int, sizes=(10, 1000, 10000), n: int = 1000, clients: int = 20) -> list[dict]:
+    """The per-message cost with 10, 1,000 and 10,000 items in the checklist."""
+    costs = {}
+    for size in sizes:
+        checklist = {
+            f"entry-{i}": {"value": i, "file": f"/data/forcing/{i}.nc"} for i in range(size)
+        }
+        per_run = []
+        for run in range(runs):
+            system = System(
+                {
+                    "reporter": {
+                        "checklist key": "reports",
+                        "success": "ok",
+                        "failure": "f",
+                        "crash": "c",
+                    }
+                },
+                checklist=checklist,
+            ).start()
+            try:
+                address = f"tcp://127.0.0.1:{system.ports['workers']}"
+                burst(address, bench_messages(20, f"w{run}"), 20)
+                rate = burst(address, bench_messages(n, f"g{size}-{run}"), clients)
+            finally:
+                system.stop()
+            per_run.append(1e6 / rate)
+        costs[size] = per_run
+    out = []
+    for size in sizes:
+        out.append(
+            show(
+                f"per-message cost, {size} items",
+                costs[size],
+                "us",
+                f"{sizes[0]} items",
+                costs[sizes[0]],
+                f"<= 2x at {sizes[-1]}",
+            )
+        )
+    return out
+
+
+def run_memory(counts=(10000, 100000), clients: int = 20) -> list[dict]:
+    """The manager's resident memory after 10,000 and 100,000 messages."""
+    system = System(
+        {"reporter": {"checklist key": "reports", "success": "ok", "failure": "f", "crash": "c"}}
+    ).start()
+    readings = {}
+    try:
+        address = f"tcp://127.0.0.1:{system.ports['workers']}"
+        sent = 0
+        for count in counts:
+            while sent < count:
+                batch = min(10000, count - sent)
+                # payloads replace one small entry, so the checklist does not grow
+                msgs = [
+                    json.dumps(
+                        {
+                            "source": "reporter",
+                            "type": "ok",
+                            "payload": {"last": sent + i},
+                            "id": f"m{sent + i}",
+                        }
+                    ).encode()
+                    for i in range(batch)
+                ]
+                burst(address, msgs, clients)
+                sent += batch
+            readings[count] = rss_kib(system.manager_pid()) / 1024
+    finally:
+        system.stop()
+    first, last = readings[counts[0]], readings[counts[-1]]
+    growth = (last - first) / first * 100
+    print(
+        f"{'manager memory':<34} {first:10.1f} MiB after {counts[0]:,} msgs, {last:.1f} MiB after "
+        f"{counts[-1]:,}: growth {growth:+.1f}%   target < +10%"
+    )
+    return [{"name": "manager memory", "MiB": readings, "growth %": growth}]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
@@ -328,7 +472,10 @@ def main() -> None:
     print(f"medians of {runs} runs (min-max)")
     benches = {
         "startup": lambda: run_startup(runs * 4),
+        "hop": lambda: run_hop(runs),
         "burst": lambda: run_burst(runs),
+        "growth": lambda: run_growth(max(2, runs - 2)),
+        "memory": lambda: run_memory(),
     }
     for name, bench in benches.items():
         if args.only is None or name in args.only:
