@@ -42,6 +42,9 @@ class Checklist(dict):
         self._parts: dict[Any, dict] = {}  # entries kept as one fragment per sub-key
         self._dirty: Any = _ALL  # entries that may have changed, or _ALL
         self._dirty_parts: dict[Any, set] = {}  # sub-keys changed by merge
+        self._out: list[bytes] = []  # the fragments in checklist order
+        self._position: dict[Any, int] = {}  # key -> index in _out
+        self._reorder = True  # keys were added or removed since the last layout
 
     def _touch(self, key: Any) -> None:
         if self._dirty is not _ALL:
@@ -60,18 +63,24 @@ class Checklist(dict):
         return self[key] if key in self else default
 
     def __setitem__(self, key: Any, value: Any) -> None:
+        if not dict.__contains__(self, key):
+            self._reorder = True
         dict.__setitem__(self, key, value)
         self._touch(key)
 
     def __delitem__(self, key: Any) -> None:
         dict.__delitem__(self, key)
+        self._reorder = True
         self._touch(key)
 
     def setdefault(self, key: Any, default: Any = None) -> Any:
+        if not dict.__contains__(self, key):
+            self._reorder = True
         self._touch(key)
         return dict.setdefault(self, key, default)
 
     def pop(self, key: Any, *default: Any) -> Any:
+        self._reorder = True
         self._touch(key)
         return dict.pop(self, key, *default)
 
@@ -116,38 +125,56 @@ class Checklist(dict):
         return self._dirty is _ALL or bool(self._dirty) or bool(self._dirty_parts)
 
     def to_yaml(self) -> bytes:
-        """The whole checklist as YAML, remaking only what may have changed."""
+        """The whole checklist as YAML, remaking only what may have changed.
+
+        The fragments are kept in checklist order between calls; when no key was
+        added or removed, only the changed positions are remade.
+        """
         if self._dirty is _ALL:
             self._fragments.clear()
             self._parts.clear()
+            self._rebuild()
         else:
             for key in self._dirty:
                 self._fragments.pop(key, None)
                 self._parts.pop(key, None)
             for key, sub_keys in self._dirty_parts.items():
                 parts = self._parts.get(key)
-                if parts is not None:
+                if parts is None:
+                    self._fragments.pop(key, None)
+                else:
                     for sub_key in sub_keys:
                         parts.pop(sub_key, None)
-                else:
-                    self._fragments.pop(key, None)
+            changed = self._dirty.union(self._dirty_parts)
+            if self._reorder or any(key not in self._position for key in changed):
+                self._rebuild()
+            else:
+                for key in changed:
+                    self._out[self._position[key]] = self._entry(key)
+        self._dirty = set()
+        self._dirty_parts = {}
+        self._reorder = False
+        return b"".join(self._out) if self._out else b"{}\n"
+
+    def _rebuild(self) -> None:
+        """Lay out every entry afresh (keys were added, removed or reordered)."""
         for cache in (self._fragments, self._parts):
             for key in [k for k in cache if not dict.__contains__(self, k)]:
                 del cache[key]
-        out = []
-        for key, value in dict.items(self):
-            if key in self._parts or (
-                isinstance(value, dict) and len(value) >= _SPLIT_AT and _plain_key(key)
-            ):
-                out.append(self._entry_from_parts(key, value))
-                continue
-            fragment = self._fragments.get(key)
-            if fragment is None:
-                fragment = self._fragments[key] = _dump({key: value})
-            out.append(fragment)
-        self._dirty = set()
-        self._dirty_parts = {}
-        return b"".join(out) if out else b"{}\n"
+        self._out = [self._entry(key) for key in dict.keys(self)]
+        self._position = {key: i for i, key in enumerate(dict.keys(self))}
+
+    def _entry(self, key: Any) -> bytes:
+        """One top-level entry's YAML, from the caches where they are valid."""
+        value = dict.__getitem__(self, key)
+        if key in self._parts or (
+            isinstance(value, dict) and len(value) >= _SPLIT_AT and _plain_key(key)
+        ):
+            return self._entry_from_parts(key, value)
+        fragment = self._fragments.get(key)
+        if fragment is None:
+            fragment = self._fragments[key] = _dump({key: value})
+        return fragment
 
     def _entry_from_parts(self, key: str, value: dict) -> bytes:
         """A large dict entry, written from one cached fragment per sub-key."""

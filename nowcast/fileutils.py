@@ -21,12 +21,16 @@ def atomic_write(path: str | os.PathLike, data: bytes, *, sync_dir: bool = True)
         while view:
             written = os.write(fd, view)
             view = view[written:]
-        os.fsync(fd)
+        _sync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
     if sync_dir:
         fsync_dir(directory)
+
+
+# fdatasync skips metadata a rename does not need (times); fsync where it is missing
+_sync = getattr(os, "fdatasync", os.fsync)
 
 
 def fsync_dir(directory: str) -> None:

@@ -49,22 +49,37 @@ class ManagerState:
         self.recent.append({"time": when, "source": source, "type": msg_type})
         del self.recent[: -defaults.RECENT_MESSAGES]
 
+    # each remembered reply's JSON, kept so writing the state does not encode them again
+    _encoded: dict = attrs.field(factory=dict, repr=False, eq=False)
+
     def remember(self, msg_id: str, reply: str) -> None:
         """Keep the reply to message ``msg_id``, forgetting the oldest beyond the limit."""
         self.replies[msg_id] = reply
+        self._encoded.pop(msg_id, None)
         while len(self.replies) > self.remembered:
-            self.replies.popitem(last=False)
+            oldest, _ = self.replies.popitem(last=False)
+            self._encoded.pop(oldest, None)
+
+    def _replies_json(self) -> str:
+        encoded = self._encoded
+        for msg_id, reply in self.replies.items():
+            if msg_id not in encoded:
+                encoded[msg_id] = (
+                    f"{json.dumps(msg_id, ensure_ascii=False)}: {json.dumps(reply, ensure_ascii=False)}"
+                )
+        return "{" + ", ".join(encoded[msg_id] for msg_id in self.replies) + "}"
 
     def to_json(self) -> bytes:
         data = {
             "format": FORMAT,
-            "replies": self.replies,
+            "replies": "@REPLIES@",
             "race groups": self.races.to_plain(),
             "pending launches": [{**worker_to_plain(w), "try": tries} for w, tries in self.pending],
             "supervision": self.supervision.to_plain(),
             "recent messages": self.recent,
         }
-        return json.dumps(data, ensure_ascii=False).encode("utf-8")
+        text = json.dumps(data, ensure_ascii=False)
+        return text.replace('"@REPLIES@"', self._replies_json(), 1).encode("utf-8")
 
     def save(self, path: str) -> None:
         atomic_write(path, self.to_json(), sync_dir=False)
