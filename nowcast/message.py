@@ -109,9 +109,11 @@ def load_message_data(message: str | bytes) -> tuple[Any, str]:
 def _load_yaml(text: str) -> Any:
     import yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    # The pure-Python loader, not libyaml's: libyaml crashes the process (a C stack
+    # overflow) on deeply nested input, where this one raises RecursionError.
+    # Only NEMO_Nowcast workers send YAML, so its speed does not matter here.
     try:
-        data = yaml.load(text, Loader=loader)
+        data = yaml.load(text, Loader=yaml.SafeLoader)
     except RecursionError:
         raise MessageError("nested too deeply") from None
     except Exception as e:  # the YAML parser raises more than YAMLError on bad input

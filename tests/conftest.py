@@ -1,0 +1,271 @@
+"""Fixtures that start a real nowcast system: broker and manager processes on
+loopback with free ports, in a temporary directory, stopped after each test."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+PY = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10, what: str = "condition") -> Any:
+    """Poll ``predicate`` until it is truthy; fail the test after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+
+
+def stop(process: subprocess.Popen, timeout: float = 5) -> None:
+    """Terminate ``process`` (kill it if it lingers) and reap it."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+WORKER_MODULE = '''
+"""A worker for tests: {name}."""
+import os, sys, time
+from nowcast import NowcastWorker, WorkerError
+
+def work(parsed_args, config, tell_manager):
+{body}
+
+worker = NowcastWorker("{name}", "test worker", package="")
+worker.init_cli()
+worker.cli.add_argument("--arg", default="")
+worker.run(work, lambda args: "success", lambda args: "failure")
+'''
+
+
+class System:
+    """A nowcast system in a temporary directory: config, next workers module,
+    worker modules, and the broker and manager processes."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.ports = {"manager": free_port(), "workers": free_port()}
+        self.workers: dict[str, dict] = {}
+        self.zmq_extra: dict[str, Any] = {"reply timeout": 2, "give up after": 30}
+        self.config_extra: dict[str, Any] = {}
+        self.next_workers = "from nowcast import NextWorker\n"
+        self.broker: subprocess.Popen | None = None
+        self.manager: subprocess.Popen | None = None
+        self.processes: list[subprocess.Popen] = []
+
+    # building the system
+
+    def register(self, name: str, checklist_key: str | None = None, **settings: Any) -> None:
+        entry = {
+            "checklist key": checklist_key or name,
+            "success": f"{name} succeeded",
+            "failure": f"{name} failed",
+            "crash": f"{name} crashed",
+        }
+        entry.update(settings)
+        self.workers[name] = entry
+
+    def worker_module(
+        self, name: str, body: str = "return {'done': True}", **settings: Any
+    ) -> None:
+        """Write ``name.py``, a worker whose function runs ``body``, and register it."""
+        self.register(name, **settings)
+        code = WORKER_MODULE.format(name=name, body=textwrap.indent(textwrap.dedent(body), "    "))
+        (self.dir / f"{name}.py").write_text(code)
+
+    def after(self, code: str) -> None:
+        """Add ``after_*`` functions to the next workers module."""
+        self.next_workers += textwrap.dedent(code) + "\n"
+
+    @property
+    def config_file(self) -> Path:
+        return self.dir / "nowcast.yaml"
+
+    @property
+    def checklist_file(self) -> Path:
+        return self.dir / "checklist.yaml"
+
+    @property
+    def log_file(self) -> Path:
+        return self.dir / "nowcast.log"
+
+    def config(self) -> dict:
+        return {
+            "checklist file": str(self.checklist_file),
+            "python": PY,
+            "logging": {
+                "version": 1,
+                "disable_existing_loggers": False,
+                "formatters": {
+                    "simple": {"format": "%(asctime)s %(levelname)s [%(name)s] %(message)s"}
+                },
+                "handlers": {
+                    "file": {
+                        "class": "logging.FileHandler",
+                        "level": "DEBUG",
+                        "formatter": "simple",
+                        "filename": str(self.log_file),
+                    },
+                    "console": {
+                        "class": "logging.StreamHandler",
+                        "level": "WARNING",
+                        "formatter": "simple",
+                        "stream": "ext://sys.stderr",
+                    },
+                },
+                "root": {"level": "DEBUG", "handlers": ["file", "console"]},
+            },
+            "zmq": {"host": "127.0.0.1", "ports": self.ports, **self.zmq_extra},
+            "message registry": {
+                "next workers module": "next_workers",
+                "workers": self.workers,
+            },
+            **self.config_extra,
+        }
+
+    def write(self) -> None:
+        self.config_file.write_text(yaml.safe_dump(self.config(), sort_keys=False))
+        (self.dir / "next_workers.py").write_text(self.next_workers)
+
+    # running it
+
+    def start(self, broker: bool = True, manager: bool = True) -> System:
+        self.write()
+        if broker:
+            self.broker = self.spawn("nowcast.message_broker")
+            wait_for(lambda: "manager socket bound" in self.log(), what="broker start")
+        if manager:
+            self.start_manager()
+        return self
+
+    def spawn(self, module: str, *args: str) -> subprocess.Popen:
+        """Start a process whose output goes to ``<module>.out`` (never to a pipe
+        nobody reads, which would block it once full)."""
+        with open(self.dir / f"{module}.out", "ab") as out:
+            process = subprocess.Popen(
+                [PY, "-m", module, str(self.config_file), *args],
+                cwd=self.dir,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        self.processes.append(process)
+        return process
+
+    def start_manager(self, *args: str) -> subprocess.Popen:
+        before = self.log().count("listening...")
+        self.manager = self.spawn("nowcast.manager", *args)
+        wait_for(lambda: self.log().count("listening...") > before, what="manager start")
+        return self.manager
+
+    def kill_manager(self) -> None:
+        self.manager.send_signal(signal.SIGKILL)
+        self.manager.wait(5)
+
+    def run_worker(
+        self, module: str, *args: str, timeout: float = 60
+    ) -> subprocess.CompletedProcess:
+        """Run a worker to its end, as an operator would; return the result."""
+        return subprocess.run(
+            [PY, "-m", module, str(self.config_file), *args],
+            cwd=self.dir,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def launch_worker(self, module: str, *args: str) -> subprocess.Popen:
+        """Start a worker without waiting for it."""
+        return self.spawn(module, *args)
+
+    # looking at it
+
+    def log(self) -> str:
+        try:
+            return self.log_file.read_text()
+        except FileNotFoundError:
+            return ""
+
+    def checklist(self) -> dict:
+        try:
+            return yaml.safe_load(self.checklist_file.read_text()) or {}
+        except FileNotFoundError:
+            return {}
+
+    def request(self, message: Any, timeout: float = 5) -> Any:
+        """Send one message (a dict, or raw bytes/str) with a REQ socket; return
+        the decoded reply, or None when none comes in time."""
+        import zmq
+
+        context = zmq.Context.instance()
+        sock = context.socket(zmq.REQ)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(f"tcp://127.0.0.1:{self.ports['workers']}")
+        try:
+            if isinstance(message, dict):
+                message = json.dumps(message)
+            sock.send(message.encode() if isinstance(message, str) else message)
+            if not sock.poll(timeout * 1000):
+                return None
+            reply = sock.recv()
+        finally:
+            sock.close()
+        return json.loads(reply)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            stop(process)
+
+
+@pytest.fixture
+def system(tmp_path: Path):
+    """A nowcast system, not yet started: register workers, then ``start()``."""
+    sys_ = System(tmp_path)
+    yield sys_
+    sys_.stop()
+    _kill_strays(tmp_path)
+
+
+def _kill_strays(directory: Path) -> None:
+    """Kill worker processes still running from ``directory`` (launched by the
+    manager in sessions of their own)."""
+    needle = str(directory)
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        if needle in cmdline:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except OSError:
+                pass

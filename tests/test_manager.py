@@ -1,0 +1,328 @@
+"""The manager, with real broker, manager and worker processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+
+import pytest
+import yaml
+import zmq
+from conftest import wait_for
+
+
+@pytest.mark.timeout(60)
+def test_five_worker_chain(system):
+    names = [f"w{i}" for i in range(1, 6)]
+    for name in names:
+        system.worker_module(name, f"return {{'{name}': 'done'}}")
+    for this, following in zip(names, names[1:] + [None], strict=True):
+        launch = f"[NextWorker({following!r})]" if following else "[]"
+        system.after(f"def after_{this}(msg, config, checklist):\n    return {launch}\n")
+    system.start()
+    result = system.run_worker("w1")
+    assert result.returncode == 0, result.stderr
+    wait_for(lambda: "w5" in system.checklist(), what="w5 in the checklist")
+    checklist = system.checklist()
+    assert [checklist[n] for n in names] == [{n: "done"} for n in names]
+    assert list(checklist) == names
+
+
+@pytest.mark.timeout(60)
+def test_race_condition_group_launches_what_follows_once(system):
+    system.worker_module("a")
+    system.worker_module("b")
+    system.worker_module("c", "import time; time.sleep(0.5); return {'c': 1}")
+    system.worker_module("d", "open('d.marker', 'a').write('d\\n'); return {'d': 1}")
+    system.after(
+        """
+        def after_a(msg, config, checklist):
+            return [NextWorker("b"), NextWorker("c")], {"b", "c"}
+        def after_b(msg, config, checklist):
+            return [NextWorker("d")]
+        def after_c(msg, config, checklist):
+            return [NextWorker("d")]
+        def after_d(msg, config, checklist):
+            return []
+        """
+    )
+    system.start()
+    assert system.run_worker("a").returncode == 0
+    wait_for(lambda: "d" in system.checklist(), what="d to report")
+    assert (system.dir / "d.marker").read_text() == "d\n"
+    log = system.log()
+    # d was held until both b and c had reported
+    assert log.index("checklist updated with [c]") < log.index("launching NextWorker(module='d'")
+    assert log.count("launching NextWorker(module='d'") == 1
+
+
+@pytest.mark.timeout(60)
+def test_need_returns_a_checklist_entry(system):
+    system.worker_module("producer", "return {'file': 'forcing.nc'}")
+    system.worker_module(
+        "consumer",
+        """
+        reply = tell_manager("need", "producer")
+        return {"got": reply.payload}
+        """,
+        need="consumer needs a checklist entry",
+    )
+    system.after(
+        "def after_producer(msg, config, checklist):\n    return []\n"
+        "def after_consumer(msg, config, checklist):\n    return []\n"
+    )
+    system.start()
+    assert system.run_worker("producer").returncode == 0
+    result = system.run_worker("consumer")
+    assert result.returncode == 0, result.stderr
+    assert system.checklist()["consumer"] == {"got": {"file": "forcing.nc"}}
+
+
+@pytest.mark.timeout(60)
+def test_need_of_an_unknown_key_is_refused(system):
+    system.worker_module(
+        "consumer", "tell_manager('need', 'nothing here')\nreturn {}", need="needs"
+    )
+    system.after("def after_consumer(msg, config, checklist):\n    return []\n")
+    system.start()
+    result = system.run_worker("consumer")
+    assert result.returncode == 5
+    assert "unknown checklist key" in result.stderr
+
+
+@pytest.mark.timeout(60)
+def test_clear_checklist_writes_the_checklist_log_first(system):
+    system.worker_module("producer", "return {'value': 42}")
+    system.register("clear_checklist", **{"clear checklist": "please clear"})
+    system.after(
+        "def after_producer(msg, config, checklist):\n    return []\n"
+        "def after_clear_checklist(msg, config, checklist):\n    return []\n"
+    )
+    system.start(manager=False)
+    config = system.config()
+    config["logging"]["handlers"]["checklist"] = {
+        "class": "logging.FileHandler",
+        "filename": str(system.dir / "checklist.log"),
+        "formatter": "simple",
+    }
+    config["logging"]["loggers"] = {"checklist": {"handlers": ["checklist"], "propagate": False}}
+    system.config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+    system.start_manager()
+    assert system.run_worker("producer").returncode == 0
+    result = system.run_worker("nowcast.workers.clear_checklist")
+    assert result.returncode == 0, result.stderr
+    assert "producer" not in system.checklist()
+    assert "value: 42" in (system.dir / "checklist.log").read_text()
+    assert "checklist cleared" in system.log()
+
+
+@pytest.mark.timeout(60)
+def test_after_function_that_raises_is_answered_and_manager_carries_on(system):
+    system.worker_module("bad")
+    system.worker_module("good")
+    system.after(
+        "def after_bad(msg, config, checklist):\n    raise ValueError('oops in user code')\n"
+        "def after_good(msg, config, checklist):\n    return []\n"
+    )
+    system.start()
+    result = system.run_worker("bad")
+    assert result.returncode == 5
+    assert "after_worker function failed" in result.stderr
+    log = system.log()
+    assert "Traceback" in log and "ValueError: oops in user code" in log
+    assert system.run_worker("good").returncode == 0
+    assert system.manager.poll() is None
+
+
+@pytest.mark.timeout(60)
+def test_registry_replies(system):
+    system.worker_module("known")
+    system.start()
+    assert (
+        system.request({"source": "stranger", "type": "success"})["type"] == "unregistered worker"
+    )
+    assert (
+        system.request({"source": "known", "type": "party"})["type"] == "unregistered message type"
+    )
+    assert system.request({"source": "known", "type": "checklist key"})["type"] == (
+        "unregistered message type"
+    )
+    assert system.request({"source": "known", "type": "success"})["type"] == (
+        "no after_worker function"
+    )
+
+
+def _malformed(rng: random.Random) -> list[bytes]:
+    deep = "[" * 100_000 + "]" * 100_000
+    shapes = [
+        b"",
+        b"\xff\xfe\x00garbage",
+        b"{not json",
+        b"{'source': [unclosed",
+        b"- just\n- a list\n",
+        b"42",
+        b"null",
+        json.dumps({"source": 1, "type": "success"}).encode(),
+        json.dumps({"source": "known"}).encode(),
+        json.dumps({"source": "known", "type": "success", "extra": 1}).encode(),
+        json.dumps({"source": "known", "type": "success", "id": 5}).encode(),
+        deep.encode(),
+        (b"a: &a [1]\nb: &b [*a, *a]\nc: [*b, *b]\n"),
+        b"source: known\ntype: success\npayload: !!python/object/apply:os.system ['true']\n",
+        json.dumps({"source": "known", "type": "success", "payload": "x" * 500_000}).encode(),
+    ]
+    out = []
+    for i in range(500):
+        if i < len(shapes):
+            out.append(shapes[i])
+        else:
+            out.append(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200))))
+    return out
+
+
+@pytest.mark.timeout(120)
+def test_500_malformed_messages_then_a_valid_worker_reports(system):
+    system.worker_module("known")
+    system.after("def after_known(msg, config, checklist):\n    return []\n")
+    system.start()
+    rng = random.Random(20261124)
+    context = zmq.Context.instance()
+    req = context.socket(zmq.REQ)
+    req.setsockopt(zmq.LINGER, 0)
+    req.connect(f"tcp://127.0.0.1:{system.ports['workers']}")
+    answered = 0
+    for body in _malformed(rng)[:400]:
+        req.send(body)
+        if req.poll(5000):
+            reply = json.loads(req.recv())
+            assert reply["type"] in (
+                "invalid message",
+                "unregistered worker",
+                "unregistered message type",
+                "no after_worker function",
+                "ack",
+            )
+            answered += 1
+        else:  # a REQ socket must be replaced after an unanswered request
+            req.close()
+            req = context.socket(zmq.REQ)
+            req.setsockopt(zmq.LINGER, 0)
+            req.connect(f"tcp://127.0.0.1:{system.ports['workers']}")
+    req.close()
+    assert answered >= 390
+    # DEALER clients: missing delimiters, extra frames
+    dealer = context.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 0)
+    dealer.connect(f"tcp://127.0.0.1:{system.ports['workers']}")
+    for i, body in enumerate(_malformed(rng)[400:]):
+        frames = (
+            [body] if i % 3 == 0 else [b"", body, b"extra"] if i % 3 == 1 else [b"x", b"", body]
+        )
+        dealer.send_multipart(frames)
+    dealer.close()
+    result = system.run_worker("known")
+    assert result.returncode == 0, result.stderr
+    assert system.manager.poll() is None
+    assert system.broker.poll() is None
+    assert system.checklist()["known"] == {"done": True}
+    assert "invalid message" in system.log()
+
+
+@pytest.mark.timeout(180)
+def test_manager_killed_twice_while_100_workers_report_loses_nothing(system):
+    system.zmq_extra.update({"reply timeout": 1, "give up after": 60})
+    system.worker_module("reporter", "return {f'item-{parsed_args.arg}': int(parsed_args.arg)}")
+    system.after("def after_reporter(msg, config, checklist):\n    return []\n")
+    system.start()
+    workers = [system.launch_worker("reporter", "--arg", str(i)) for i in range(100)]
+    for kill in range(2):
+        wait_for(
+            lambda n=kill: len(system.checklist().get("reporter", {})) > 15 * (n + 1),
+            timeout=60,
+            what="some reports",
+        )
+        system.kill_manager()
+        # the checklist file is valid YAML right after the kill
+        assert isinstance(yaml.safe_load(system.checklist_file.read_text()), dict)
+        system.start_manager()
+    codes = [w.wait(90) for w in workers]
+    assert codes == [0] * 100
+    items = system.checklist()["reporter"]
+    assert items == {f"item-{i}": i for i in range(100)}
+
+
+@pytest.mark.timeout(60)
+def test_a_resent_message_is_answered_not_applied_twice(system):
+    system.worker_module("counted")
+    system.after(
+        "def after_counted(msg, config, checklist):\n"
+        "    open('after.count', 'a').write('x')\n"
+        "    return []\n"
+    )
+    system.start()
+    message = {"source": "counted", "type": "success", "payload": {"n": 1}, "id": "counted:1:ab:1"}
+    first = system.request(message)
+    second = system.request(message)
+    assert first == second and first["type"] == "ack"
+    system.kill_manager()
+    system.start_manager()
+    assert system.request(message) == first
+    assert (system.dir / "after.count").read_text() == "x"
+
+
+@pytest.mark.timeout(60)
+def test_sighup_with_broken_config_is_refused_and_manager_keeps_serving(system):
+    system.worker_module("known")
+    system.after("def after_known(msg, config, checklist):\n    return []\n")
+    system.start()
+    good = system.config_file.read_text()
+    system.config_file.write_text(good.replace("next workers module: next_workers", "x: 1"))
+    system.manager.send_signal(signal.SIGHUP)
+    wait_for(lambda: "config reload refused" in system.log(), what="refusal")
+    assert "next workers module" in system.log().split("config reload refused")[1].splitlines()[0]
+    assert system.run_worker("known").returncode == 0
+
+
+@pytest.mark.timeout(60)
+def test_sigterm_stops_manager_and_broker_within_2_seconds(system):
+    system.start()
+    for process in (system.manager, system.broker):
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(2) == 0
+    assert "SIGTERM received; shutting down" in system.log()
+
+
+@pytest.mark.timeout(60)
+def test_next_workers_module_is_reimported_when_its_file_changes(system):
+    system.worker_module("known")
+    system.after("def after_known(msg, config, checklist):\n    return []\n")
+    system.start()
+    assert system.run_worker("known").returncode == 0
+    assert system.run_worker("known").returncode == 0
+    assert "re-imported" not in system.log()
+    source = system.dir / "next_workers.py"
+    source.write_text(source.read_text() + "\n# edited\n")
+    stat = source.stat()
+    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert system.run_worker("known").returncode == 0
+    assert system.log().count("next workers module re-imported") == 1
+
+
+@pytest.mark.timeout(60)
+def test_checklist_is_reloaded_at_start_unless_ignored(system):
+    system.worker_module("known")
+    system.after("def after_known(msg, config, checklist):\n    return []\n")
+    system.start()
+    assert system.run_worker("known").returncode == 0
+    system.manager.terminate()
+    system.manager.wait(5)
+    system.start_manager()
+    status = system.request({"source": "nowcast.status", "type": "status"})
+    assert status["payload"]["checklist keys"] == ["known"]
+    system.manager.terminate()
+    system.manager.wait(5)
+    system.start_manager("--ignore-checklist")
+    status = system.request({"source": "nowcast.status", "type": "status"})
+    assert status["payload"]["checklist keys"] == []
