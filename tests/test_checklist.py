@@ -1,0 +1,87 @@
+"""nowcast.checklist: merging, YAML that never goes stale, loading."""
+
+from __future__ import annotations
+
+import random
+
+import yaml
+
+from nowcast import checklist as checklist_module
+from nowcast.checklist import Checklist
+
+
+def test_merge_updates_dicts_in_place_and_replaces_the_rest():
+    c = Checklist({"a": {"x": 1}, "b": [1]})
+    c.merge("a", {"y": 2})
+    c.merge("b", {"z": 3})
+    c.merge("c", None)
+    assert c == {"a": {"x": 1, "y": 2}, "b": {"z": 3}, "c": None}
+
+
+def _value(rng: random.Random, depth: int = 0):
+    roll = rng.random()
+    if depth < 3 and roll < 0.3:
+        keys = ["a", "b c", "d-e", "true", "1x", "é", "k: v"]
+        return {
+            f"{rng.choice(keys)}{rng.randint(0, 40)}": _value(rng, depth + 1)
+            for _ in range(rng.randint(0, 20 if depth == 0 else 3))
+        }
+    if depth < 3 and roll < 0.4:
+        return [_value(rng, depth + 1) for _ in range(rng.randint(0, 3))]
+    return rng.choice(
+        [1, 2.5, "x", "two\nlines", "a: b", None, True, "", " lead", "#", "- x", "w " * 50]
+    )
+
+
+def test_yaml_matches_the_checklist_after_any_mutation():
+    rng = random.Random(7)
+    for _ in range(300):
+        c = Checklist({f"k{i}": _value(rng) for i in range(5)})
+        c.to_yaml()
+        for _ in range(12):
+            roll, key = rng.random(), f"k{rng.randint(0, 7)}"
+            if roll < 0.4:
+                c.merge(
+                    key,
+                    {f"s{rng.randint(0, 30)}": _value(rng)} if rng.random() < 0.8 else _value(rng),
+                )
+            elif roll < 0.5:
+                value = c.get(key)
+                if isinstance(value, dict):
+                    value[f"z{rng.randint(0, 3)}"] = _value(rng)
+            elif roll < 0.6:
+                c.pop(key, None)
+            elif roll < 0.65:
+                c.clear()
+            elif roll < 0.7:
+                c.setdefault(key, _value(rng))
+            elif roll < 0.85:
+                c[key] = _value(rng)
+            elif key in c:
+                del c[key]
+            if rng.random() < 0.7:
+                loaded = yaml.safe_load(c.to_yaml()) or {}
+                assert loaded == c.as_plain()
+                assert list(loaded) == list(c.as_plain())
+
+
+def test_load_reads_a_checklist_written_by_nemo_nowcast(tmp_path):
+    path = tmp_path / "nowcast_checklist.yaml"
+    path.write_text(yaml.safe_dump({"sleepyhead": {"slept": 5}, "awake": True}))
+    assert checklist_module.load(str(path)) == {"sleepyhead": {"slept": 5}, "awake": True}
+
+
+def test_an_unreadable_file_is_moved_aside_not_lost(tmp_path):
+    path = tmp_path / "checklist.yaml"
+    path.write_text("a: [unclosed\n")
+    assert checklist_module.load(str(path)) == {}
+    aside = list(tmp_path.glob("checklist.yaml.unreadable-*"))
+    assert len(aside) == 1 and aside[0].read_text() == "a: [unclosed\n"
+
+
+def test_save_is_atomic_and_readable(tmp_path):
+    path = tmp_path / "checklist.yaml"
+    c = Checklist({"a": {"x": 1}})
+    checklist_module.save(c, str(path))
+    assert yaml.safe_load(path.read_text()) == {"a": {"x": 1}}
+    assert [p.name for p in tmp_path.iterdir()] == ["checklist.yaml"]

@@ -1,0 +1,104 @@
+"""nowcast.config: loading, environment variables, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nowcast.config import Config, require_port, require_registry, require_zmq
+from nowcast.errors import ConfigError
+from nowcast.logs import configure
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "nowcast.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_env_vars_are_replaced_in_every_string_value(tmp_path, monkeypatch):
+    monkeypatch.setenv("NOWCAST_LOGS", "/var/log/nowcast")
+    monkeypatch.setenv("RUN", "nowcast")
+    path = write(
+        tmp_path,
+        "checklist file: $(NOWCAST.ENV.NOWCAST_LOGS)/checklist.yaml\n"
+        "deep:\n  deeper: [plain, '$(NOWCAST.ENV.RUN)-$(NOWCAST.ENV.RUN)']\n"
+        "number: 5\n",
+    )
+    config = Config()
+    config.load(path)
+    assert config["checklist file"] == "/var/log/nowcast/checklist.yaml"
+    assert config["deep"]["deeper"] == ["plain", "nowcast-nowcast"]
+    assert config["number"] == 5
+
+
+def test_unset_env_var_raises_key_error_naming_it(tmp_path, monkeypatch):
+    monkeypatch.delenv("NOWCAST_NOT_SET", raising=False)
+    path = write(tmp_path, "logging:\n  file: $(NOWCAST.ENV.NOWCAST_NOT_SET)/x.log\n")
+    with pytest.raises(KeyError) as error:
+        Config().load(path)
+    assert "NOWCAST_NOT_SET" in str(error.value)
+    assert "'logging: file'" in str(error.value)
+
+
+def test_partial_file_with_empty_handlers_loads_and_configures_logging(tmp_path):
+    path = write(tmp_path, "logging:\n  version: 1\n  handlers: []\n")
+    config = Config()
+    config.load(path)
+    assert config["logging"]["handlers"] == []
+    configure(config)
+
+
+def test_dict_interface_and_key_order(tmp_path):
+    path = write(tmp_path, "zebra: 1\napple: 2\nmango: 3\n")
+    config = Config()
+    config.load(str(path))
+    assert list(config._dict) == ["zebra", "apple", "mango"]
+    assert config.file == str(path)
+    assert "apple" in config and "pear" not in config
+    assert config.get("pear") is None and config.get("pear", 7) == 7
+    config["pear"] = 4
+    assert config["pear"] == 4
+
+
+def test_file_is_kept_exactly_as_given(tmp_path):
+    path = write(tmp_path, "a: 1\n")
+    config = Config()
+    config.load(path)
+    assert config.file is path
+
+
+def test_invalid_yaml_names_the_file(tmp_path):
+    path = write(tmp_path, "a: [unclosed\n")
+    with pytest.raises(ConfigError, match=str(path)):
+        Config().load(path)
+
+
+def test_missing_file_raises_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        Config().load(tmp_path / "absent.yaml")
+
+
+def test_require_errors_name_file_key_and_value(tmp_path):
+    path = write(tmp_path, "zmq:\n  host: localhost\n  ports:\n    manager: abc\n    workers: 5\n")
+    config = Config()
+    config.load(path)
+    with pytest.raises(ConfigError) as error:
+        require_zmq(config)
+    text = str(error.value)
+    assert str(path) in text and "'zmq: ports: manager'" in text and "'abc'" in text
+    assert "port number" in text
+    with pytest.raises(ConfigError, match="missing key 'zmq: ports: logging'"):
+        require_port(config, "zmq", "ports", "logging")
+
+
+def test_require_registry_checks_worker_entries(tmp_path):
+    path = write(
+        tmp_path,
+        "message registry:\n  next workers module: nw\n  workers:\n    sleep: oops\n",
+    )
+    config = Config()
+    config.load(path)
+    with pytest.raises(ConfigError, match="'message registry: workers: sleep' must be a mapping"):
+        require_registry(config)

@@ -1,0 +1,43 @@
+"""nowcast.race: race-condition group book-keeping."""
+
+from __future__ import annotations
+
+from nowcast.race import RaceGroups
+from nowcast.worker import NextWorker
+
+D = NextWorker("workers.d")
+E = NextWorker("workers.e", ["--x"])
+
+
+def test_group_holds_until_every_member_reported():
+    groups = RaceGroups()
+    groups.start({"b", "c"})
+    assert groups.report("b", [D]) == (True, [])
+    assert groups.report("c", [D, E]) == (True, [D, E])
+    assert groups.groups == []
+
+
+def test_a_worker_outside_any_group_launches_at_once():
+    groups = RaceGroups()
+    groups.start({"b"})
+    assert groups.report("z", [D]) == (False, [D])
+
+
+def test_two_groups_at_once_and_instances_of_one_worker():
+    groups = RaceGroups()
+    groups.start(["get", "get"])
+    groups.start({"other"})
+    assert groups.report("get", [D]) == (True, [])
+    assert groups.report("other", [E]) == (True, [E])
+    assert groups.report("get", [D]) == (True, [D])
+    assert groups.groups == []
+
+
+def test_round_trip_through_plain_data():
+    groups = RaceGroups()
+    groups.start(["a", "a", "b"])
+    groups.report("a", [E])
+    again = RaceGroups.from_plain(groups.to_plain())
+    assert again == groups
+    assert again.report("a", []) == (True, [])
+    assert again.report("b", []) == (True, [E])

@@ -1,0 +1,73 @@
+"""nowcast.worker: exit codes, --debug, giving up without a manager."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def workers(system):
+    system.worker_module("ok", "return {'fine': True}")
+    system.worker_module("fails", "raise WorkerError('no input file')")
+    system.worker_module("crashes", "return 1 / 0")
+    system.after(
+        "".join(
+            f"def after_{n}(msg, config, checklist):\n    return []\n"
+            for n in ("ok", "fails", "crashes")
+        )
+    )
+    return system
+
+
+@pytest.mark.timeout(60)
+def test_exit_codes_for_success_failure_and_crash(workers):
+    workers.start()
+    assert workers.run_worker("ok").returncode == 0
+    assert workers.run_worker("fails").returncode == 1
+    crashed = workers.run_worker("crashes")
+    assert crashed.returncode == 3
+    assert "ZeroDivisionError" in workers.log()
+    checklist = workers.checklist()
+    assert checklist["ok"] == {"fine": True}
+    assert checklist["fails"] is None and checklist["crashes"] is None
+
+
+@pytest.mark.timeout(60)
+def test_no_manager_gives_up_with_a_clear_line_and_exit_code_4(workers):
+    workers.zmq_extra.update({"reply timeout": 0.3, "give up after": 1})
+    workers.write()
+    result = workers.run_worker("ok")
+    assert result.returncode == 4
+    assert "no reply from the manager" in workers.log()
+    assert "giving up" in workers.log()
+    assert "Is the message broker running?" in workers.log()
+
+
+@pytest.mark.timeout(60)
+def test_config_mistakes_exit_2_with_one_line_and_no_traceback(workers, tmp_path):
+    workers.write()
+    missing = subprocess.run(  # a config file that is not there
+        [sys.executable, "-m", "ok", str(tmp_path / "absent.yaml")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert missing.returncode == 2
+    assert "absent.yaml" in missing.stderr and "Traceback" not in missing.stderr
+    config = workers.config_file.read_text()
+    workers.config_file.write_text(
+        config.replace(
+            "checklist file:", "checklist file: $(NOWCAST.ENV.NOWCAST_UNSET_FOR_TEST)", 1
+        )
+    )
+    unset = workers.run_worker("ok")
+    assert unset.returncode == 2
+    assert "NOWCAST_UNSET_FOR_TEST" in unset.stderr and "Traceback" not in unset.stderr
+
+
+@pytest.mark.timeout(60)
+def test_debug_sends_nothing(workers):
+    workers.write()  # no broker, no manager: --debug must not need them
+    result = workers.run_worker("ok", "--debug")
+    assert result.returncode == 0
+    assert "**debug mode** message that would have been sent to manager: (success)" in result.stderr
