@@ -1,0 +1,172 @@
+"""The manager supervises the workers it launches: deaths, timeouts, retries,
+race groups, restarts."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from conftest import wait_for
+
+RECORD_AFTER = """
+def after_{name}(msg, config, checklist):
+    with open("after.log", "a") as f:
+        f.write(f"{{msg.source}} {{msg.type}}\\n")
+    return []
+"""
+
+
+def record_after(system, *names):
+    for name in names:
+        system.after(RECORD_AFTER.format(name=name))
+
+
+def after_calls(system) -> list[str]:
+    path = system.dir / "after.log"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def start_with_launcher(system, *launched: str):
+    """Register a `start` worker whose after_ launches ``launched`` workers."""
+    system.worker_module("start")
+    workers = ", ".join(f"NextWorker({m!r})" for m in launched)
+    system.after(f"def after_start(msg, config, checklist):\n    return [{workers}]\n")
+    system.start()
+    assert system.run_worker("start").returncode == 0
+
+
+@pytest.mark.timeout(60)
+def test_silent_death_reaches_after_function_as_crash(system):
+    system.worker_module("dies", "os._exit(7)")
+    record_after(system, "dies")
+    start_with_launcher(system, "dies")
+    wait_for(lambda: after_calls(system) == ["dies crash"], what="after_dies with crash")
+    assert "dies (pid" in system.log() and "exited with code 7 without reporting" in system.log()
+
+
+@pytest.mark.timeout(60)
+def test_timeout_ends_the_worker_and_reaches_after_as_crash(system):
+    system.worker_module("hangs", "time.sleep(60)", timeout=2, **{"timeout grace": 2})
+    record_after(system, "hangs")
+    start_with_launcher(system, "hangs")
+    started = time.monotonic()
+    wait_for(lambda: after_calls(system) == ["hangs crash"], timeout=20, what="after_hangs")
+    assert time.monotonic() - started < 2 + 2 + 3
+    log = system.log()
+    assert "ran past its timeout of 2 s; sending SIGTERM" in log
+    assert "stopped by signal SIGTERM; nothing more is reported" in log
+    assert "ran past its timeout of 2 s and was stopped; handling it as a crash" in log
+
+
+@pytest.mark.timeout(60)
+def test_sigkill_after_grace_for_a_worker_that_ignores_sigterm(system):
+    system.worker_module(
+        "stubborn",
+        "import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(60)",
+        timeout=1,
+        **{"timeout grace": 1},
+    )
+    record_after(system, "stubborn")
+    start_with_launcher(system, "stubborn")
+    wait_for(lambda: after_calls(system) == ["stubborn crash"], timeout=20, what="after_stubborn")
+    assert "sending SIGKILL" in system.log()
+
+
+@pytest.mark.timeout(60)
+def test_fails_twice_then_succeeds_calls_after_once_with_success(system):
+    system.worker_module(
+        "flaky",
+        """
+        import pathlib
+        counter = pathlib.Path("flaky.count")
+        tries = int(counter.read_text()) + 1 if counter.exists() else 1
+        counter.write_text(str(tries))
+        if tries <= 2:
+            raise WorkerError("not yet")
+        return {"tries": tries}
+        """,
+        retries=2,
+        **{"retry delay": [0.1, 0.2]},
+    )
+    record_after(system, "flaky")
+    start_with_launcher(system, "flaky")
+    wait_for(lambda: after_calls(system), what="after_flaky")
+    wait_for(
+        lambda: (
+            not system.request({"source": "nowcast.status", "type": "status"})["payload"]["running"]
+        ),
+        what="no worker running",
+    )
+    assert after_calls(system) == ["flaky success"]
+    assert system.checklist()["flaky"] == {"tries": 3}
+    assert system.log().count("launching it again") == 2
+
+
+@pytest.mark.timeout(60)
+def test_two_race_groups_at_once_one_with_two_instances(system):
+    system.worker_module("fork")
+    system.worker_module("get", "time.sleep(0.3)\nreturn {parsed_args.arg: True}")
+    system.worker_module("other", "return {'other': True}")
+    system.worker_module("model", "open('model.marker', 'a').write('x')\nreturn {}")
+    system.worker_module("report", "open('report.marker', 'a').write('x')\nreturn {}")
+    system.after(
+        """
+        def after_fork(msg, config, checklist):
+            return [NextWorker("get", ["--arg", "gfs"]), NextWorker("get", ["--arg", "hrdps"])], {"get"}
+        def after_get(msg, config, checklist):
+            return [NextWorker("model")]
+        def after_other(msg, config, checklist):
+            return [NextWorker("report")]
+        def after_start(msg, config, checklist):
+            return [NextWorker("fork"), NextWorker("other")], {"other"}
+        def after_model(msg, config, checklist):
+            return []
+        def after_report(msg, config, checklist):
+            return []
+        """
+    )
+    system.worker_module("start")
+    system.start()
+    assert system.run_worker("start").returncode == 0
+    wait_for(
+        lambda: (system.dir / "model.marker").exists() and (system.dir / "report.marker").exists(),
+        timeout=30,
+        what="model and report",
+    )
+    wait_for(
+        lambda: (
+            not system.request({"source": "nowcast.status", "type": "status"})["payload"]["running"]
+        ),
+        what="all workers done",
+    )
+    assert (system.dir / "model.marker").read_text() == "x"
+    assert system.checklist()["get"] == {"gfs": True, "hrdps": True}
+    log = system.log()
+    assert log.index("checklist updated with [get]") < log.index(
+        "launching NextWorker(module='model'"
+    )
+
+
+@pytest.mark.timeout(90)
+def test_restarted_manager_notices_silent_death_of_a_worker_it_did_not_launch(system):
+    system.worker_module("slow", "time.sleep(3)\nos._exit(9)")
+    record_after(system, "slow")
+    start_with_launcher(system, "slow")
+    wait_for(lambda: "launching NextWorker(module='slow'" in system.log(), what="slow launched")
+    system.kill_manager()
+    system.start_manager()
+    assert "watching 1 worker(s) launched by the previous manager: slow" in system.log()
+    wait_for(
+        lambda: after_calls(system) == ["slow crash"], timeout=20, what="after_slow with crash"
+    )
+    assert "exit code unknown" in system.log()
+
+
+@pytest.mark.timeout(60)
+def test_retries_and_timeout_settings_are_checked(system):
+    system.worker_module("bad", retries="twice")
+    system.write()
+    manager = system.spawn("nowcast.manager")
+    assert manager.wait(10) == 2
+    output = (system.dir / "nowcast.manager.out").read_text()
+    assert "'message registry: workers: bad: retries'" in output and "'twice'" in output
