@@ -440,6 +440,7 @@ class NowcastManager(LongRunningProcess):
                 }
                 for w in supervision.running
             ],
+            "launches pending": [_plain_worker(w) for w, _ in self.state.pending],
             "retries pending": [
                 {**r.worker, "try": r.tries, "due in": max(0.0, r.due - now)}
                 for r in supervision.retries

@@ -186,7 +186,9 @@ class NowcastWorker:
                 try:
                     payload = self.worker_func(args, self.config, self.tell_manager)
                     msg_type, code = self.success(args), EXIT_SUCCESS
-                except WorkerError:
+                except WorkerError as e:
+                    if str(e):
+                        self.logger.error("%s", e)
                     msg_type, payload, code = self.failure(args), None, EXIT_FAILURE
             except (NoManagerError, ManagerRefusedError):
                 raise

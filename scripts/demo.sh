@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Run the example system through one daily cycle under supervisord, show its
+# status and checklist, and shut it all down. Called by `make demo`.
+# Usage: scripts/demo.sh [prepare_run options, e.g. --simulate-outage rivers]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY="${NOWCAST_ENV:?}/bin/python"
+CTL=("$NOWCAST_ENV/bin/supervisorctl" -c supervisord.ini)
+mkdir -p "$NOWCAST_LOGS" "$NOWCAST_DATA"
+
+cleanup() {
+    if "${CTL[@]}" pid >/dev/null 2>&1; then
+        "${CTL[@]}" shutdown >/dev/null
+    fi
+    pidfile="$NOWCAST_LOGS/supervisord.pid"
+    for _ in $(seq 100); do
+        [ -e "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null || break
+        sleep 0.1
+    done
+    # workers run in sessions of their own; none should outlive the demo
+    pkill -f -- "-m workers\..* $PWD/config/nowcast.yaml" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+if "${CTL[@]}" pid >/dev/null 2>&1; then
+    echo "a supervisord for this system is already running; stop it first: supervisorctl -c supervisord.ini shutdown" >&2
+    trap - EXIT
+    exit 1
+fi
+
+echo "== starting supervisord (message_broker, manager)"
+"$NOWCAST_ENV/bin/supervisord" -c supervisord.ini || exit 1
+if ! "$PY" -m nowcast.status config/nowcast.yaml --timeout 15 >/dev/null; then
+    echo "the manager did not answer; see $NOWCAST_LOGS/manager.out.log and $NOWCAST_LOGS/nowcast.log" >&2
+    exit 1
+fi
+
+since=$("$PY" -c 'import time; print(time.time())')
+echo "== launching the first worker of today's cycle: workers.prepare_run $*"
+"$PY" -m workers.prepare_run config/nowcast.yaml "$@" || exit 1
+
+echo "== waiting for the cycle (messages as the manager receives them)"
+"$PY" scripts/wait_for_cycle.py config/nowcast.yaml --last rotate_logs --since "$since" --timeout 120
+result=$?
+
+echo
+echo "== supervisorctl -c supervisord.ini status"
+"${CTL[@]}" status
+echo
+if [ -s "$NOWCAST_LOGS/checklist.log" ] && [ $result -eq 0 ]; then
+    echo "== the day's checklist, as the manager logged it before clear_checklist ($NOWCAST_LOGS/checklist.log)"
+    awk '/checklist:$/ {block=""} {block = block $0 "\n"} END {printf "%s", block}' "$NOWCAST_LOGS/checklist.log" | tail -n +2
+    echo
+fi
+echo "== the checklist file now ($NOWCAST_LOGS/nowcast_checklist.yaml)"
+cat "$NOWCAST_LOGS/nowcast_checklist.yaml"
+page=$(ls -t "$NOWCAST_DATA"/*/summary.html 2>/dev/null | head -1)
+[ -n "$page" ] && echo && echo "== published: $page"
+echo
+echo "== shutting down"
+exit $result

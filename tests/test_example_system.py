@@ -1,0 +1,115 @@
+"""The example system under a real supervisord, through a whole cycle, and
+through its failure path."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def example(tmp_path):
+    """A copy of the example system with free ports and its own logs and data."""
+    for name in ("workers", "scripts", "config"):
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    config = (tmp_path / "config" / "nowcast.yaml").read_text()
+    config = config.replace("manager: 5775", f"manager: {free_port()}")
+    config = config.replace("workers: 5776", f"workers: {free_port()}")
+    (tmp_path / "config" / "nowcast.yaml").write_text(config)
+    ini = (ROOT / "supervisord.ini").read_text().replace("9775", str(free_port()))
+    (tmp_path / "supervisord.ini").write_text(ini)
+    env = {
+        **os.environ,
+        "NOWCAST_ENV": str(BIN.parent),
+        "NOWCAST_LOGS": str(tmp_path / "logs"),
+        "NOWCAST_DATA": str(tmp_path / "data"),
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+    }
+    yield tmp_path, env
+    ctl = [str(BIN / "supervisorctl"), "-c", str(tmp_path / "supervisord.ini")]
+    subprocess.run([*ctl, "shutdown"], env=env, capture_output=True, timeout=30)
+    subprocess.run(["pkill", "-f", str(tmp_path)], capture_output=True)
+
+
+def live_processes(directory: Path) -> list[str]:
+    """Command lines of live (not zombie) processes that mention ``directory``."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if str(directory) in cmdline and state != "Z" and int(pid) != os.getpid():
+            found.append(cmdline)
+    return found
+
+
+@pytest.mark.timeout(120)
+def test_a_whole_cycle_under_supervisord(example):
+    directory, env = example
+    result = subprocess.run(
+        ["scripts/demo.sh"], cwd=directory, env=env, capture_output=True, text=True, timeout=110
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert re.search(r"message_broker\s+RUNNING", out) and re.search(r"manager\s+RUNNING", out)
+    assert "cycle complete: rotate_logs reported success" in out
+    for worker in (
+        "prepare_run",
+        "get_weather",
+        "get_rivers",
+        "run_model",
+        "make_plots",
+        "clear_checklist",
+        "rotate_logs",
+    ):
+        assert f"{worker}: success" in out
+    logged = (directory / "logs" / "checklist.log").read_text()
+    assert "model run:" in logged and "final temperatures:" in logged
+    [day] = (directory / "data").iterdir()
+    assert "<svg" in (day / "summary.html").read_text()
+    checklist = yaml.safe_load((directory / "logs" / "nowcast_checklist.yaml").read_text())
+    assert set(checklist) == {"checklist", "log rotation"}
+    assert (directory / "logs" / "nowcast.log.1").exists()  # rotated by rotate_logs
+    assert live_processes(directory) == []
+
+
+@pytest.mark.timeout(120)
+def test_failing_input_takes_the_failure_path(example):
+    directory, env = example
+    result = subprocess.run(
+        ["scripts/demo.sh", "--simulate-outage", "rivers"],
+        cwd=directory,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert result.returncode == 1
+    assert "cycle FAILED: get_rivers (failure), run_model (failure)" in result.stderr
+    assert result.stdout.count("get_rivers: failure") == 2  # retried once
+    assert "make_plots: success" in result.stdout
+    assert "clear_checklist" not in result.stdout  # the checklist is kept for the operators
+    [day] = (directory / "data").iterdir()
+    assert "No forecast for" in (day / "summary.html").read_text()
+    log = (directory / "logs" / "nowcast.log").read_text()
+    assert "missing rivers forcing file" in log
+    assert "get_rivers reported (failure) on try 1 of 2; launching it again" in log
+    checklist = yaml.safe_load((directory / "logs" / "nowcast_checklist.yaml").read_text())
+    assert (
+        checklist["model run"] is None
+        and checklist["plots"]["notice"] == "missing forcing: rivers.csv"
+    )
+    assert live_processes(directory) == []
