@@ -39,7 +39,9 @@ class Checklist(dict):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._fragments: dict[Any, bytes] = {}  # whole entries
-        self._parts: dict[Any, dict] = {}  # entries kept as one fragment per sub-key
+        # large dict entries, kept as (sub-key -> index, fragments) with the header first
+        self._parts: dict[Any, tuple[dict, list[bytes]]] = {}
+        self._stale_parts: dict[Any, set] = {}  # sub-keys to remake in those
         self._dirty: Any = _ALL  # entries that may have changed, or _ALL
         self._dirty_parts: dict[Any, set] = {}  # sub-keys changed by merge
         self._out: list[bytes] = []  # the fragments in checklist order
@@ -133,18 +135,17 @@ class Checklist(dict):
         if self._dirty is _ALL:
             self._fragments.clear()
             self._parts.clear()
+            self._stale_parts.clear()
             self._rebuild()
         else:
             for key in self._dirty:
                 self._fragments.pop(key, None)
                 self._parts.pop(key, None)
             for key, sub_keys in self._dirty_parts.items():
-                parts = self._parts.get(key)
-                if parts is None:
-                    self._fragments.pop(key, None)
+                if key in self._parts:
+                    self._stale_parts.setdefault(key, set()).update(sub_keys)
                 else:
-                    for sub_key in sub_keys:
-                        parts.pop(sub_key, None)
+                    self._fragments.pop(key, None)
             changed = self._dirty.union(self._dirty_parts)
             if self._reorder or any(key not in self._position for key in changed):
                 self._rebuild()
@@ -177,18 +178,30 @@ class Checklist(dict):
         return fragment
 
     def _entry_from_parts(self, key: str, value: dict) -> bytes:
-        """A large dict entry, written from one cached fragment per sub-key."""
-        parts = self._parts.setdefault(key, {})
-        for stale in [k for k in parts if k not in value]:
-            del parts[stale]
-        out = [key.encode("utf-8") + b":\n"]
+        """A large dict entry, written from one cached fragment per sub-key, kept
+        in order; only the sub-keys ``merge`` changed are remade."""
+        parts = self._parts.get(key)
+        stale = self._stale_parts.pop(key, ())
+        if parts is not None:
+            position, fragments = parts
+            for sub_key in stale:
+                if sub_key not in value:
+                    break
+                fragment = _sub_entry(sub_key, value[sub_key])
+                if sub_key in position:
+                    fragments[position[sub_key]] = fragment
+                else:
+                    position[sub_key] = len(fragments)
+                    fragments.append(fragment)
+            else:
+                if len(position) == len(value):
+                    return b"".join(fragments)
+        position, fragments = {}, [key.encode("utf-8") + b":\n"]
         for sub_key, sub_value in value.items():
-            fragment = parts.get(sub_key)
-            if fragment is None:
-                lines = _dump({sub_key: sub_value}).splitlines(keepends=True)
-                fragment = parts[sub_key] = b"".join(b"  " + line for line in lines)
-            out.append(fragment)
-        return b"".join(out)
+            position[sub_key] = len(fragments)
+            fragments.append(_sub_entry(sub_key, sub_value))
+        self._parts[key] = (position, fragments)
+        return b"".join(fragments)
 
     def as_plain(self) -> dict:
         """The checklist as an ordinary dict (shares the entries)."""
@@ -211,6 +224,12 @@ def _plain_key(key: Any) -> bool:
 
 
 _YAML_WORDS = {"null", "true", "false", "yes", "no", "on", "off", "y", "n", "~"}
+
+
+def _sub_entry(sub_key: Any, value: Any) -> bytes:
+    """``sub_key: value`` as YAML indented to sit under a top-level key."""
+    lines = _dump({sub_key: value}).splitlines(keepends=True)
+    return b"".join(b"  " + line for line in lines)
 
 
 def _dump(data: dict) -> bytes:
@@ -276,5 +295,6 @@ def load(path: str) -> Checklist:
 
 
 def save(checklist: Checklist, path: str) -> None:
-    """Write the checklist atomically (temporary file, fsync, rename)."""
-    atomic_write(path, checklist.to_yaml())
+    """Write the checklist atomically (temporary file, fsync, rename); the caller
+    syncs the directory once for all the files it replaced."""
+    atomic_write(path, checklist.to_yaml(), sync_dir=False)

@@ -21,7 +21,7 @@ def atomic_write(path: str | os.PathLike, data: bytes, *, sync_dir: bool = True)
         while view:
             written = os.write(fd, view)
             view = view[written:]
-        _sync(fd)
+        sync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
@@ -30,7 +30,7 @@ def atomic_write(path: str | os.PathLike, data: bytes, *, sync_dir: bool = True)
 
 
 # fdatasync skips metadata a rename does not need (times); fsync where it is missing
-_sync = getattr(os, "fdatasync", os.fsync)
+sync = getattr(os, "fdatasync", os.fsync)
 
 
 def fsync_dir(directory: str) -> None:

@@ -32,9 +32,10 @@ from nowcast.config import (
     require_zmq,
 )
 from nowcast.errors import ConfigError, MessageError
+from nowcast.fileutils import fsync_dir
 from nowcast.message import Message, load_message_data
 from nowcast.process import LongRunningProcess, main
-from nowcast.state import ManagerState, state_path
+from nowcast.state import ManagerState
 from nowcast.supervision import (
     Launched,
     Retry,
@@ -70,7 +71,7 @@ class NowcastManager(LongRunningProcess):
     def __init__(self, args: Any) -> None:
         super().__init__(args)
         self.checklist = checklist_file.Checklist()
-        self.state = ManagerState()
+        self.state: ManagerState | None = None  # read in setup()
         self.checklist_logger = logging.getLogger("checklist")
         self._next_workers = None
         self._next_workers_stamp: tuple | None = None
@@ -118,12 +119,11 @@ class NowcastManager(LongRunningProcess):
         self._connect()
         path = self.config["checklist file"]
         self._checklist_path = path
-        self._state_path = state_path(path)
         if self.args.ignore_checklist:
             self.logger.info("ignoring the checklist file, as --ignore-checklist asks")
         else:
             self.checklist = checklist_file.load(path)
-        self.state = ManagerState.load(self._state_path)
+        self.state = ManagerState.load(path)
         self._import_next_workers()
         if self.state.supervision.running:
             self.logger.info(
@@ -337,10 +337,13 @@ class NowcastManager(LongRunningProcess):
     # persistence and launching
 
     def _persist(self) -> None:
-        """Write the checklist (if it changed) and the state, atomically, before replies."""
+        """Put the checklist (if it changed) and the state on disk, before replies."""
+        replaced = False
         if self.checklist.changed:
             checklist_file.save(self.checklist, self._checklist_path)
-        self.state.save(self._state_path)
+            replaced = True
+        if self.state.save() or replaced:
+            fsync_dir(os.path.dirname(os.path.abspath(self._checklist_path)))
 
     def _launch_pending(self) -> None:
         pending, self.state.pending = self.state.pending, []
@@ -353,7 +356,7 @@ class NowcastManager(LongRunningProcess):
                 continue
             entry = registry.get(worker_name(worker.module), {})
             self.state.supervision.add(worker, process, entry, tries)
-        self.state.save(self._state_path)
+        self._persist()
 
     # supervision of launched workers
 

@@ -1,10 +1,18 @@
-"""The manager's own state, kept in a JSON file beside the checklist file.
+"""The manager's own state, kept in two files beside the checklist file.
 
-It holds what the checklist must not: the ids of recently applied messages with
-the replies they got (so a re-sent message is answered, not applied twice), the
-race-condition groups still waiting, the workers decided on but not yet
-launched, the workers launched and still watched, retries due, and the last few
-messages (for ``nowcast.status``). It is written atomically, after the checklist and before any reply.
+They hold what the checklist must not:
+
+- ``<checklist file>.manager-state.json``: the race-condition groups still waiting,
+  the workers decided on but not yet launched, the workers launched and still
+  watched, retries due, and the last few messages (for ``nowcast.status``).
+  Rewritten atomically whenever it changes.
+- ``<checklist file>.manager-replies.jsonl``: the ids of recently applied messages
+  with the replies they got, so a re-sent message is answered, not applied twice.
+  Appended to (a few bytes per message) and rewritten, shorter, when it has grown
+  to twice what is remembered.
+
+Both are on disk, with the checklist, before any reply to the messages that
+changed them.
 """
 
 from __future__ import annotations
@@ -18,14 +26,14 @@ from collections import OrderedDict
 import attrs
 
 from nowcast import defaults
-from nowcast.fileutils import atomic_write
+from nowcast.fileutils import atomic_write, sync
 from nowcast.race import RaceGroups, worker_from_plain, worker_to_plain
 from nowcast.supervision import Supervision
 from nowcast.worker import NextWorker
 
 logger = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2
 
 
 def state_path(checklist_file: str) -> str:
@@ -33,86 +41,158 @@ def state_path(checklist_file: str) -> str:
     return f"{checklist_file}.manager-state.json"
 
 
+def replies_path(checklist_file: str) -> str:
+    """The reply journal that goes with ``checklist_file``."""
+    return f"{checklist_file}.manager-replies.jsonl"
+
+
+class ReplyJournal:
+    """The replies to recently applied messages, by message id, on disk as one
+    JSON line per message."""
+
+    def __init__(self, path: str, remembered: int = defaults.REMEMBERED_IDS) -> None:
+        self.path = path
+        self.remembered = remembered
+        self.replies: OrderedDict[str, str] = OrderedDict()
+        self._unwritten: list[str] = []
+        self._lines = 0
+
+    def __contains__(self, msg_id: str) -> bool:
+        return msg_id in self.replies
+
+    def __getitem__(self, msg_id: str) -> str:
+        return self.replies[msg_id]
+
+    def remember(self, msg_id: str, reply: str) -> None:
+        """Keep the reply to ``msg_id``, forgetting the oldest beyond the limit."""
+        self.replies[msg_id] = reply
+        self._unwritten.append(json.dumps([msg_id, reply], ensure_ascii=False) + "\n")
+        while len(self.replies) > self.remembered:
+            self.replies.popitem(last=False)
+
+    def load(self) -> None:
+        """Read the journal; a line cut short by a crash is ignored (its reply was
+        never sent)."""
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                lines = f.readlines()
+        except FileNotFoundError:
+            return
+        for number, line in enumerate(lines, 1):
+            try:
+                msg_id, reply = json.loads(line)
+            except ValueError:
+                logger.warning(
+                    "%s: line %d is incomplete or unreadable; ignored", self.path, number
+                )
+                continue
+            self.replies[msg_id] = reply
+            while len(self.replies) > self.remembered:
+                self.replies.popitem(last=False)
+        self._lines = len(lines)
+
+    def flush(self) -> bool:
+        """Put what was remembered since the last flush on disk; return True when
+        the file was replaced (so its directory needs syncing)."""
+        if not self._unwritten:
+            return False
+        if self._lines + len(self._unwritten) > 2 * self.remembered:
+            lines = [json.dumps([k, v], ensure_ascii=False) + "\n" for k, v in self.replies.items()]
+            atomic_write(self.path, "".join(lines).encode("utf-8"), sync_dir=False)
+            self._lines = len(lines)
+            self._unwritten = []
+            return True
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, "".join(self._unwritten).encode("utf-8"))
+            sync(fd)
+        finally:
+            os.close(fd)
+        self._lines += len(self._unwritten)
+        self._unwritten = []
+        return False
+
+
 @attrs.define
 class ManagerState:
     """Everything the manager must remember across a restart besides the checklist."""
 
-    replies: OrderedDict = attrs.field(factory=OrderedDict)
+    replies: ReplyJournal
     races: RaceGroups = attrs.field(factory=RaceGroups)
     pending: list[tuple[NextWorker, int]] = attrs.field(factory=list)  # (worker, try)
-    remembered: int = defaults.REMEMBERED_IDS
     supervision: Supervision = attrs.field(factory=Supervision)
     recent: list[dict] = attrs.field(factory=list)
+    path: str = ""
+    _written: str = attrs.field(default="", repr=False, eq=False)
 
     def note_message(self, source: str, msg_type: str, when: float) -> None:
         """Keep the last few messages, newest last."""
         self.recent.append({"time": when, "source": source, "type": msg_type})
         del self.recent[: -defaults.RECENT_MESSAGES]
 
-    # each remembered reply's JSON, kept so writing the state does not encode them again
-    _encoded: dict = attrs.field(factory=dict, repr=False, eq=False)
-
     def remember(self, msg_id: str, reply: str) -> None:
-        """Keep the reply to message ``msg_id``, forgetting the oldest beyond the limit."""
-        self.replies[msg_id] = reply
-        self._encoded.pop(msg_id, None)
-        while len(self.replies) > self.remembered:
-            oldest, _ = self.replies.popitem(last=False)
-            self._encoded.pop(oldest, None)
+        self.replies.remember(msg_id, reply)
 
-    def _replies_json(self) -> str:
-        encoded = self._encoded
-        for msg_id, reply in self.replies.items():
-            if msg_id not in encoded:
-                encoded[msg_id] = (
-                    f"{json.dumps(msg_id, ensure_ascii=False)}: {json.dumps(reply, ensure_ascii=False)}"
-                )
-        return "{" + ", ".join(encoded[msg_id] for msg_id in self.replies) + "}"
+    def _durable_json(self) -> str:
+        """The part of the state that must survive a restart exactly."""
+        return json.dumps(
+            {
+                "race groups": self.races.to_plain(),
+                "pending launches": [
+                    {**worker_to_plain(w), "try": tries} for w, tries in self.pending
+                ],
+                "supervision": self.supervision.to_plain(),
+            },
+            ensure_ascii=False,
+        )
 
-    def to_json(self) -> bytes:
-        data = {
-            "format": FORMAT,
-            "replies": "@REPLIES@",
-            "race groups": self.races.to_plain(),
-            "pending launches": [{**worker_to_plain(w), "try": tries} for w, tries in self.pending],
-            "supervision": self.supervision.to_plain(),
-            "recent messages": self.recent,
-        }
-        text = json.dumps(data, ensure_ascii=False)
-        return text.replace('"@REPLIES@"', self._replies_json(), 1).encode("utf-8")
-
-    def save(self, path: str) -> None:
-        atomic_write(path, self.to_json(), sync_dir=False)
+    def save(self) -> bool:
+        """Write what changed since the last save; return True when a file was
+        replaced (its directory then needs syncing)."""
+        replaced = self.replies.flush()
+        durable = self._durable_json()
+        if durable != self._written:
+            text = json.dumps(
+                {"format": FORMAT, "recent messages": self.recent}, ensure_ascii=False
+            )
+            atomic_write(self.path, f"{text[:-1]}, {durable[1:]}".encode(), sync_dir=False)
+            self._written = durable
+            replaced = True
+        return replaced
 
     @classmethod
-    def load(cls, path: str, remembered: int = defaults.REMEMBERED_IDS) -> ManagerState:
-        """Read the state file; an absent one gives a fresh state, an unreadable
-        one is moved aside with a log line."""
+    def load(cls, checklist_file: str, remembered: int = defaults.REMEMBERED_IDS) -> ManagerState:
+        """Read the state files; absent ones give a fresh state, an unreadable
+        state file is moved aside with a log line."""
+        journal = ReplyJournal(replies_path(checklist_file), remembered)
+        journal.load()
+        path = state_path(checklist_file)
         try:
             with open(path, "rb") as f:
                 data = json.loads(f.read())
             state = cls(
-                OrderedDict(data.get("replies", {})),
+                journal,
                 RaceGroups.from_plain(data.get("race groups", [])),
                 [(worker_from_plain(w), w.get("try", 1)) for w in data.get("pending launches", [])],
-                remembered,
                 Supervision.from_plain(data.get("supervision", {})),
                 list(data.get("recent messages", [])),
+                path,
             )
         except FileNotFoundError:
-            return cls(remembered=remembered)
+            return cls(journal, path=path)
         except (ValueError, TypeError, KeyError, AttributeError) as e:
             aside = f"{path}.unreadable-{time.strftime('%Y%m%dT%H%M%S')}"
             os.replace(path, aside)
             logger.error(
                 "manager state file %s cannot be read (%s); moved it to %s", path, e, aside
             )
-            return cls(remembered=remembered)
+            return cls(journal, path=path)
+        state._written = state._durable_json()
         logger.info(
             "manager state read from %s: %d remembered message ids, %d race groups waiting, "
             "%d launches pending, %d launched workers watched",
             path,
-            len(state.replies),
+            len(journal.replies),
             len(state.races.groups),
             len(state.pending),
             len(state.supervision.running),
