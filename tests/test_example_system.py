@@ -82,7 +82,11 @@ def test_a_whole_cycle_under_supervisord(example):
     assert "<svg" in (day / "summary.html").read_text()
     checklist = yaml.safe_load((directory / "logs" / "nowcast_checklist.yaml").read_text())
     assert set(checklist) == {"checklist", "log rotation"}
-    assert (directory / "logs" / "nowcast.log.1").exists()  # rotated by rotate_logs
+    # rotate_logs rotated the files, and the manager went on writing to the new one
+    rotated = (directory / "logs" / "nowcast.log.1").read_text()
+    current = (directory / "logs" / "nowcast.log").read_text()
+    assert "checklist updated with [model run]" in rotated
+    assert "checklist updated with [log rotation] items from rotate_logs worker" in current
     assert live_processes(directory) == []
 
 
