@@ -29,6 +29,9 @@ def configure(config: Config, debug: bool = False) -> str:
     section = require_logging(config)
     section = {k: v for k, v in section.items() if k not in _OWN_KEYS}
     section.setdefault("version", 1)
+    # dictConfig's default (True) would silence loggers made before this call,
+    # such as each process's own
+    section.setdefault("disable_existing_loggers", False)
     if section.get("handlers") in ([], None):
         section["handlers"] = {}
     try:

@@ -28,12 +28,19 @@ def ask(config: Config, timeout: float) -> dict | None:
     from nowcast import sockets
 
     context = zmq.Context()
+    request = Message(SOURCE, "status").serialize()
+    deadline = time.monotonic() + timeout
     try:
-        socket = sockets.client(context, zmq.REQ, config, "workers")
-        socket.send_string(Message(SOURCE, "status").serialize())
-        if not socket.poll(timeout * 1000):
-            return None
-        reply = Message.deserialize(socket.recv())
+        while True:  # re-send each second: the broker drops requests while no manager is connected
+            socket = sockets.client(context, zmq.REQ, config, "workers")
+            socket.send_string(request)
+            wait = min(1.0, deadline - time.monotonic())
+            if socket.poll(max(wait, 0) * 1000):
+                reply = Message.deserialize(socket.recv())
+                break
+            socket.close(linger=0)
+            if time.monotonic() >= deadline:
+                return None
     finally:
         context.destroy(linger=0)
     if reply.type != "status" or not isinstance(reply.payload, dict):

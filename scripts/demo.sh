@@ -28,7 +28,7 @@ if "${CTL[@]}" pid >/dev/null 2>&1; then
     exit 1
 fi
 
-echo "== starting supervisord (message_broker, manager)"
+echo "== starting supervisord (message_broker, manager, scheduler)"
 "$NOWCAST_ENV/bin/supervisord" -c supervisord.ini || exit 1
 if ! "$PY" -m nowcast.status config/nowcast.yaml --timeout 15 >/dev/null; then
     echo "the manager did not answer; see $NOWCAST_LOGS/manager.out.log and $NOWCAST_LOGS/nowcast.log" >&2
