@@ -35,3 +35,6 @@ RECENT_MESSAGES = 20
 
 # Seconds `python -m nowcast.status` waits for the manager's answer.
 STATUS_TIMEOUT = 5.0
+
+# Log records a process holds for the log aggregator while it is unreachable.
+LOG_BUFFER = 10000

@@ -18,8 +18,12 @@ from nowcast.errors import ConfigError
 _OWN_KEYS = ("aggregator", "publisher")
 
 
-def configure(config: Config, debug: bool = False) -> str:
+def configure(config: Config, debug: bool = False, aggregate: bool = True) -> str:
     """Configure logging from ``config``; return a line saying where logs go.
+
+    When the config has a ``logging: aggregator`` section, records also go to the
+    log aggregator (not with ``debug``, and not when ``aggregate`` is false: the
+    aggregator itself).
 
     With ``debug`` everything goes to the console at DEBUG and other handlers are
     silenced, as NEMO_Nowcast's ``--debug`` does.
@@ -43,6 +47,8 @@ def configure(config: Config, debug: bool = False) -> str:
     for handler in root.handlers:
         if getattr(handler, "baseFilename", None) and _rotates(handler):
             _reopen_when_rotated(handler)
+    if aggregate and "aggregator" in config["logging"] and not debug:
+        root.addHandler(AggregatorHandler(config))
     if debug:
         console = None
         for handler in root.handlers:
@@ -99,3 +105,82 @@ def _reopen_when_rotated(handler: logging.Handler) -> None:
         emit(record)
 
     handler.emit = emit_to_current_file
+
+
+class AggregatorHandler(logging.Handler):
+    """Send log records to the log aggregator (``zmq: ports: logging``).
+
+    Records wait in a bounded queue while the aggregator is unreachable; beyond
+    it they are dropped and counted, and the count is sent as a record of its own
+    once the aggregator takes records again. At exit, queued records get
+    ``logging linger`` seconds (default 1) to leave.
+    """
+
+    def __init__(self, config: Config) -> None:
+        super().__init__()
+        import socket as net
+
+        import zmq
+
+        from nowcast import defaults, sockets
+
+        self._zmq = zmq
+        self._context = zmq.Context()
+        zmq_config = config["zmq"]
+        self._socket = sockets.client(self._context, zmq.PUSH, config, "logging")
+        self._socket.setsockopt(
+            zmq.SNDHWM, int(zmq_config.get("logging buffer", defaults.LOG_BUFFER))
+        )
+        self._socket.setsockopt(zmq.LINGER, int(float(zmq_config.get("logging linger", 1)) * 1000))
+        self._origin = {"origin_host": net.gethostname(), "origin_pid": os.getpid()}
+        self.dropped = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        import json
+
+        try:
+            data = {
+                "name": record.name,
+                "levelno": record.levelno,
+                "levelname": record.levelname,
+                "msg": record.getMessage(),
+                "created": record.created,
+                "msecs": record.msecs,
+                "exc_text": self._exc_text(record),
+                "origin_name": record.name,
+                **self._origin,
+            }
+            if self.dropped:
+                self._send(
+                    json.dumps(
+                        {
+                            **data,
+                            "levelno": logging.WARNING,
+                            "levelname": "WARNING",
+                            "exc_text": None,
+                            "msg": f"{self.dropped} log record(s) dropped while the log "
+                            f"aggregator was unreachable",
+                        }
+                    )
+                )
+                self.dropped = 0
+            self._send(json.dumps(data, default=str))
+        except self._zmq.Again:
+            self.dropped += 1
+        except Exception:
+            self.handleError(record)
+
+    def _send(self, text: str) -> None:
+        self._socket.send_string(text, self._zmq.NOBLOCK)
+
+    def _exc_text(self, record: logging.LogRecord) -> str | None:
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        return record.exc_text
+
+    def close(self) -> None:
+        try:
+            self._socket.close()
+            self._context.term()
+        finally:
+            super().close()

@@ -16,8 +16,6 @@ Usage: ``python -m nowcast.message_broker config.yaml``
 
 from __future__ import annotations
 
-import logging
-import os
 import time
 
 from nowcast import defaults, sockets
@@ -59,25 +57,9 @@ class MessageBroker(LongRunningProcess):
         self._last_drop_log = 0.0
 
     def _start_authenticator(self) -> None:
-        """Admit only the public keys in the authorized directory (CURVE only);
-        called again on reload, it re-reads that directory."""
-        directory = sockets.keys_dir(self.config)
-        if directory is None:
-            if self.authenticator is not None:
-                self.authenticator.stop()
-                self.authenticator = None
-            return
-        if self.authenticator is None:
-            from zmq.auth.thread import ThreadAuthenticator
-
-            self.authenticator = ThreadAuthenticator(
-                self.context, log=logging.getLogger("zmq.auth")
-            )
-            self.authenticator.start()
-        authorized = os.path.join(directory, "authorized")
-        self.authenticator.configure_curve(domain="*", location=authorized)
-        count = len([f for f in os.listdir(authorized) if f.endswith(".key")])
-        self.logger.info("CURVE on: admitting the %d public key(s) in %s", count, authorized)
+        self.authenticator = sockets.authenticator(
+            self.context, self.config, self.authenticator, self.logger
+        )
 
     def _bind(self) -> None:
         zmq = self._zmq

@@ -45,6 +45,13 @@ class LongRunningProcess:
     def validate(self, config: Config) -> None:
         """Raise ``ConfigError`` unless ``config`` holds what this process needs."""
 
+    #: Whether this process sends its records to the log aggregator, when one is configured.
+    sends_logs = True
+
+    def logging_config(self, config: Config) -> Config:
+        """The config whose ``logging`` section this process logs by."""
+        return config
+
     def apply_config(self, old: Config, new: Config) -> None:
         """Start using ``new`` after a reload (already validated)."""
 
@@ -81,10 +88,10 @@ class LongRunningProcess:
             return
         old, self.config = self.config, new
         try:
-            logs.configure(new)
+            logs.configure(self.logging_config(new), aggregate=self.sends_logs)
         except ConfigError as e:
             self.logger.error("logging config refused, keeping the previous one: %s", e)
-            logs.configure(old)
+            logs.configure(self.logging_config(old), aggregate=self.sends_logs)
         self.apply_config(old, new)
         self.logger.info("config reloaded")
 
@@ -94,7 +101,7 @@ class LongRunningProcess:
 
         try:
             self.config = self.load_config()
-            logs.configure(self.config)
+            logs.configure(self.logging_config(self.config), aggregate=self.sends_logs)
         except ConfigError as e:
             logs.console_only()
             self.logger.critical("cannot start: %s", e)

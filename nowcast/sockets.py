@@ -114,3 +114,26 @@ def server(context: Any, socket_type: int, config: Config, port_name: str) -> An
         socket.curve_server = True
     socket.bind(bind_address(config, port_name))
     return socket
+
+
+def authenticator(context: Any, config: Config, current: Any, logger: Any) -> Any:
+    """Admit only the public keys in the keys' ``authorized`` directory to the
+    CURVE server sockets of ``context``; called again (on reload), re-read that
+    directory. Returns the authenticator, or None when no keys are configured."""
+    import logging
+
+    directory = keys_dir(config)
+    if directory is None:
+        if current is not None:
+            current.stop()
+        return None
+    if current is None:
+        from zmq.auth.thread import ThreadAuthenticator
+
+        current = ThreadAuthenticator(context, log=logging.getLogger("zmq.auth"))
+        current.start()
+    authorized = os.path.join(directory, "authorized")
+    current.configure_curve(domain="*", location=authorized)
+    count = len([f for f in os.listdir(authorized) if f.endswith(".key")])
+    logger.info("CURVE on: admitting the %d public key(s) in %s", count, authorized)
+    return current
