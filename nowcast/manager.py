@@ -93,7 +93,15 @@ class NowcastManager(LongRunningProcess):
                     f"interpreter, got {python!r} (no such executable file)"
                 )
         if "run" in config:
-            require_mapping(config, "run", "enabled hosts", default={})
+            hosts = require_mapping(config, "run", "enabled hosts", default={})
+            for host in hosts:
+                entry = require_mapping(config, "run", "enabled hosts", host)
+                options = entry.get("ssh options", [])
+                if not isinstance(options, list):
+                    raise ConfigError(
+                        f"{config.file}: key 'run: enabled hosts: {host}: ssh options' must "
+                        f"be a list of ssh arguments, got {options!r}"
+                    )
         require_number(
             config, "zmq", "max message size", default=defaults.MAX_MESSAGE_SIZE, minimum=1
         )
@@ -389,6 +397,7 @@ class NowcastManager(LongRunningProcess):
         for launched in exited:
             supervision.remove(launched)
             self._applied = True
+            ssh_said = launcher.ssh_error(launched.stderr_path)
             if launched.reported:
                 self.logger.debug(
                     "%s (pid %s) %s after %.1f s",
@@ -403,6 +412,8 @@ class NowcastManager(LongRunningProcess):
                 if launched.term_sent is not None
                 else f"{describe_exit(launched.exit_code)} without reporting to the manager"
             )
+            if ssh_said:
+                why += f"; ssh to {launched.host} said: {ssh_said}"
             self.logger.error(
                 "%s (pid %s, args %s, host %s) %s; handling it as a crash",
                 launched.name,

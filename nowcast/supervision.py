@@ -46,6 +46,7 @@ class Launched:
     term_sent: float | None = None
     kill_sent: float | None = None
     reported: bool = False
+    stderr_path: str | None = None  # ssh's standard error, for a worker on another host
     exit_code: int | None = None
     exited: bool = False
     process: Any = attrs.field(default=None, eq=False, repr=False)
@@ -100,6 +101,7 @@ class Supervision:
             timeout,
             grace,
             _proc_start(process.pid),
+            stderr_path=getattr(process, "stderr_path", None),
             process=process,
         )
         self.running.append(launched)
