@@ -104,6 +104,16 @@ class System:
         """Add ``after_*`` functions to the next workers module."""
         self.next_workers += textwrap.dedent(code) + "\n"
 
+    def with_aggregator(
+        self,
+        log_format: str = "%(origin_host)s %(origin_pid)s [%(name)s] %(levelname)s %(message)s",
+    ) -> Path:
+        """Send every process's records to a log aggregator writing ``aggregated.log``
+        (start it with ``spawn("nowcast.log_aggregator")``); return that file."""
+        self.ports["logging"] = free_port()
+        self.aggregator_format = log_format
+        return self.dir / "aggregated.log"
+
     @property
     def config_file(self) -> Path:
         return self.dir / "nowcast.yaml"
@@ -117,7 +127,7 @@ class System:
         return self.dir / "nowcast.log"
 
     def config(self) -> dict:
-        return {
+        config = {
             "checklist file": str(self.checklist_file),
             "python": PY,
             "logging": {
@@ -149,6 +159,20 @@ class System:
             },
             **self.config_extra,
         }
+        if "logging" in self.ports:
+            config["logging"]["aggregator"] = {
+                "version": 1,
+                "formatters": {"origin": {"format": self.aggregator_format}},
+                "handlers": {
+                    "file": {
+                        "class": "logging.FileHandler",
+                        "formatter": "origin",
+                        "filename": str(self.dir / "aggregated.log"),
+                    }
+                },
+                "root": {"level": "DEBUG", "handlers": ["file"]},
+            }
+        return config
 
     def write(self) -> None:
         self.config_file.write_text(yaml.safe_dump(self.config(), sort_keys=False))

@@ -6,42 +6,18 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import free_port, wait_for
+from conftest import wait_for
 
 
 @pytest.fixture
 def aggregated(system):
-    system.ports["logging"] = free_port()
-    original = system.config
-
-    def config():
-        data = original()
-        data["logging"]["aggregator"] = {
-            "version": 1,
-            "formatters": {
-                "origin": {
-                    "format": "%(origin_host)s %(origin_pid)s [%(name)s] %(levelname)s %(message)s"
-                }
-            },
-            "handlers": {
-                "file": {
-                    "class": "logging.FileHandler",
-                    "formatter": "origin",
-                    "filename": str(system.dir / "aggregated.log"),
-                }
-            },
-            "root": {"level": "DEBUG", "handlers": ["file"]},
-        }
-        return data
-
-    system.config = config
+    system.aggregated = system.with_aggregator()
     system.worker_module(
         "chatty",
         "import logging\nlog = logging.getLogger('chatty')\n"
         "for i in range(50):\n    log.info('line %d', i)\nreturn {'pid': os.getpid()}",
     )
     system.after("def after_chatty(msg, config, checklist):\n    return []\n")
-    system.aggregated = system.dir / "aggregated.log"
     return system
 
 
@@ -96,3 +72,24 @@ def test_debug_workers_do_not_send_to_the_aggregator(aggregated):
     aggregated.write()
     result = aggregated.run_worker("chatty", "--debug")
     assert result.returncode == 0 and "line 49" in result.stderr
+
+
+@pytest.mark.timeout(60)
+def test_with_curve_keys_records_still_arrive(aggregated, tmp_path):
+    import subprocess
+    import sys
+
+    keys = tmp_path / "keys"
+    subprocess.run(
+        [sys.executable, "-m", "nowcast.keys", str(keys)], check=True, capture_output=True
+    )
+    aggregated.zmq_extra["curve keys"] = str(keys)
+    aggregated.write()
+    aggregated.spawn("nowcast.log_aggregator")
+    aggregated.start()
+    assert aggregated.run_worker("chatty").returncode == 0
+    wait_for(
+        lambda: aggregated.aggregated.exists() and "line 49" in aggregated.aggregated.read_text(),
+        what="the worker's records through CURVE",
+    )
+    assert "CURVE on" in aggregated.aggregated.read_text()

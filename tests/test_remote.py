@@ -103,26 +103,8 @@ def test_a_worker_on_another_host_reports_and_its_logs_reach_the_aggregator(syst
         "def after_start(msg, config, checklist):\n    return [NextWorker('far', host='hpc')]\n"
         "def after_far(msg, config, checklist):\n    return []\n"
     )
-    original = system.config
-
-    def config():
-        data = original()
-        data["run"] = {"enabled hosts": {"hpc": remote_host(system, sshd)}}
-        data["logging"]["aggregator"] = {
-            "version": 1,
-            "formatters": {"o": {"format": "%(origin_pid)s [%(name)s] %(message)s"}},
-            "handlers": {
-                "file": {
-                    "class": "logging.FileHandler",
-                    "formatter": "o",
-                    "filename": str(system.dir / "aggregated.log"),
-                }
-            },
-            "root": {"level": "DEBUG", "handlers": ["file"]},
-        }
-        return data
-
-    system.config = config
+    aggregated = system.with_aggregator("%(origin_pid)s [%(name)s] %(message)s")
+    system.config_extra["run"] = {"enabled hosts": {"hpc": remote_host(system, sshd)}}
     system.write()
     system.spawn("nowcast.log_aggregator")
     system.start()
@@ -130,7 +112,6 @@ def test_a_worker_on_another_host_reports_and_its_logs_reach_the_aggregator(syst
     wait_for(lambda: "far" in system.checklist(), timeout=30, what="the remote worker's report")
     assert "ssh" in system.log() and "host='hpc'" in system.log()
     pid = system.checklist()["far"]["pid"]
-    aggregated = system.dir / "aggregated.log"
     wait_for(
         lambda: aggregated.exists() and f"{pid} [far] hello from afar" in aggregated.read_text(),
         what="the remote worker's log line at the aggregator",
@@ -146,14 +127,9 @@ def test_an_unreachable_host_is_a_crash_naming_the_host_and_ssh_error(system, ss
         "def after_far(msg, config, checklist):\n"
         "    open('after.log', 'a').write(msg.type)\n    return []\n"
     )
-    original = system.config
-
-    def config():
-        data = original()
-        data["run"] = {"enabled hosts": {"down": remote_host(system, sshd, port=free_port())}}
-        return data
-
-    system.config = config
+    system.config_extra["run"] = {
+        "enabled hosts": {"down": remote_host(system, sshd, port=free_port())}
+    }
     system.start()
     assert system.run_worker("start").returncode == 0
     wait_for(lambda: (system.dir / "after.log").exists(), timeout=30, what="after_far")

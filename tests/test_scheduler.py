@@ -27,6 +27,29 @@ def schedule_of(tmp_path: Path, entries: list, **top) -> list:
     return read_schedule(config)
 
 
+def scheduler_config(tmp_path: Path, entries: list, **extra) -> Path:
+    """A config for a scheduler run in ``tmp_path``, logging to ``scheduler.log``."""
+    config = {
+        "checklist file": str(tmp_path / "checklist.yaml"),
+        "python": PY,
+        "logging": {
+            "version": 1,
+            "handlers": {
+                "file": {
+                    "class": "logging.FileHandler",
+                    "filename": str(tmp_path / "scheduler.log"),
+                }
+            },
+            "root": {"level": "DEBUG", "handlers": ["file"]},
+        },
+        "scheduled workers": entries,
+        **extra,
+    }
+    path = tmp_path / "nowcast.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
 def utc(*args) -> datetime:
     return datetime(*args, tzinfo=UTC)
 
@@ -117,25 +140,10 @@ def test_a_worker_scheduled_seconds_ahead_is_launched_once(tmp_path):
         "import sys\nopen('marker.txt', 'a').write(' '.join(sys.argv[2:]) + '\\n')\n"
     )
     at = (datetime.now(UTC) + timedelta(seconds=3)).strftime("%H:%M:%S")
-    config = {
-        "checklist file": str(tmp_path / "checklist.yaml"),
-        "python": PY,
-        "logging": {
-            "version": 1,
-            "handlers": {
-                "file": {
-                    "class": "logging.FileHandler",
-                    "filename": str(tmp_path / "scheduler.log"),
-                }
-            },
-            "root": {"level": "DEBUG", "handlers": ["file"]},
-        },
-        "scheduled workers": [
-            {"marker_worker": {"every": "day", "at": at, "cmd line opts": "--run-date today"}}
-        ],
-    }
-    path = tmp_path / "nowcast.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path = scheduler_config(
+        tmp_path,
+        [{"marker_worker": {"every": "day", "at": at, "cmd line opts": "--run-date today"}}],
+    )
     listed = subprocess.run(
         [PY, "-m", "nowcast.scheduler", str(path), "--list"],
         capture_output=True,
@@ -172,3 +180,29 @@ def test_list_with_a_bad_config_exits_2_with_one_line(tmp_path):
     )
     assert result.returncode == 2
     assert "'scheduled workers: 0: w: at'" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.timeout(60)
+def test_sighup_rereads_the_schedule_and_refuses_a_bad_one(tmp_path):
+    import signal
+
+    def write(entries):
+        scheduler_config(tmp_path, entries)
+
+    log = tmp_path / "scheduler.log"
+    write([{"workers.a": {"every": "day", "at": "05:30"}}])
+    scheduler = subprocess.Popen(
+        [PY, "-m", "nowcast.scheduler", str(tmp_path / "nowcast.yaml")], cwd=tmp_path
+    )
+    try:
+        wait_for(lambda: log.exists() and "workers.a: next launch" in log.read_text(), what="start")
+        write([{"workers.b": {"cron": "0 6 * * *"}}])
+        scheduler.send_signal(signal.SIGHUP)
+        wait_for(lambda: "workers.b: next launch" in log.read_text(), what="the new schedule")
+        write([{"workers.c": {"every": "someday", "at": "05:30"}}])
+        scheduler.send_signal(signal.SIGHUP)
+        wait_for(lambda: "config reload refused" in log.read_text(), what="the refusal")
+        assert "'scheduled workers: 0: workers.c: every'" in log.read_text()
+        assert scheduler.poll() is None
+    finally:
+        stop(scheduler)
