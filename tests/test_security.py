@@ -120,3 +120,16 @@ def test_public_bind_without_keys_is_refused_unless_insecure(system):
     system.write()
     broker = system.spawn("nowcast.message_broker")
     wait_for(lambda: "worker socket bound to tcp://*:" in system.log(), what="insecure bind")
+
+
+@pytest.mark.timeout(60)
+def test_messages_over_the_size_limit_are_dropped_before_parsing(system):
+    system.zmq_extra["max message size"] = 100_000
+    system.worker_module("a")
+    system.after("def after_a(msg, config, checklist):\n    return []\n")
+    system.start()
+    big = json.dumps({"source": "a", "type": "success", "payload": "x" * 200_000})
+    assert system.request(big, timeout=2) is None
+    assert "payload" not in system.log() and "invalid message" not in system.log()
+    assert system.run_worker("a").returncode == 0
+    assert system.checklist()["a"] == {"done": True}

@@ -170,3 +170,38 @@ def test_retries_and_timeout_settings_are_checked(system):
     assert manager.wait(10) == 2
     output = (system.dir / "nowcast.manager.out").read_text()
     assert "'message registry: workers: bad: retries'" in output and "'twice'" in output
+
+
+@pytest.mark.timeout(90)
+def test_a_race_group_survives_a_manager_restart(system):
+    system.worker_module("fork")
+    system.worker_module("quick")
+    system.worker_module("slow", "time.sleep(2)\nreturn {'slow': True}")
+    system.worker_module("joined", "open('joined.marker', 'a').write('x')\nreturn {}")
+    system.after(
+        """
+        def after_fork(msg, config, checklist):
+            return [NextWorker("quick"), NextWorker("slow")], {"quick", "slow"}
+        def after_quick(msg, config, checklist):
+            return [NextWorker("joined")]
+        def after_slow(msg, config, checklist):
+            return [NextWorker("joined")]
+        def after_joined(msg, config, checklist):
+            return []
+        """
+    )
+    system.start()
+    assert system.run_worker("fork").returncode == 0
+    wait_for(lambda: "quick" in system.checklist(), what="quick to report")
+    system.kill_manager()
+    system.start_manager()
+    status = system.request({"source": "nowcast.status", "type": "status"})["payload"]
+    assert status["race groups"] == [
+        {
+            "waiting for": {"slow": 1},
+            "then launch": [{"module": "joined", "args": [], "host": "localhost"}],
+        }
+    ]
+    wait_for(lambda: (system.dir / "joined.marker").exists(), timeout=30, what="joined")
+    wait_for(lambda: "joined" in system.checklist(), what="joined to report")
+    assert (system.dir / "joined.marker").read_text() == "x"
