@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
@@ -122,7 +123,11 @@ class System:
             self.procs.append(
                 subprocess.Popen([PY, "-m", module, str(self.config_file)], cwd=self.dir)
             )
-        self.wait_ready()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def wait_ready(self) -> None:
@@ -158,6 +163,7 @@ class System:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def burst(address: str, messages: list[bytes], clients: int) -> float:
