@@ -277,37 +277,29 @@ def run_startup(runs: int) -> list[dict]:
     ]
 
 
+REPORTER = {"reporter": {"checklist key": "reports", "success": "ok", "failure": "f", "crash": "c"}}
+
+
+def measure_burst(items: int, tag: str, n: int = 1000, clients: int = 20) -> float:
+    """msgs/s for ``n`` messages from ``clients`` clients, against a fresh system
+    whose checklist starts with ``items`` entries."""
+    checklist = {f"entry-{i}": {"value": i, "file": f"/data/forcing/{i}.nc"} for i in range(items)}
+    system = System(REPORTER, checklist=checklist).start()
+    try:
+        address = f"tcp://127.0.0.1:{system.ports['workers']}"
+        burst(address, bench_messages(20, f"warm-{tag}"), 20)  # connect every client first
+        return burst(address, bench_messages(n, tag), clients)
+    finally:
+        system.stop()
+
+
 def run_burst(runs: int, items: int = 1000, n: int = 1000, clients: int = 20) -> list[dict]:
     """1,000 messages from 20 concurrent clients with a 1,000-item checklist."""
-    checklist = {f"entry-{i}": {"value": i, "file": f"/data/forcing/{i}.nc"} for i in range(items)}
     results, floors = [], []
     for run in range(runs):
-        system = System(
-            {
-                "reporter": {
-                    "checklist key": "reports",
-                    "success": "ok",
-                    "failure": "f",
-                    "crash": "c",
-                }
-            },
-            checklist=checklist,
-        ).start()
-        try:
-            burst(
-                f"tcp://127.0.0.1:{system.ports['workers']}", bench_messages(20, f"warm{run}"), 20
-            )
-            results.append(
-                burst(
-                    f"tcp://127.0.0.1:{system.ports['workers']}",
-                    bench_messages(n, f"r{run}"),
-                    clients,
-                )
-            )
-        finally:
-            system.stop()
+        results.append(measure_burst(items, f"r{run}", n, clients))
         floors.append(floor_burst(bench_messages(n, f"f{run}"), clients))
-    out = [
+    return [
         show(
             f"burst {n} msgs, {clients} clients, {items} items",
             results,
@@ -317,7 +309,6 @@ def run_burst(runs: int, items: int = 1000, n: int = 1000, clients: int = 20) ->
             ">= 3000 msg/s and >= 40% of floor",
         )
     ]
-    return out
 
 
 HOP_WORKER = """
@@ -385,52 +376,26 @@ def rss_kib(pid: int) -> int:
 
 def run_growth(runs: int, sizes=(10, 1000, 10000), n: int = 1000, clients: int = 20) -> list[dict]:
     """The per-message cost with 10, 1,000 and 10,000 items in the checklist."""
-    costs = {}
-    for size in sizes:
-        checklist = {
-            f"entry-{i}": {"value": i, "file": f"/data/forcing/{i}.nc"} for i in range(size)
-        }
-        per_run = []
-        for run in range(runs):
-            system = System(
-                {
-                    "reporter": {
-                        "checklist key": "reports",
-                        "success": "ok",
-                        "failure": "f",
-                        "crash": "c",
-                    }
-                },
-                checklist=checklist,
-            ).start()
-            try:
-                address = f"tcp://127.0.0.1:{system.ports['workers']}"
-                burst(address, bench_messages(20, f"w{run}"), 20)
-                rate = burst(address, bench_messages(n, f"g{size}-{run}"), clients)
-            finally:
-                system.stop()
-            per_run.append(1e6 / rate)
-        costs[size] = per_run
-    out = []
-    for size in sizes:
-        out.append(
-            show(
-                f"per-message cost, {size} items",
-                costs[size],
-                "us",
-                f"{sizes[0]} items",
-                costs[sizes[0]],
-                f"<= 2x at {sizes[-1]}",
-            )
+    costs = {
+        size: [1e6 / measure_burst(size, f"g{size}-{run}", n, clients) for run in range(runs)]
+        for size in sizes
+    }
+    return [
+        show(
+            f"per-message cost, {size} items",
+            costs[size],
+            "us",
+            f"{sizes[0]} items",
+            costs[sizes[0]],
+            f"<= 2x at {sizes[-1]}",
         )
-    return out
+        for size in sizes
+    ]
 
 
 def run_memory(counts=(10000, 100000), clients: int = 20) -> list[dict]:
     """The manager's resident memory after 10,000 and 100,000 messages."""
-    system = System(
-        {"reporter": {"checklist key": "reports", "success": "ok", "failure": "f", "crash": "c"}}
-    ).start()
+    system = System(REPORTER).start()
     readings = {}
     try:
         address = f"tcp://127.0.0.1:{system.ports['workers']}"
