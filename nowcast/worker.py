@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from nowcast import defaults
-from nowcast.config import Config
+from nowcast.config import Config, require_zmq
 from nowcast.errors import ConfigError, NoManagerError, NowcastError, WorkerError
 from nowcast.message import Message, to_plain
 
@@ -165,10 +165,12 @@ class NowcastWorker:
         try:
             self.config.load(self._parsed_args.config_file)
             where = logs.configure(self.config, debug=self._parsed_args.debug)
-            if not self._parsed_args.debug and "curve keys" in (self.config.get("zmq") or {}):
-                from nowcast import sockets
+            if not self._parsed_args.debug:
+                require_zmq(self.config)
+                if "curve keys" in self.config["zmq"]:
+                    from nowcast import sockets
 
-                sockets.check_keys(self.config, "client")
+                    sockets.check_keys(self.config, "client")
         except (OSError, KeyError, ConfigError) as e:
             logs.console_only()
             text = e.args[0] if isinstance(e, KeyError) and e.args else e

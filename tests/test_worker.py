@@ -66,6 +66,12 @@ def test_config_mistakes_exit_2_with_one_line_and_no_traceback(workers, tmp_path
     unset = workers.run_worker("ok")
     assert unset.returncode == 2
     assert "NOWCAST_UNSET_FOR_TEST" in unset.stderr and "Traceback" not in unset.stderr
+    workers.zmq_extra["reply timeout"] = 30
+    workers.ports["workers"] = "57x6"
+    workers.write()
+    bad_port = workers.run_worker("ok", timeout=10)
+    assert bad_port.returncode == 2
+    assert "'zmq: ports: workers' must be a port number" in bad_port.stderr
 
 
 @pytest.mark.timeout(60)
