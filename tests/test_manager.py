@@ -326,3 +326,18 @@ def test_checklist_is_reloaded_at_start_unless_ignored(system):
     system.start_manager("--ignore-checklist")
     status = system.request({"source": "nowcast.status", "type": "status"})
     assert status["payload"]["checklist keys"] == []
+
+
+@pytest.mark.timeout(60)
+def test_a_next_workers_module_with_a_syntax_error_is_refused_and_the_old_one_kept(system):
+    system.worker_module("known")
+    system.after("def after_known(msg, config, checklist):\n    return []\n")
+    system.start()
+    source = system.dir / "next_workers.py"
+    source.write_text(source.read_text() + "\ndef broken(:\n")
+    stat = source.stat()
+    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert system.run_worker("known").returncode == 0
+    log = system.log()
+    assert "next workers module changed but cannot be re-imported" in log
+    assert "SyntaxError" in log
