@@ -20,7 +20,7 @@ from workers.common import day_dir, read_series
 NAME = "make_plots"
 logger = logging.getLogger(NAME)
 
-WIDTH, HEIGHT, MARGIN = 640, 320, 48
+WIDTH, HEIGHT, MARGIN = 640, 340, 56
 COLOURS = ("#1f77b4", "#2ca02c", "#9467bd", "#d62728")
 
 
@@ -106,6 +106,10 @@ def _svg_chart(series: list[tuple[str, list[float]]]) -> str:
         parts.append(
             f"<text x='{MARGIN - 6}' y='{y(value):.0f}' text-anchor='end'>{value:.1f}</text>"
         )
+    parts.append(
+        f"<text x='12' y='{HEIGHT / 2:.0f}' transform='rotate(-90 12 {HEIGHT / 2:.0f})' "
+        "text-anchor='middle'>temperature (&#176;C)</text>"
+    )
     for (_, vs), colour in zip(series, COLOURS, strict=False):
         points = " ".join(f"{x(h):.1f},{y(v):.1f}" for h, v in enumerate(vs))
         parts.append(

@@ -1,7 +1,7 @@
 """Run the example model: water temperature along a 50 km estuary channel.
 
-A 1-D advection-diffusion model, heated or cooled by the air at the surface and
-fed at its head by the river. It reads the day's weather and river forcing and
+A 1-D advection-diffusion model, heated or cooled by the air at the surface, fed
+at its head by the river and held at the sea's temperature at its mouth. It reads the day's weather and river forcing and
 writes hourly temperatures at three stations. It takes a few seconds, as a real
 model takes hours.
 
@@ -26,6 +26,7 @@ CELLS = 1500
 CROSS_SECTION_M2 = 5_000.0  # river discharge / this = current speed
 DIFFUSIVITY = 30.0  # m2/s, along-channel mixing
 EXCHANGE_PER_S = 1 / (3 * 86_400)  # relaxation of the water towards the air
+SEA_TEMPERATURE = 9.0  # at the mouth, held fixed
 STATIONS_KM = (5, 25, 45)
 
 
@@ -73,7 +74,8 @@ def run_model(parsed_args, config, *args) -> dict:
 def simulate(weather: list[list[float]], rivers: list[list[float]]) -> list[list[float]]:
     """Step the channel through 24 h with an explicit upwind scheme."""
     dx = LENGTH_M / CELLS
-    temperature = [rivers[0][2]] * CELLS
+    head = rivers[0][2]
+    temperature = [head + (SEA_TEMPERATURE - head) * i / (CELLS - 1) for i in range(CELLS)]
     stations = [min(CELLS - 1, int(km * 1000 / dx)) for km in STATIONS_KM]
     hourly = [[0, *(round(temperature[i], 3) for i in stations)]]
     for hour in range(24):
@@ -86,7 +88,7 @@ def simulate(weather: list[list[float]], rivers: list[list[float]]) -> list[list
         advect, diffuse, relax = speed * dt / dx, DIFFUSIVITY * dt / (dx * dx), EXCHANGE_PER_S * dt
         for _ in range(steps):
             upstream = [river_temperature, *temperature[:-1]]
-            downstream = [*temperature[1:], temperature[-1]]
+            downstream = [*temperature[1:], SEA_TEMPERATURE]
             temperature = [
                 t - advect * (t - up) + diffuse * (up - 2 * t + down) + relax * (air - t)
                 for t, up, down in zip(temperature, upstream, downstream, strict=True)
