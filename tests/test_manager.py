@@ -294,6 +294,14 @@ def test_sigterm_stops_manager_and_broker_within_2_seconds(system):
     assert "SIGTERM received; shutting down" in system.log()
 
 
+def edit_next_workers(system, text: str) -> None:
+    """Append ``text`` to the next workers module, its time stamp surely newer."""
+    source = system.dir / "next_workers.py"
+    source.write_text(source.read_text() + text)
+    stat = source.stat()
+    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+
+
 @pytest.mark.timeout(60)
 def test_next_workers_module_is_reimported_when_its_file_changes(system):
     system.worker_module("known")
@@ -302,10 +310,7 @@ def test_next_workers_module_is_reimported_when_its_file_changes(system):
     assert system.run_worker("known").returncode == 0
     assert system.run_worker("known").returncode == 0
     assert "re-imported" not in system.log()
-    source = system.dir / "next_workers.py"
-    source.write_text(source.read_text() + "\n# edited\n")
-    stat = source.stat()
-    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    edit_next_workers(system, "\n# edited\n")
     assert system.run_worker("known").returncode == 0
     assert system.log().count("next workers module re-imported") == 1
 
@@ -333,10 +338,7 @@ def test_a_next_workers_module_with_a_syntax_error_is_refused_and_the_old_one_ke
     system.worker_module("known")
     system.after("def after_known(msg, config, checklist):\n    return []\n")
     system.start()
-    source = system.dir / "next_workers.py"
-    source.write_text(source.read_text() + "\ndef broken(:\n")
-    stat = source.stat()
-    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    edit_next_workers(system, "\ndef broken(:\n")
     assert system.run_worker("known").returncode == 0
     log = system.log()
     assert "next workers module changed but cannot be re-imported" in log
