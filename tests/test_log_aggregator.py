@@ -59,6 +59,7 @@ def test_records_logged_while_the_aggregator_is_down_arrive_when_it_starts(aggre
             aggregated.aggregated.exists()
             and "checklist updated with [chatty]" in aggregated.aggregated.read_text()
         ),
+        timeout=30,
         what="the manager's records from before the aggregator started",
     )
     text = aggregated.aggregated.read_text()
