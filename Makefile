@@ -7,7 +7,7 @@ export NOWCAST_ENV ?= $(CURDIR)/$(VENV)
 export NOWCAST_LOGS ?= $(CURDIR)/logs
 export NOWCAST_DATA ?= $(CURDIR)/data
 
-.PHONY: demo run test bench lint venv compile clean
+.PHONY: demo run cycle status test bench lint venv compile clean
 
 # the virtual environment, made and filled once (again when pyproject.toml changes)
 $(VENV)/.installed: pyproject.toml
@@ -23,15 +23,24 @@ compile: $(VENV)/.installed
 venv: $(VENV)/.installed compile
 
 ## make demo: run the example system through one daily cycle under supervisord, then stop
+## (make demo OUTAGE=rivers: the same, with a forcing source down, to see the failure path)
 demo: venv
-	@scripts/demo.sh
+	@scripts/demo.sh $(if $(OUTAGE),--simulate-outage $(OUTAGE))
 
 ## make run: run the example system in the foreground; Ctrl-C stops all of it
 run: venv
 	@mkdir -p $(NOWCAST_LOGS) $(NOWCAST_DATA)
 	@echo "supervisord in the foreground; in another shell: supervisorctl -c supervisord.ini status"
-	@echo "start a cycle with: $(PY) -m workers.prepare_run config/nowcast.yaml"
+	@echo "in another shell: make cycle (start today's cycle), make status"
 	$(VENV)/bin/supervisord -n -c supervisord.ini
+
+## make cycle: start a cycle for today in the system `make run` runs
+cycle: venv
+	$(PY) -m workers.prepare_run config/nowcast.yaml
+
+## make status: what the running manager is doing
+status: venv
+	@$(PY) -m nowcast.status config/nowcast.yaml
 
 ## make test: the whole test suite
 test: venv
