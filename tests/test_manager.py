@@ -13,6 +13,14 @@ import zmq
 from conftest import wait_for
 
 
+@pytest.fixture
+def known(system):
+    """A started system with one registered worker, `known`, whose after_ launches nothing."""
+    system.worker_module("known")
+    system.after("def after_known(msg, config, checklist):\n    return []\n")
+    return system.start()
+
+
 @pytest.mark.timeout(60)
 def test_five_worker_chain(system):
     names = [f"w{i}" for i in range(1, 6)]
@@ -183,10 +191,8 @@ def _malformed(rng: random.Random) -> list[bytes]:
 
 
 @pytest.mark.timeout(120)
-def test_500_malformed_messages_then_a_valid_worker_reports(system):
-    system.worker_module("known")
-    system.after("def after_known(msg, config, checklist):\n    return []\n")
-    system.start()
+def test_500_malformed_messages_then_a_valid_worker_reports(known):
+    system = known
     rng = random.Random(20261124)
     context = zmq.Context.instance()
     req = context.socket(zmq.REQ)
@@ -273,10 +279,8 @@ def test_a_resent_message_is_answered_not_applied_twice(system):
 
 
 @pytest.mark.timeout(60)
-def test_sighup_with_broken_config_is_refused_and_manager_keeps_serving(system):
-    system.worker_module("known")
-    system.after("def after_known(msg, config, checklist):\n    return []\n")
-    system.start()
+def test_sighup_with_broken_config_is_refused_and_manager_keeps_serving(known):
+    system = known
     good = system.config_file.read_text()
     system.config_file.write_text(good.replace("next workers module: next_workers", "x: 1"))
     system.manager.send_signal(signal.SIGHUP)
@@ -303,10 +307,8 @@ def edit_next_workers(system, text: str) -> None:
 
 
 @pytest.mark.timeout(60)
-def test_next_workers_module_is_reimported_when_its_file_changes(system):
-    system.worker_module("known")
-    system.after("def after_known(msg, config, checklist):\n    return []\n")
-    system.start()
+def test_next_workers_module_is_reimported_when_its_file_changes(known):
+    system = known
     assert system.run_worker("known").returncode == 0
     assert system.run_worker("known").returncode == 0
     assert "re-imported" not in system.log()
@@ -316,10 +318,8 @@ def test_next_workers_module_is_reimported_when_its_file_changes(system):
 
 
 @pytest.mark.timeout(60)
-def test_checklist_is_reloaded_at_start_unless_ignored(system):
-    system.worker_module("known")
-    system.after("def after_known(msg, config, checklist):\n    return []\n")
-    system.start()
+def test_checklist_is_reloaded_at_start_unless_ignored(known):
+    system = known
     assert system.run_worker("known").returncode == 0
     system.manager.terminate()
     system.manager.wait(5)
@@ -334,10 +334,8 @@ def test_checklist_is_reloaded_at_start_unless_ignored(system):
 
 
 @pytest.mark.timeout(60)
-def test_a_next_workers_module_with_a_syntax_error_is_refused_and_the_old_one_kept(system):
-    system.worker_module("known")
-    system.after("def after_known(msg, config, checklist):\n    return []\n")
-    system.start()
+def test_a_next_workers_module_with_a_syntax_error_is_refused_and_the_old_one_kept(known):
+    system = known
     edit_next_workers(system, "\ndef broken(:\n")
     assert system.run_worker("known").returncode == 0
     log = system.log()
