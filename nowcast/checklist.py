@@ -8,6 +8,7 @@ may have changed, so a write costs little more with 10,000 entries than with 10.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -121,6 +122,10 @@ class Checklist(dict):
         else:
             self[key] = payload
 
+    def mark_all_changed(self) -> None:
+        """Make the next ``to_yaml`` remake every entry (a write of it was lost)."""
+        self._touch_all()
+
     @property
     def changed(self) -> bool:
         """Whether anything may have changed since the last ``to_yaml``."""
@@ -150,6 +155,7 @@ class Checklist(dict):
             if self._reorder or any(key not in self._position for key in changed):
                 self._rebuild()
             else:
+                self._prerender(changed)
                 for key in changed:
                     self._out[self._position[key]] = self._entry(key)
         self._dirty = set()
@@ -162,15 +168,31 @@ class Checklist(dict):
         for cache in (self._fragments, self._parts):
             for key in [k for k in cache if not dict.__contains__(self, k)]:
                 del cache[key]
+        self._prerender(dict.keys(self))
         self._out = [self._entry(key) for key in dict.keys(self)]
         self._position = {key: i for i, key in enumerate(dict.keys(self))}
+
+    def _split(self, key: Any, value: Any) -> bool:
+        """Whether ``key``'s entry is cached one sub-key at a time."""
+        return key in self._parts or (
+            isinstance(value, dict) and len(value) >= _SPLIT_AT and _plain_key(key)
+        )
+
+    def _prerender(self, keys: Any) -> None:
+        """Make the missing whole-entry fragments of ``keys`` in one YAML dump."""
+        missing = []
+        for key in keys:
+            if key not in self._fragments:
+                value = dict.__getitem__(self, key)
+                if not self._split(key, value):
+                    missing.append((key, value))
+        for (key, _), fragment in zip(missing, _dump_each(missing), strict=True):
+            self._fragments[key] = fragment
 
     def _entry(self, key: Any) -> bytes:
         """One top-level entry's YAML, from the caches where they are valid."""
         value = dict.__getitem__(self, key)
-        if key in self._parts or (
-            isinstance(value, dict) and len(value) >= _SPLIT_AT and _plain_key(key)
-        ):
+        if self._split(key, value):
             return self._entry_from_parts(key, value)
         fragment = self._fragments.get(key)
         if fragment is None:
@@ -179,29 +201,41 @@ class Checklist(dict):
 
     def _entry_from_parts(self, key: str, value: dict) -> bytes:
         """A large dict entry, written from one cached fragment per sub-key, kept
-        in order; only the sub-keys ``merge`` changed are remade."""
+        in order; only the sub-keys ``merge`` changed are remade, and sub-keys
+        added at the end are appended to the entry's bytes."""
         parts = self._parts.get(key)
         stale = self._stale_parts.pop(key, ())
         if parts is not None:
-            position, fragments = parts
-            for sub_key in stale:
-                if sub_key not in value:
-                    break
-                fragment = _sub_entry(sub_key, value[sub_key])
-                if sub_key in position:
+            position, fragments, joined = parts
+            changed = [k for k in stale if k in position]
+            added = len(value) - len(position)
+            new = list(itertools.islice(reversed(value), added))[::-1] if added > 0 else []
+            if (
+                added >= 0
+                and len(changed) + added == len(stale)
+                and all(k in value for k in changed)
+                and all(k in stale and k not in position for k in new)
+            ):
+                items = [(k, value[k]) for k in changed + new]
+                made = _dump_each(items, indent=True)
+                for sub_key, fragment in zip(changed, made[: len(changed)], strict=True):
                     fragments[position[sub_key]] = fragment
-                else:
+                for sub_key, fragment in zip(new, made[len(changed) :], strict=True):
                     position[sub_key] = len(fragments)
                     fragments.append(fragment)
-            else:
-                if len(position) == len(value):
-                    return b"".join(fragments)
+                if changed:
+                    joined = b"".join(fragments)
+                elif new:
+                    joined += b"".join(made)
+                self._parts[key] = (position, fragments, joined)
+                return joined
         position, fragments = {}, [key.encode("utf-8") + b":\n"]
-        for sub_key, sub_value in value.items():
-            position[sub_key] = len(fragments)
-            fragments.append(_sub_entry(sub_key, sub_value))
-        self._parts[key] = (position, fragments)
-        return b"".join(fragments)
+        fragments.extend(_dump_each(list(value.items()), indent=True))
+        for index, sub_key in enumerate(value, 1):
+            position[sub_key] = index
+        joined = b"".join(fragments)
+        self._parts[key] = (position, fragments, joined)
+        return joined
 
     def as_plain(self) -> dict:
         """The checklist as an ordinary dict (shares the entries)."""
@@ -226,34 +260,73 @@ def _plain_key(key: Any) -> bool:
 _YAML_WORDS = {"null", "true", "false", "yes", "no", "on", "off", "y", "n", "~"}
 
 
-def _sub_entry(sub_key: Any, value: Any) -> bytes:
-    """``sub_key: value`` as YAML indented to sit under a top-level key."""
-    lines = _dump({sub_key: value}).splitlines(keepends=True)
+def _indented(fragment: bytes) -> bytes:
+    """A top-level entry's YAML indented to sit under a top-level key."""
+    lines = fragment.splitlines(keepends=True)
     return b"".join(b"  " + line for line in lines)
+
+
+def _dump_each(items: list[tuple[Any, Any]], indent: bool = False) -> list[bytes]:
+    """``key: value`` YAML for each item, as ``_dump`` makes it one at a time, but
+    from one dump of them all (the fixed cost of a dump is most of a small one's).
+
+    The dump is cut where a line starts a new top-level key; when the pieces do
+    not come out one per item, each item is dumped on its own instead.
+    """
+    if len(items) > 1:
+        try:
+            # without anchors: a value shared by two items must be written in each
+            text = _dump_text(dict(items), _UnsharedDumper)
+        except (yaml.YAMLError, RecursionError):
+            text = None
+        if text is not None:
+            pieces = _top_level_pieces(text)
+            if len(pieces) == len(items) and len(items) == len({k for k, _ in items}):
+                return [_indented(p) if indent else p for p in pieces]
+    return [_indented(_dump({k: v})) if indent else _dump({k: v}) for k, v in items]
+
+
+def _top_level_pieces(text: bytes) -> list[bytes]:
+    """Cut a block mapping's YAML into its entries: a new entry starts on a line
+    that is not indented, not empty, and not a sequence item (PyYAML writes those
+    of a top-level value unindented) or the value of an explicit ``?`` key."""
+    pieces: list[list[bytes]] = []
+    for line in text.splitlines(keepends=True):
+        if line[:1] not in (b" ", b"\n", b"") and not line.startswith(
+            (b"- ", b"-\n", b": ", b":\n")
+        ):
+            pieces.append([line])
+        elif pieces:
+            pieces[-1].append(line)
+        else:
+            return []
+    return [b"".join(p) for p in pieces]
 
 
 def _dump(data: dict) -> bytes:
     try:
-        text = yaml.dump(
-            data,
-            Dumper=_Dumper,
-            default_flow_style=False,
-            sort_keys=False,
-            allow_unicode=True,
-            width=_WIDTH,
-        )
+        return _dump_text(data)
     except yaml.YAMLError:
         logger.warning(
             "checklist entry %r holds values YAML cannot write; writing them as text", list(data)
         )
-        text = yaml.dump(
-            to_plain(data),
-            Dumper=_Dumper,
-            default_flow_style=False,
-            sort_keys=False,
-            allow_unicode=True,
-            width=_WIDTH,
-        )
+        return _dump_text(to_plain(data))
+
+
+class _UnsharedDumper(_Dumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _dump_text(data: dict, dumper: type = _Dumper) -> bytes:
+    text = yaml.dump(
+        data,
+        Dumper=dumper,
+        default_flow_style=False,
+        sort_keys=False,
+        allow_unicode=True,
+        width=_WIDTH,
+    )
     return text.encode("utf-8")
 
 

@@ -20,6 +20,10 @@ POLL_MS = 200
 # Most messages the manager applies in one batch (one checklist write, then replies).
 BATCH_MAX = 500
 
+# Seconds the manager waits before writing again after a write to disk failed
+# (disk full, I/O error); the replies wait too, and workers re-send meanwhile.
+COMMIT_RETRY_DELAY = 1.0
+
 # How many applied message ids (with their replies) the manager remembers, so a
 # worker that re-sends after a lost reply gets the first answer back.
 REMEMBERED_IDS = 2000
@@ -38,3 +42,16 @@ STATUS_TIMEOUT = 5.0
 
 # Log records a process holds for the log aggregator while it is unreachable.
 LOG_BUFFER = 10000
+
+# Whether the manager starts local workers through a warm fork server (`run: warm start`).
+WARM_START = True
+
+# Seconds the manager waits for the fork server to start a worker before starting it cold.
+FORK_SERVER_TIMEOUT = 5.0
+
+# Seconds after a fork server died (or could not start) before the manager starts
+# another; doubled at each failure in a row, up to FORK_SERVER_RESTART_MAX.
+FORK_SERVER_RESTART_DELAY = 10.0
+
+# Longest wait, in seconds, between attempts to start a fork server that keeps failing.
+FORK_SERVER_RESTART_MAX = 600.0

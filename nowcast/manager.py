@@ -4,8 +4,11 @@ One message's path: frames arrive from the broker, are read into a ``Message``,
 checked against the message registry, applied to the checklist, passed to
 ``after_<worker>`` in the next workers module; then the checklist and the manager's
 state are written to disk, the reply is sent, and the next workers are launched.
-Every message waiting in the queue is applied before the one write, so a burst
-costs one write, not one per message.
+
+Writes are group commits: every message waiting is applied before one write, and
+the write runs on the committer's thread while the manager applies the messages
+that arrive meanwhile; their replies wait for the next commit. So a burst costs a
+write per batch, not per message, and the disk and the manager work at once.
 
 Usage: ``python -m nowcast.manager config.yaml [--ignore-checklist]``
 """
@@ -22,6 +25,7 @@ from typing import Any
 
 from nowcast import checklist as checklist_file
 from nowcast import defaults, launcher, sockets
+from nowcast.committer import Commit, Committer
 from nowcast.config import (
     Config,
     lookup,
@@ -32,7 +36,6 @@ from nowcast.config import (
     require_zmq,
 )
 from nowcast.errors import ConfigError, MessageError
-from nowcast.fileutils import fsync_dir
 from nowcast.message import Message, load_message_data
 from nowcast.process import LongRunningProcess, main
 from nowcast.state import ManagerState
@@ -75,6 +78,12 @@ class NowcastManager(LongRunningProcess):
         self.checklist_logger = logging.getLogger("checklist")
         self._next_workers = None
         self._next_workers_stamp: tuple | None = None
+        self._committer: Committer | None = None
+        self._dirty = False  # something was applied that no commit holds yet
+        self._unsent: list[Reply] = []  # replies waiting for what is applied to be on disk
+        self._in_flight: list[Reply] = []  # replies waiting for the commit being written
+        self._launch_after = 0  # pending launches the commit being written holds
+        self._retry_commit_at = 0.0  # after a failed commit, when to try again
 
     # configuration
 
@@ -132,6 +141,7 @@ class NowcastManager(LongRunningProcess):
         else:
             self.checklist = checklist_file.load(path)
         self.state = ManagerState.load(path)
+        self._committer = Committer()
         self._import_next_workers()
         if self.state.supervision.running:
             self.logger.info(
@@ -149,9 +159,21 @@ class NowcastManager(LongRunningProcess):
 
     def _connect(self) -> None:
         self.socket = sockets.client(self.context, self._zmq.DEALER, self.config, "manager")
+        self._poll_set = None
         self.logger.info("connected to %s", sockets.address(self.config, "manager"))
 
     def shutdown(self) -> None:
+        """Finish the commit being written, commit what is applied, answer every
+        message that is then on disk; what is left to launch waits, on disk, for
+        the next manager."""
+        if self._committer is not None:
+            try:
+                self._finish_commit(self._committer.wait)
+                if self._dirty:
+                    self._commit_now()
+            except OSError:
+                self.logger.exception("cannot write the checklist and state before stopping")
+            self._committer.close()
         if hasattr(self, "context"):
             self.socket.close(linger=0)
             self.context.term()
@@ -160,7 +182,14 @@ class NowcastManager(LongRunningProcess):
 
     def loop(self) -> None:
         zmq = self._zmq
-        if self.socket.poll(defaults.POLL_MS):
+        if self._poll_set is None:
+            self._poll_set = self._zmq.Poller()
+            self._poll_set.register(self.socket, self._zmq.POLLIN)
+            self._poll_set.register(self._committer.fileno(), self._zmq.POLLIN)
+        events = dict(self._poll_set.poll(defaults.POLL_MS))
+        if self._committer.fileno() in events:
+            self._finish_commit(self._committer.finish)
+        if self.socket in events:
             batch = []
             for _ in range(defaults.BATCH_MAX):
                 try:
@@ -169,26 +198,84 @@ class NowcastManager(LongRunningProcess):
                     break
             self.handle_batch(batch)
         self.supervise(time.time())
+        self._start_commit()
 
     def handle_batch(self, batch: list[list[bytes]]) -> None:
-        """Apply every message in ``batch``, write once, reply to all, then launch."""
+        """Apply every message in ``batch``; their replies wait for the commit."""
         self._reimport_next_workers_if_changed()
-        self._applied = False
-        replies = []
         for frames in batch:
             reply = self.handle_frames(frames)
             if reply is not None:
-                replies.append(reply)
-        self._commit(replies)
+                self._unsent.append(reply)
+        if not (self._dirty or self._committer.busy):
+            self._send(self._unsent)  # nothing to wait for (invalid messages, status)
 
-    def _commit(self, replies: list[Reply]) -> None:
-        """Persist what was applied, then reply, then launch: an ack is on disk."""
-        if self._applied:
-            self._persist()
+    # commits: what is applied goes to disk, then the replies, then the launches
+
+    def _start_commit(self) -> None:
+        """Hand what was applied since the last commit to the committer, unless it
+        is still writing that one."""
+        if not self._dirty or self._committer.busy or time.time() < self._retry_commit_at:
+            return
+        commit = self._make_commit()
+        self._in_flight, self._unsent = self._unsent, []
+        self._launch_after = len(self.state.pending)
+        if commit:
+            self._committer.submit(commit)
+        else:
+            self._committed()
+
+    def _make_commit(self) -> Commit:
+        """The bytes of what changed, made now, so later messages do not change them."""
+        self._dirty = False
+        commit = Commit(os.path.dirname(os.path.abspath(self._checklist_path)))
+        if self.checklist.changed:
+            commit.replace.append((self._checklist_path, self.checklist.to_yaml()))
+        self.state.add_to(commit)
+        return commit
+
+    def _finish_commit(self, finish) -> None:
+        """Reply and launch for the commit just written; after a failed write,
+        keep the replies for the next commit, which writes everything again."""
+        if not self._committer.busy:
+            return
+        try:
+            if not finish():
+                return
+        except OSError:
+            self.logger.exception(
+                "cannot write the checklist and state to disk; replies are held, and "
+                "writing is tried again in %g s",
+                defaults.COMMIT_RETRY_DELAY,
+            )
+            self.checklist.mark_all_changed()
+            self.state.failed()
+            self._unsent[:0] = self._in_flight
+            self._in_flight = []
+            self._dirty = True
+            self._retry_commit_at = time.time() + defaults.COMMIT_RETRY_DELAY
+            return
+        self._committed()
+
+    def _committed(self) -> None:
+        self.state.committed()
+        replies, self._in_flight = self._in_flight, []
+        if not self._dirty:
+            replies += self._unsent  # nothing applied since: they are all on disk
+            self._unsent = []
+        self._send(replies)
+        launch, self._launch_after = self._launch_after, 0
+        if launch:
+            self._launch_pending(launch)
+
+    def _commit_now(self) -> None:
+        """Commit what was applied and wait for it (at start and at stop)."""
+        self._start_commit()
+        self._finish_commit(self._committer.wait)
+
+    def _send(self, replies: list[Reply]) -> None:
         for reply in replies:
             self.socket.send_multipart([*reply.envelope, reply.text.encode("utf-8")])
-        if self.state.pending:
-            self._launch_pending()
 
     def handle_frames(self, frames: list[bytes]) -> Reply | None:
         """Read one message's frames; return the reply to send, or None to drop it."""
@@ -210,13 +297,14 @@ class NowcastManager(LongRunningProcess):
         except MessageError as e:
             return self._invalid(envelope, str(e), body)
         if msg.source == STATUS_SOURCE and msg.type == "status":
-            return Reply(envelope, self._reply("status", self.status()).serialize())
+            self._send([Reply(envelope, self._reply("status", self.status()).serialize())])
+            return None
         if msg.id is not None and msg.id in self.state.replies:
             self.logger.info(
                 "message %s from %s was already applied; answering it again", msg.id, msg.source
             )
             return Reply(envelope, self.state.replies[msg.id])
-        self._applied = True
+        self._dirty = True
         reply = self.apply(msg)
         reply.id = msg.id
         text = reply.serialize() if form == "json" else reply.serialize_yaml()
@@ -342,19 +430,14 @@ class NowcastManager(LongRunningProcess):
         self.state.pending.extend((worker, 1) for worker in launch_now)
         return self._reply("ack")
 
-    # persistence and launching
+    # launching
 
-    def _persist(self) -> None:
-        """Put the checklist (if it changed) and the state on disk, before replies."""
-        replaced = False
-        if self.checklist.changed:
-            checklist_file.save(self.checklist, self._checklist_path)
-            replaced = True
-        if self.state.save() or replaced:
-            fsync_dir(os.path.dirname(os.path.abspath(self._checklist_path)))
-
-    def _launch_pending(self) -> None:
-        pending, self.state.pending = self.state.pending, []
+    def _launch_pending(self, count: int | None = None) -> None:
+        """Launch the first ``count`` pending workers (all by default): their
+        launch is on disk, so a crash from here on does not lose it."""
+        count = len(self.state.pending) if count is None else count
+        pending, self.state.pending = self.state.pending[:count], self.state.pending[count:]
+        self._dirty = True
         registry = self.config["message registry"]["workers"]
         for worker, tries in pending:
             try:
@@ -364,7 +447,6 @@ class NowcastManager(LongRunningProcess):
                 continue
             entry = registry.get(worker_name(worker.module), {})
             self.state.supervision.add(worker, process, entry, tries)
-        self._persist()
 
     # supervision of launched workers
 
@@ -372,9 +454,8 @@ class NowcastManager(LongRunningProcess):
         """Stop workers past their timeout; handle workers that exited without
         reporting as crashes; launch retries that are due."""
         supervision = self.state.supervision
-        self._applied = False
         for launched, signum in supervision.overdue(now):
-            self._applied = True
+            self._dirty = True
             if signum == signal.SIGTERM:
                 self.logger.error(
                     "%s (pid %s, args %s) ran past its timeout of %s s; sending SIGTERM",
@@ -396,7 +477,7 @@ class NowcastManager(LongRunningProcess):
             return  # apply the messages already waiting first: one may be from them
         for launched in exited:
             supervision.remove(launched)
-            self._applied = True
+            self._dirty = True
             ssh_said = launcher.ssh_error(launched.stderr_path)
             if launched.reported:
                 self.logger.debug(
@@ -424,11 +505,9 @@ class NowcastManager(LongRunningProcess):
             )
             self.apply(Message(launched.name, "crash", None), launched)
         for retry in supervision.due_retries(now):
-            self._applied = True
+            self._dirty = True
             worker = NextWorker(retry.worker["module"], retry.worker["args"], retry.worker["host"])
             self.state.pending.append((worker, retry.tries))
-        if self._applied:
-            self._commit([])
 
     def status(self) -> dict:
         """What ``python -m nowcast.status`` shows: a read-only view of the state."""

@@ -12,7 +12,8 @@ They hold what the checklist must not:
   to twice what is remembered.
 
 Both are on disk, with the checklist, before any reply to the messages that
-changed them.
+changed them: the manager adds what changed to a ``Commit`` and replies when the
+committer has written it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from collections import OrderedDict
 import attrs
 
 from nowcast import defaults
-from nowcast.fileutils import atomic_write, sync
+from nowcast.committer import Commit
 from nowcast.race import RaceGroups, worker_from_plain, worker_to_plain
 from nowcast.supervision import Supervision
 from nowcast.worker import NextWorker
@@ -54,7 +55,8 @@ class ReplyJournal:
         self.path = path
         self.remembered = remembered
         self.replies: OrderedDict[str, str] = OrderedDict()
-        self._unwritten: list[str] = []
+        self._unwritten: list[tuple[str, str]] = []  # (id, journal line), not yet committed
+        self._in_flight: list[tuple[str, str]] = []  # in the commit being written
         self._lines = 0
 
     def __contains__(self, msg_id: str) -> bool:
@@ -66,7 +68,7 @@ class ReplyJournal:
     def remember(self, msg_id: str, reply: str) -> None:
         """Keep the reply to ``msg_id``, forgetting the oldest beyond the limit."""
         self.replies[msg_id] = reply
-        self._unwritten.append(json.dumps([msg_id, reply], ensure_ascii=False) + "\n")
+        self._unwritten.append((msg_id, _line(msg_id, reply)))
         while len(self.replies) > self.remembered:
             self.replies.popitem(last=False)
 
@@ -91,26 +93,33 @@ class ReplyJournal:
                 self.replies.popitem(last=False)
         self._lines = len(lines)
 
-    def flush(self) -> bool:
-        """Put what was remembered since the last flush on disk; return True when
-        the file was replaced (so its directory needs syncing)."""
+    def add_to(self, commit: Commit) -> None:
+        """Add what was remembered since the last commit to ``commit``: appended,
+        or, when the file has grown to twice what is remembered, after rewriting it
+        with the older ids still remembered."""
         if not self._unwritten:
-            return False
+            return
+        new = "".join(line for _, line in self._unwritten).encode("utf-8")
         if self._lines + len(self._unwritten) > 2 * self.remembered:
-            lines = [json.dumps([k, v], ensure_ascii=False) + "\n" for k, v in self.replies.items()]
-            atomic_write(self.path, "".join(lines).encode("utf-8"), sync_dir=False)
-            self._lines = len(lines)
-            self._unwritten = []
-            return True
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        try:
-            os.write(fd, "".join(self._unwritten).encode("utf-8"))
-            sync(fd)
-        finally:
-            os.close(fd)
+            fresh = {msg_id for msg_id, _ in self._unwritten}
+            kept = [_line(k, v) for k, v in self.replies.items() if k not in fresh]
+            commit.replace.append((self.path, "".join(kept).encode("utf-8")))
+            self._lines = len(kept)
+        commit.append.append((self.path, new))
         self._lines += len(self._unwritten)
-        self._unwritten = []
-        return False
+        self._in_flight, self._unwritten = self._unwritten, []
+
+    def committed(self) -> None:
+        self._in_flight = []
+
+    def failed(self) -> None:
+        """The commit was not written: its lines go into the next one."""
+        self._unwritten[:0] = self._in_flight
+        self._in_flight = []
+
+
+def _line(msg_id: str, reply: str) -> str:
+    return json.dumps([msg_id, reply], ensure_ascii=False) + "\n"
 
 
 @attrs.define
@@ -146,19 +155,25 @@ class ManagerState:
             ensure_ascii=False,
         )
 
-    def save(self) -> bool:
-        """Write what changed since the last save; return True when a file was
-        replaced (its directory then needs syncing)."""
-        replaced = self.replies.flush()
+    def add_to(self, commit: Commit) -> None:
+        """Add to ``commit`` what changed since the last one: the state file when
+        its durable part changed, and the new lines of the reply journal."""
         durable = self._durable_json()
         if durable != self._written:
             text = json.dumps(
                 {"format": FORMAT, "recent messages": self.recent}, ensure_ascii=False
             )
-            atomic_write(self.path, f"{text[:-1]}, {durable[1:]}".encode(), sync_dir=False)
+            commit.replace.append((self.path, f"{text[:-1]}, {durable[1:]}".encode()))
             self._written = durable
-            replaced = True
-        return replaced
+        self.replies.add_to(commit)
+
+    def committed(self) -> None:
+        self.replies.committed()
+
+    def failed(self) -> None:
+        """The commit was not written: the next one writes everything again."""
+        self._written = ""
+        self.replies.failed()
 
     @classmethod
     def load(cls, checklist_file: str, remembered: int = defaults.REMEMBERED_IDS) -> ManagerState:

@@ -62,7 +62,66 @@ def test_yaml_matches_the_checklist_after_any_mutation():
             if rng.random() < 0.7:
                 loaded = yaml.safe_load(c.to_yaml()) or {}
                 assert loaded == c.as_plain()
-                assert list(loaded) == list(c.as_plain())
+                assert _ordered(loaded) == _ordered(c.as_plain())
+
+
+def _ordered(value):
+    """``value`` with every mapping as a list of pairs, so order counts in ==."""
+    if isinstance(value, dict):
+        return [(k, _ordered(v)) for k, v in value.items()]
+    if isinstance(value, list):
+        return [_ordered(v) for v in value]
+    return value
+
+
+def test_a_large_entry_keeps_its_sub_keys_in_order_as_they_are_added():
+    c = Checklist({"reports": {f"r{i}": i for i in range(20)}})
+    c.to_yaml()
+    for batch in range(30):
+        for i in range(batch % 4 + 1):
+            c.merge("reports", {f"n{batch}-{i}": {"file": f"/data/{batch}.nc"}})
+        if batch % 5 == 0:
+            c.merge("reports", {"r3": batch})
+        text = c.to_yaml()
+        assert _ordered(yaml.safe_load(text)) == _ordered(c.as_plain())
+
+
+TRICKY = [
+    1, -2.5, None, True, "", " lead", "trail ", "#", "- x", "a: b", "two\nlines", "\n\nx\n",
+    "---", "...", "? q", ": v", "w " * 3000, "é ✓", [], {}, ["- a", ["b", {"c": "d"}]],
+    {"x": [1, {"y": "two\n\nlines"}]}, [{"a": 1, "b": [2, 3]}], "'quoted'", '"dq"',
+]  # fmt: skip
+
+
+def test_one_dump_for_many_entries_cuts_into_what_a_dump_each_makes():
+    rng = random.Random(11)
+    keys = ["a", "b c", "true", "1", "null", "- k", "? k", ": k", "k" * 200, "é", "", "x\ny"]
+    for _ in range(300):
+        items = {}
+        for _ in range(rng.randint(2, 8)):
+            key = (
+                f"{rng.choice(keys)}{rng.randint(0, 9)}"
+                if rng.random() < 0.8
+                else rng.randint(0, 9)
+            )
+            items[key] = rng.choice(TRICKY) if rng.random() < 0.6 else _value(rng)
+        pairs = list(items.items())
+        expected = [checklist_module._dump({k: v}) for k, v in pairs]
+        one_dump = checklist_module._dump_text(dict(pairs), checklist_module._UnsharedDumper)
+        assert checklist_module._top_level_pieces(one_dump) == expected
+        assert checklist_module._dump_each(pairs) == expected
+        indented = checklist_module._dump_each(pairs, indent=True)
+        assert [line for f in indented for line in f.splitlines()] == [
+            b"  " + line for f in expected for line in f.splitlines()
+        ]
+
+
+def test_a_value_shared_by_two_entries_is_written_whole_in_each():
+    shared = {"files": ["a.nc", "b.nc"]}
+    c = Checklist({"x": shared, "y": shared, "z": 1})
+    text = c.to_yaml()
+    assert b"&" not in text and b"*" not in text
+    assert yaml.safe_load(text) == {"x": shared, "y": shared, "z": 1}
 
 
 def test_load_reads_a_checklist_written_by_nemo_nowcast(tmp_path):

@@ -341,3 +341,20 @@ def test_a_next_workers_module_with_a_syntax_error_is_refused_and_the_old_one_ke
     log = system.log()
     assert "next workers module changed but cannot be re-imported" in log
     assert "SyntaxError" in log
+
+
+@pytest.mark.timeout(60)
+def test_no_ack_while_the_checklist_cannot_be_written_then_it_is_written_and_acked(known):
+    system = known
+    # a directory where the manager writes its temporary checklist file makes writing fail
+    blocker = system.dir / f".{system.checklist_file.name}.{system.manager.pid}.tmp"
+    blocker.mkdir()
+    worker = system.launch_worker("known")
+    wait_for(lambda: "cannot write the checklist" in system.log(), what="the failed write")
+    wait_for(lambda: "re-sending" in system.log(), what="the worker to re-send")
+    assert worker.poll() is None, "acknowledged before the checklist was on disk"
+    assert "known" not in system.checklist()
+    blocker.rmdir()
+    assert worker.wait(30) == 0
+    assert system.checklist()["known"] == {"done": True}
+    assert system.manager.poll() is None

@@ -1,0 +1,133 @@
+"""Durable writes on a thread of their own, so the manager applies the next
+messages while the last ones' files are flushed to disk (group commit).
+
+The manager hands over a ``Commit``: bytes already made, to be written in order.
+Writing them is system calls that release the GIL (write, fdatasync, rename,
+fsync), so on a machine with two cores the manager's Python and the disk work
+overlap. The manager learns that a commit is done through a pipe it polls with
+its socket, and only then sends the replies that commit makes true.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+
+from nowcast.fileutils import atomic_write, fsync_dir, sync
+
+
+class Commit:
+    """Files to write, in this order: the replaced ones (each atomically), one
+    sync of their directory, then the appended ones.
+
+    Appends come last so that a journal line never reaches the disk before the
+    data it vouches for: a message id in the reply journal means its effects are
+    already in the checklist.
+    """
+
+    __slots__ = ("replace", "append", "directory")
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.replace: list[tuple[str, bytes]] = []
+        self.append: list[tuple[str, bytes]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.replace or self.append)
+
+    def write(self) -> None:
+        """Put every file on disk; raises ``OSError`` (the files then hold either
+        their old content or the new, and appends are cut back)."""
+        for path, data in self.replace:
+            atomic_write(path, data, sync_dir=False)
+        if self.replace:
+            fsync_dir(self.directory)
+        for path, data in self.append:
+            append_durably(path, data)
+
+
+def append_durably(path: str, data: bytes) -> None:
+    """Append ``data`` to ``path`` and flush it to disk; on failure the file is cut
+    back to its old length, so no half line is left for the next append."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            sync(fd)
+        except OSError:
+            try:
+                os.ftruncate(fd, size)
+            except OSError:
+                pass
+            raise
+    finally:
+        os.close(fd)
+
+
+class Committer:
+    """One thread that writes commits, one at a time; ``fileno()`` becomes
+    readable when the one handed over is done."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._done_r, self._done_w = os.pipe()
+        os.set_blocking(self._done_r, False)
+        self._error: OSError | None = None
+        self.busy = False
+        self._thread = threading.Thread(target=self._run, name="committer", daemon=True)
+        self._thread.start()
+
+    def fileno(self) -> int:
+        return self._done_r
+
+    def submit(self, commit: Commit) -> None:
+        """Start writing ``commit``; one at a time."""
+        if self.busy:
+            raise RuntimeError("a commit is already being written")
+        self.busy = True
+        self._jobs.put(commit)
+
+    def finish(self) -> bool:
+        """Collect the commit that is done, if it is; raises the ``OSError`` that
+        writing it raised, if any."""
+        try:
+            os.read(self._done_r, 1)
+        except BlockingIOError:
+            return False
+        self.busy = False
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+        return True
+
+    def wait(self) -> bool:
+        """Block until the commit being written is done, then ``finish`` it."""
+        if not self.busy:
+            return False
+        os.set_blocking(self._done_r, True)
+        try:
+            return self.finish()
+        finally:
+            os.set_blocking(self._done_r, False)
+
+    def close(self) -> None:
+        """Stop the thread after the commit being written, if any."""
+        self._jobs.put(None)
+        self._thread.join()
+        os.close(self._done_r)
+        os.close(self._done_w)
+
+    def _run(self) -> None:
+        while True:
+            commit = self._jobs.get()
+            if commit is None:
+                return
+            try:
+                commit.write()
+            except OSError as e:
+                self._error = e
+            os.write(self._done_w, b".")
