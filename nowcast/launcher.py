@@ -8,10 +8,13 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import time
 from typing import TYPE_CHECKING
 
+from nowcast import defaults
 from nowcast.config import Config, key_path
 from nowcast.errors import ConfigError
+from nowcast.forkserver import ForkServer, ForkServerError, StaleForkServer, WarmProcess
 
 if TYPE_CHECKING:
     from nowcast.worker import NextWorker
@@ -67,9 +70,15 @@ def _host_config(worker: NextWorker, config: Config) -> dict:
     return host_config
 
 
-def launch(worker: NextWorker, config: Config, logger: logging.Logger) -> subprocess.Popen:
+def launch(
+    worker: NextWorker,
+    config: Config,
+    logger: logging.Logger,
+    warm: WarmStart | None = None,
+) -> subprocess.Popen | WarmProcess:
     """Start ``worker`` in a session of its own (so it outlives a restart of the
-    process that launched it); return its ``Popen``.
+    process that launched it); return its ``Popen``, or the ``WarmProcess`` the
+    fork server of ``warm`` started it as, when there is one ready.
 
     For a worker on another host, ssh's standard error goes to a temporary file,
     named by the ``stderr_path`` attribute of the ``Popen``, so that the reason of
@@ -79,6 +88,11 @@ def launch(worker: NextWorker, config: Config, logger: logging.Logger) -> subpro
     logger.info("launching %s", worker)
     logger.debug("cmd = %s", cmd)
     if is_local(worker.host):
+        if warm is not None:
+            process = warm.launch(worker.module, cmd[3:])
+            if process is not None:
+                logger.debug("started by the fork server as pid %s", process.pid)
+                return process
         return subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, start_new_session=True, close_fds=True
         )
@@ -105,3 +119,127 @@ def ssh_error(stderr_path: str | None, lines: int = 5) -> str:
         return ""
     tail = [line.strip() for line in text.splitlines() if line.strip()][-lines:]
     return " | ".join(tail)
+
+
+def warm_start_enabled(config: Config) -> bool:
+    """The ``run: warm start`` switch, checked to be a boolean (default on)."""
+    run = config.get("run")
+    if not isinstance(run, dict) or "warm start" not in run:
+        return defaults.WARM_START
+    value = run["warm start"]
+    if not isinstance(value, bool):
+        raise ConfigError(
+            f"{config.file}: key 'run: warm start' must be true or false, got {value!r}"
+        )
+    return value
+
+
+class WarmStart:
+    """The fork server the manager starts local workers through: started with the
+    manager, replaced when stale or when ``python`` changes, started again (after
+    a delay) when it dies. Without one ready, ``launch`` returns None: start cold."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+        self.enabled = False
+        self.python: str | None = None
+        self.config_file = ""
+        self.current: ForkServer | None = None
+        self.retiring: list[ForkServer] = []
+        self._restart_at = 0.0
+        self._restart_delay = defaults.FORK_SERVER_RESTART_DELAY
+
+    def configure(self, config: Config) -> None:
+        """Follow the config: ``run: warm start`` and ``python`` (already validated)."""
+        enabled = warm_start_enabled(config)
+        python = config.get("python") or sys.executable
+        if (enabled, python) == (self.enabled, self.python):
+            return
+        if self.current is not None:
+            self.logger.info("replacing the fork server: the config changed")
+            self._retire_current()
+        self.enabled, self.python, self.config_file = enabled, python, str(config.file)
+        self._restart_at = 0.0
+        if enabled:
+            self._start()
+        else:
+            self.logger.info("warm start is off: workers are started cold")
+
+    def tend(self) -> None:
+        """Notice a fork server that became ready or died, let retired ones go, and
+        start one when it is time. The manager calls it at each turn of its loop."""
+        if self.current is not None:
+            self.current.pump()
+            if self.current.state == "ready":
+                self._restart_delay = defaults.FORK_SERVER_RESTART_DELAY
+            elif self.current.state == "gone":
+                self._lose_current()
+        for server in list(self.retiring):
+            server.pump()
+            if server.state == "gone":
+                self.retiring.remove(server)
+        if self.enabled and self.current is None and time.monotonic() >= self._restart_at:
+            self._start()
+
+    def launch(self, module: str, args: list[str]) -> WarmProcess | None:
+        """Start ``python -m module *args`` through the fork server; None when it
+        cannot (the caller starts the worker cold)."""
+        self.tend()
+        server = self.current
+        if not self.enabled or server is None:
+            return None
+        try:
+            return server.launch(module, args, os.getcwd(), defaults.FORK_SERVER_TIMEOUT)
+        except StaleForkServer as e:
+            self.logger.info("starting a fresh fork server: %s; this worker is started cold", e)
+            self._retire_current()
+            self._start()
+        except ForkServerError as e:
+            self.logger.debug("starting %s cold: %s", module, e)
+            if server.state == "gone":
+                self._lose_current()
+        return None
+
+    def close(self) -> None:
+        """Hang up on every fork server; the workers they started keep running."""
+        for server in [*self.retiring, self.current]:
+            if server is not None:
+                server.close()
+        self.current, self.retiring = None, []
+
+    def describe(self) -> dict | None:
+        """The fork server for the manager's status: pid and state."""
+        if not self.enabled:
+            return None
+        if self.current is None:
+            return {"pid": None, "state": "gone"}
+        return {"pid": self.current.pid, "state": self.current.state}
+
+    def _start(self) -> None:
+        server = ForkServer(self.python, self.config_file, self.logger)
+        try:
+            server.start()
+        except OSError as e:
+            self.logger.error(
+                "cannot start the fork server with %s: %s; starting workers cold", self.python, e
+            )
+            self._lose()
+            return
+        self.current = server
+        self.logger.debug("fork server started (pid %s)", server.pid)
+
+    def _retire_current(self) -> None:
+        server, self.current = self.current, None
+        server.retire()
+        if server.state != "gone":
+            self.retiring.append(server)
+
+    def _lose_current(self) -> None:
+        self.current = None
+        self._lose()
+
+    def _lose(self) -> None:
+        """After a server died or could not start: try again later, later each time."""
+        self._restart_at = time.monotonic() + self._restart_delay
+        self.logger.info("another fork server will be started in %g s", self._restart_delay)
+        self._restart_delay = min(self._restart_delay * 2, defaults.FORK_SERVER_RESTART_MAX)

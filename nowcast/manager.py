@@ -70,6 +70,7 @@ class NowcastManager(LongRunningProcess):
     """Apply messages from workers to the checklist; launch the next workers."""
 
     name = "manager"
+    warm: launcher.WarmStart | None = None  # starts local workers through a fork server
 
     def __init__(self, args: Any) -> None:
         super().__init__(args)
@@ -111,6 +112,7 @@ class NowcastManager(LongRunningProcess):
                         f"{config.file}: key 'run: enabled hosts: {host}: ssh options' must "
                         f"be a list of ssh arguments, got {options!r}"
                     )
+        launcher.warm_start_enabled(config)
         require_number(
             config, "zmq", "max message size", default=defaults.MAX_MESSAGE_SIZE, minimum=1
         )
@@ -125,6 +127,8 @@ class NowcastManager(LongRunningProcess):
         ):
             self._next_workers = None
             self._import_next_workers()
+        if self.warm is not None:
+            self.warm.configure(new)
 
     # start and stop
 
@@ -134,6 +138,8 @@ class NowcastManager(LongRunningProcess):
         self._zmq = zmq
         self.context = zmq.Context()
         self._connect()
+        self.warm = launcher.WarmStart(self.logger)
+        self.warm.configure(self.config)
         path = self.config["checklist file"]
         self._checklist_path = path
         if self.args.ignore_checklist:
@@ -177,6 +183,8 @@ class NowcastManager(LongRunningProcess):
         if hasattr(self, "context"):
             self.socket.close(linger=0)
             self.context.term()
+        if self.warm is not None:
+            self.warm.close()
 
     # the loop
 
@@ -441,7 +449,7 @@ class NowcastManager(LongRunningProcess):
         registry = self.config["message registry"]["workers"]
         for worker, tries in pending:
             try:
-                process = launcher.launch(worker, self.config, self.logger)
+                process = launcher.launch(worker, self.config, self.logger, self.warm)
             except (OSError, ConfigError) as e:
                 self.logger.error("cannot launch %s: %s", worker, e)
                 continue
@@ -453,6 +461,8 @@ class NowcastManager(LongRunningProcess):
     def supervise(self, now: float) -> None:
         """Stop workers past their timeout; handle workers that exited without
         reporting as crashes; launch retries that are due."""
+        if self.warm is not None:
+            self.warm.tend()
         supervision = self.state.supervision
         for launched, signum in supervision.overdue(now):
             self._dirty = True
@@ -518,6 +528,7 @@ class NowcastManager(LongRunningProcess):
                 "pid": os.getpid(),
                 "config file": str(self.config.file),
                 "checklist file": self._checklist_path,
+                "fork server": self.warm.describe() if self.warm is not None else None,
             },
             "running": [
                 {

@@ -131,10 +131,13 @@ class Supervision:
                 continue
             if launched.process is not None:
                 code = launched.process.poll()
-                if code is None:
+                if code is not None:
+                    launched.exit_code = code
+                elif getattr(launched.process, "lost", False):
+                    launched.process = None  # its fork server died: watched by pid from now on
+                else:
                     continue
-                launched.exit_code = code
-            elif _alive(launched.pid, launched.proc_start):
+            if launched.process is None and _alive(launched.pid, launched.proc_start):
                 continue
             launched.exited = True
             gone.append(launched)
@@ -197,7 +200,10 @@ def signal_worker(launched: Launched, signum: int) -> None:
 
 def describe_exit(code: int | None) -> str:
     if code is None:
-        return "exited (exit code unknown: it was launched by an earlier manager)"
+        return (
+            "exited (exit code unknown: it was launched by an earlier manager, "
+            "or by a fork server that died)"
+        )
     if code < 0:
         try:
             name = signal.Signals(-code).name

@@ -1,0 +1,365 @@
+"""Warm start: the manager starts local workers through a fork server, and a
+worker started that way behaves as one started with ``python -m``."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import PY, wait_for
+
+import nowcast
+
+RECORD_AFTER = """
+def after_{name}(msg, config, checklist):
+    with open("after.log", "a") as f:
+        f.write(f"{{msg.source}} {{msg.type}}\\n")
+    return []
+"""
+
+# A module the manager launches: not a NowcastWorker, so it reports nothing and
+# the manager handles its exit as a silent death, whose log line has the exit code.
+PROBE = """
+import json, os, signal, sys, threading
+
+def dispositions():
+    return {{s.name: str(signal.getsignal(s)) for s in (
+        signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGPIPE,
+        signal.SIGUSR1)}}
+
+with open("/proc/self/cmdline", "rb") as f:
+    cmdline = f.read().rstrip(b"\\0").decode()
+seen = {{
+    "argv": sys.argv,
+    "orig_argv": sys.orig_argv,
+    "cmdline": cmdline,
+    "name": __name__,
+    "file": __file__,
+    "spec": __spec__.name,
+    "cwd": os.getcwd(),
+    "path0": sys.path[0],
+    "session leader": os.getsid(0) == os.getpid(),
+    "group leader": os.getpgrp() == os.getpid(),
+    "stdin is /dev/null": os.fstat(0).st_rdev == os.stat("/dev/null").st_rdev,
+    "signals": dispositions(),
+    "threads": len(os.listdir("/proc/self/task")),
+    "main globals": sorted(k for k in globals() if k.startswith("__")),
+    "ppid": os.getppid(),
+}}
+with open(sys.argv[-1], "w") as f:
+    json.dump(seen, f)
+{tail}
+"""
+
+
+def record_after(system, *names: str) -> None:
+    for name in names:
+        system.after(RECORD_AFTER.format(name=name))
+
+
+def after_calls(system) -> list[str]:
+    path = system.dir / "after.log"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def probe(system, name: str, tail: str = "", record: bool = True, **settings) -> None:
+    """A launched module that writes what it sees to the file named by its last arg."""
+    system.register(name, **settings)
+    (system.dir / f"{name}.py").write_text(PROBE.format(tail=textwrap.dedent(tail)))
+    if record:
+        record_after(system, name)
+
+
+def launcher(system, *workers: tuple[str, list[str]]) -> None:
+    """A `start` worker whose after_ launches ``workers``; run it to launch them."""
+    system.worker_module("start")
+    listed = ", ".join(f"NextWorker({m!r}, {a!r})" for m, a in workers)
+    system.after(f"def after_start(msg, config, checklist):\n    return [{listed}]\n")
+
+
+def server_pids(system) -> list[int]:
+    return [int(p) for p in re.findall(r"fork server \(pid (\d+)\) ready", system.log())]
+
+
+def start_warm(system) -> int:
+    """Start the system and wait for its fork server to be ready; return its pid."""
+    system.start()
+    return wait_for(lambda: server_pids(system), what="fork server ready")[-1]
+
+
+def launch(system) -> None:
+    assert system.run_worker("start").returncode == 0
+
+
+def read_json(path: Path) -> dict:
+    return wait_for(lambda: path.exists() and path.read_text() and json.loads(path.read_text()))
+
+
+def manager_output(system) -> str:
+    return (system.dir / "nowcast.manager.out").read_text()
+
+
+def running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_sees_what_python_m_would_show_it(system):
+    probe(system, "probe")
+    launcher(system, ("probe", ["--x", "1", "warm.json"]))
+    server = start_warm(system)
+    launch(system)
+    warm = read_json(system.dir / "warm.json")
+    subprocess.run(
+        [PY, "-m", "probe", str(system.config_file), "--x", "1", "cold.json"],
+        cwd=system.dir,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        check=True,
+        timeout=30,
+    )
+    cold = read_json(system.dir / "cold.json")
+    assert warm.pop("ppid") == server
+    cold.pop("ppid")
+    warm["argv"][-1] = warm["orig_argv"][-1] = "out.json"
+    cold["argv"][-1] = cold["orig_argv"][-1] = "out.json"
+    warm["cmdline"] = warm["cmdline"].replace("warm.json", "out.json")
+    cold["cmdline"] = cold["cmdline"].replace("cold.json", "out.json")
+    assert warm == cold
+    assert warm["name"] == "__main__"
+    assert warm["argv"][0] == str(system.dir / "probe.py")
+    assert warm["cwd"] == warm["path0"] == str(system.dir)
+    assert warm["threads"] == 1 and warm["session leader"] and warm["stdin is /dev/null"]
+    wait_for(lambda: "started by the fork server as pid" in system.log(), what="the launch line")
+
+
+@pytest.mark.timeout(60)
+def test_exit_codes_signals_and_output_reach_the_manager(system):
+    probe(system, "speaks", "print('out-7f3a'); print('err-7f3a', file=sys.stderr); sys.exit(7)")
+    probe(system, "signalled", "os.kill(os.getpid(), signal.SIGUSR1)")
+    probe(system, "raises", "raise RuntimeError('boom-7f3a')")
+    probe(
+        system,
+        "threaded",
+        "import time\n"
+        "def late():\n"
+        "    time.sleep(0.3)\n"
+        "    print('thread-7f3a', flush=True)\n"
+        "threading.Thread(target=late).start()\n",
+    )
+    launcher(
+        system,
+        ("speaks", ["speaks.json"]),
+        ("signalled", ["signalled.json"]),
+        ("raises", ["raises.json"]),
+        ("threaded", ["threaded.json"]),
+    )
+    server = start_warm(system)
+    launch(system)
+    wait_for(lambda: len(after_calls(system)) == 4, what="four crashes")
+    assert sorted(after_calls(system)) == [
+        "raises crash",
+        "signalled crash",
+        "speaks crash",
+        "threaded crash",
+    ]
+    log = system.log()
+    assert log.count("started by the fork server as pid") == 4
+    assert re.search(r"speaks \(pid \d+.*exited with code 7 without reporting", log)
+    assert re.search(r"signalled \(pid \d+.*was killed by SIGUSR1 without reporting", log)
+    assert re.search(r"raises \(pid \d+.*exited with code 1 without reporting", log)
+    assert re.search(r"threaded \(pid \d+.*exited with code 0 without reporting", log)
+    output = manager_output(system)
+    assert "out-7f3a" in output and "err-7f3a" in output and "thread-7f3a" in output
+    assert "Traceback (most recent call last):" in output
+    assert "RuntimeError: boom-7f3a" in output and "forkserver.py" not in output
+    assert all(
+        json.loads((system.dir / f"{n}.json").read_text())["ppid"] == server
+        for n in ("speaks", "signalled", "raises", "threaded")
+    )
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_runs_its_module_as_it_is_on_disk_now(system):
+    probe(system, "fresh", "print('version-one')")
+    launcher(system, ("fresh", ["fresh.json"]))
+    start_warm(system)
+    launch(system)
+    wait_for(lambda: after_calls(system) == ["fresh crash"], what="first run")
+    path = system.dir / "fresh.py"
+    path.write_text(path.read_text().replace("print('version-one')", "print('version-two!')"))
+    launch(system)
+    wait_for(lambda: len(after_calls(system)) == 2, what="second run")
+    output = manager_output(system)
+    assert output.index("version-one") < output.index("version-two!")
+    assert system.log().count("started by the fork server as pid") == 2
+
+
+@pytest.mark.timeout(60)
+def test_a_changed_preloaded_module_brings_a_fresh_fork_server(system):
+    # the system runs its own copy of the framework (the directory a process runs
+    # in comes first on its path), so the test can change a module the server imported
+    package = Path(nowcast.__file__).parent
+    shutil.copytree(package, system.dir / "nowcast", ignore=shutil.ignore_patterns("__pycache__"))
+    probe(
+        system,
+        "upgraded",
+        "import nowcast.defaults; print('probe', nowcast.defaults.__dict__.get('PROBE'))",
+    )
+    launcher(system, ("upgraded", ["upgraded.json"]))
+    first = start_warm(system)
+    launch(system)
+    wait_for(lambda: len(after_calls(system)) == 1, what="first run")
+    with open(system.dir / "nowcast" / "defaults.py", "a") as f:
+        f.write("\nPROBE = 'upgraded'\n")
+    launch(system)
+    wait_for(lambda: len(after_calls(system)) == 2, what="second run")
+    second = wait_for(lambda: len(server_pids(system)) == 2 and server_pids(system)[-1])
+    launch(system)
+    wait_for(lambda: len(after_calls(system)) == 3, what="third run")
+    output = manager_output(system)
+    assert output.count("probe None") == 1 and output.count("probe upgraded") == 2
+    log = system.log()
+    assert re.search(r"starting a fresh fork server: \S*defaults.py changed", log)
+    assert json.loads((system.dir / "upgraded.json").read_text())["ppid"] == second != first
+    wait_for(lambda: not running(first), what="the stale fork server to exit")
+
+
+@pytest.mark.timeout(60)
+def test_kill_9_of_the_fork_server_loses_no_launch(system):
+    probe(
+        system,
+        "waits",
+        "import time\nwhile not os.path.exists('go'):\n    time.sleep(0.02)\nos._exit(5)",
+        record=False,
+    )
+    probe(system, "after_death")
+    launcher(system, ("waits", ["waits.json"]))
+    system.after(
+        "def after_waits(msg, config, checklist):\n"
+        "    return [NextWorker('after_death', ['after_death.json'])]\n"
+    )
+    server = start_warm(system)
+    launch(system)
+    waits = read_json(system.dir / "waits.json")
+    assert waits["ppid"] == server
+    os.kill(server, signal.SIGKILL)
+    wait_for(lambda: "was killed by SIGKILL" in system.log(), what="the death noticed")
+    (system.dir / "go").touch()
+    wait_for(lambda: after_calls(system) == ["after_death crash"], what="the chain going on")
+    log = system.log()
+    assert f"the fork server (pid {server}) was killed by SIGKILL" in log
+    assert "1 worker(s) the fork server (pid" in log and "are watched by pid" in log
+    assert re.search(r"waits \(pid \d+.*exit code unknown", log)
+    after_death = json.loads((system.dir / "after_death.json").read_text())
+    assert after_death["ppid"] == system.manager.pid  # started cold
+
+
+@pytest.mark.timeout(60)
+def test_a_timeout_stops_the_whole_process_group_of_a_forked_worker(system):
+    probe(
+        system,
+        "hangs",
+        "import subprocess, time\n"
+        "child = subprocess.Popen(['sleep', '60'])\n"
+        "open('grandchild', 'w').write(str(child.pid))\n"
+        "time.sleep(60)\n",
+        timeout=1,
+        **{"timeout grace": 1},
+    )
+    launcher(system, ("hangs", ["hangs.json"]))
+    server = start_warm(system)
+    launch(system)
+    assert read_json(system.dir / "hangs.json")["ppid"] == server
+    grandchild = int(
+        wait_for(
+            lambda: (system.dir / "grandchild").exists() and (system.dir / "grandchild").read_text()
+        )
+    )
+    wait_for(lambda: after_calls(system) == ["hangs crash"], timeout=20, what="after_hangs")
+    assert "ran past its timeout of 1 s and was stopped" in system.log()
+    wait_for(lambda: not running(grandchild), what="the worker's own child to be stopped")
+
+
+@pytest.mark.timeout(60)
+def test_warm_start_off_starts_workers_with_popen(system):
+    system.config_extra["run"] = {"warm start": False}
+    probe(system, "cold")
+    launcher(system, ("cold", ["cold.json"]))
+    system.start()
+    launch(system)
+    assert read_json(system.dir / "cold.json")["ppid"] == system.manager.pid
+    wait_for(lambda: after_calls(system) == ["cold crash"], what="cold exit")
+    log = system.log()
+    assert "warm start is off" in log
+    assert "fork server" not in log.replace("warm start is off", "")
+
+
+@pytest.mark.timeout(60)
+def test_warm_start_must_be_true_or_false(system):
+    system.config_extra["run"] = {"warm start": "yes"}
+    system.write()
+    manager = system.spawn("nowcast.manager")
+    assert manager.wait(10) == 2
+    output = manager_output(system)
+    assert str(system.config_file) in output
+    assert "'run: warm start' must be true or false, got 'yes'" in output
+
+
+@pytest.mark.timeout(60)
+def test_the_fork_server_ends_with_its_manager_and_leaves_workers_running(system):
+    probe(system, "lasts", "import time\ntime.sleep(60)")
+    launcher(system, ("lasts", ["lasts.json"]))
+    server = start_warm(system)
+    assert len(os.listdir(f"/proc/{server}/task")) == 1  # no threads: safe to fork
+    launch(system)
+    worker = read_json(system.dir / "lasts.json")
+    started = wait_for(lambda: re.search(r"started by the fork server as pid (\d+)", system.log()))
+    pid = int(started[1])
+    assert worker["ppid"] == server
+    system.kill_manager()
+    wait_for(lambda: not running(server), what="the fork server to exit")
+    assert running(pid)
+    os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.timeout(60)
+def test_a_reload_that_changes_python_replaces_the_fork_server(system):
+    wrapper = system.dir / "python-wrapper"
+    wrapper.write_text(f'#!/bin/sh\nexec "{PY}" "$@"\n')
+    wrapper.chmod(0o755)
+    first = start_warm(system)
+    system.config_extra["python"] = str(wrapper)
+    system.write()
+    system.manager.send_signal(signal.SIGHUP)
+    wait_for(lambda: len(server_pids(system)) == 2, what="a new fork server")
+    assert "replacing the fork server: the config changed" in system.log()
+    wait_for(lambda: not running(first), what="the old fork server to exit")
+
+
+@pytest.mark.timeout(60)
+def test_a_fork_server_that_cannot_start_leaves_workers_started_cold(system):
+    # a link to the interpreter outside its virtual environment: no nowcast there
+    outside = system.dir / "python-outside-venv"
+    outside.symlink_to(PY)
+    system.config_extra["python"] = str(outside)
+    probe(system, "cold")
+    launcher(system, ("cold", ["cold.json"]))
+    system.start()
+    wait_for(lambda: "before it was ready" in system.log(), what="the fork server to fail")
+    launch(system)
+    assert read_json(system.dir / "cold.json")["ppid"] == system.manager.pid
+    log = system.log()
+    assert re.search(r"the fork server \(pid \d+\) exited with code 1 before it was ready", log)
+    assert "No module named 'nowcast'" in manager_output(system)
