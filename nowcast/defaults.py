@@ -55,3 +55,9 @@ FORK_SERVER_RESTART_DELAY = 10.0
 
 # Longest wait, in seconds, between attempts to start a fork server that keeps failing.
 FORK_SERVER_RESTART_MAX = 600.0
+
+# Seconds between the broker's checks that the manager can take messages (if not, they are dropped).
+RELAY_CHECK = 0.5
+
+# Seconds the broker waits for a port it just closed to be free again, when a reload re-binds it.
+REBIND_WAIT = 2.0

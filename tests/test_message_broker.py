@@ -1,0 +1,228 @@
+"""The message broker with real processes: relaying both ways, dropping what no
+manager can take, stopping, re-binding on SIGHUP, and garbage on its sockets."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import threading
+
+import pytest
+import zmq
+from conftest import free_port, wait_for
+
+NO_MANAGER = "Is the manager running?"
+
+
+def message(msg_id: str, payload: dict) -> str:
+    return json.dumps({"source": "w", "type": "success", "payload": payload, "id": msg_id})
+
+
+def req_socket(port: int) -> zmq.Socket:
+    sock = zmq.Context.instance().socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(f"tcp://127.0.0.1:{port}")
+    return sock
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@pytest.fixture
+def one_worker(system):
+    """A system with one registered worker, ``w``, that launches nothing after it."""
+    system.worker_module("w")
+    system.after("def after_w(msg, config, checklist):\n    return []\n")
+    return system
+
+
+@pytest.mark.timeout(60)
+def test_messages_flow_from_workers_to_the_manager_and_back(one_worker):
+    one_worker.start()
+    assert one_worker.run_worker("w").returncode == 0
+    assert one_worker.checklist()["w"] == {"done": True}
+    replies: dict[int, object] = {}
+
+    def client(first: int) -> None:
+        for i in range(first, first + 20):
+            replies[i] = one_worker.request(message(f"m{i}", {f"k{i}": i}))
+
+    threads = [threading.Thread(target=client, args=(20 * n,)) for n in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(replies) == 200 and all(reply is not None for reply in replies.values())
+    assert len(one_worker.checklist()["w"]) == 201
+    assert NO_MANAGER not in one_worker.log()
+
+
+@pytest.mark.timeout(60)
+def test_a_message_before_any_manager_is_dropped_not_held(one_worker):
+    one_worker.start(manager=False)
+    early = req_socket(one_worker.ports["workers"])
+    try:
+        early.send_string(message("early", {"early": 1}))
+        wait_for(lambda: NO_MANAGER in one_worker.log(), what="the drop's log line")
+        one_worker.start_manager()
+        # had the broker held the early message, the manager would have applied it
+        # before this one, which comes through the same queue after it
+        assert one_worker.request(message("later", {"later": 1}))["type"] == "ack"
+        assert one_worker.checklist()["w"] == {"later": 1}
+    finally:
+        early.close()
+    # the worker re-sends with the same id, and now gets its reply
+    assert one_worker.request(message("early", {"early": 1}))["type"] == "ack"
+    assert one_worker.checklist()["w"] == {"later": 1, "early": 1}
+
+
+@pytest.mark.timeout(60)
+def test_a_message_while_the_manager_is_down_is_dropped_not_held(one_worker):
+    one_worker.start()
+    assert one_worker.request(message("before", {"before": 1}))["type"] == "ack"
+    one_worker.kill_manager()
+    early = req_socket(one_worker.ports["workers"])
+    try:
+        early.send_string(message("while down", {"while down": 1}))
+        wait_for(lambda: NO_MANAGER in one_worker.log(), what="the drop's log line")
+        one_worker.start_manager()
+        assert one_worker.request(message("after", {"after": 1}))["type"] == "ack"
+        assert one_worker.checklist()["w"] == {"before": 1, "after": 1}
+    finally:
+        early.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_started_before_the_manager_gets_its_reply_by_re_sending(one_worker):
+    one_worker.start(manager=False)
+    worker = one_worker.launch_worker("w")
+    wait_for(lambda: NO_MANAGER in one_worker.log(), what="the drop's log line")
+    one_worker.start_manager()
+    assert worker.wait(30) == 0
+    assert one_worker.checklist()["w"] == {"done": True}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("manager", [True, False], ids=["relaying", "no manager"])
+def test_sigterm_stops_the_broker_within_2_seconds(one_worker, manager):
+    one_worker.start(manager=manager)
+    if manager:
+        assert one_worker.request(message("m", {"m": 1}))["type"] == "ack"
+    one_worker.broker.send_signal(signal.SIGTERM)
+    assert one_worker.broker.wait(2) == 0
+    assert "SIGTERM received; shutting down" in one_worker.log()
+
+
+@pytest.mark.timeout(60)
+def test_sighup_with_a_new_port_re_binds(one_worker):
+    one_worker.start()
+    old = one_worker.ports["workers"]
+    one_worker.ports["workers"] = new = free_port()
+    one_worker.write()
+    one_worker.broker.send_signal(signal.SIGHUP)
+    wait_for(
+        lambda: f"worker socket bound to tcp://127.0.0.1:{new}" in one_worker.log(),
+        what="the new bind",
+    )
+    assert one_worker.request(message("m", {"m": 1}))["type"] == "ack"
+    wait_for(lambda: port_is_free(old), what="the old port to be released")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("role", ["workers", "manager"])
+def test_sighup_with_a_port_taken_keeps_the_old_ports(one_worker, role):
+    one_worker.start()
+    old = dict(one_worker.ports)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        # the other socket's new port is free, so that bind succeeds and is undone
+        one_worker.ports["workers"] = free_port()
+        one_worker.ports[role] = taken.getsockname()[1]
+        moved = one_worker.ports["workers"]
+        one_worker.write()
+        one_worker.broker.send_signal(signal.SIGHUP)
+        wait_for(lambda: "keeping the old ones" in one_worker.log(), what="the refusal")
+    one_worker.ports = old
+    assert one_worker.request(message("m", {"m": 1}))["type"] == "ack"
+    if role == "manager":
+        wait_for(lambda: port_is_free(moved), what="the undone bind to be released")
+    assert one_worker.broker.poll() is None
+
+
+@pytest.mark.timeout(60)
+def test_sighup_turning_keys_on_re_binds_the_same_ports(one_worker, tmp_path):
+    from test_security import make_keys, send
+
+    one_worker.start()
+    keys = tmp_path / "keys"
+    make_keys(keys)
+    one_worker.zmq_extra["curve keys"] = str(keys)
+    one_worker.write()
+    one_worker.broker.send_signal(signal.SIGHUP)
+    wait_for(lambda: "config reloaded" in one_worker.log(), what="the reload")
+    assert "keeping the old ones" not in one_worker.log()
+    assert one_worker.log().count(f":{one_worker.ports['workers']}") >= 2  # bound twice
+    one_worker.manager.terminate()
+    assert one_worker.manager.wait(5) == 0
+    one_worker.start_manager()  # now with the keys
+    assert not send(one_worker, keys, None, {"plain": 1})
+    assert one_worker.run_worker("w").returncode == 0
+    assert one_worker.checklist()["w"] == {"done": True}
+
+
+@pytest.mark.timeout(60)
+def test_garbage_frames_do_not_stop_the_broker(one_worker):
+    one_worker.start()
+    context = zmq.Context.instance()
+    for port in ("workers", "manager"):
+        rogue = context.socket(zmq.DEALER)
+        rogue.setsockopt(zmq.LINGER, 0)
+        rogue.connect(f"tcp://127.0.0.1:{one_worker.ports[port]}")
+        for i in range(100):
+            rogue.send_multipart([bytes([i % 256]) * (i % 7) for _ in range(1 + i % 40)])
+        rogue.close()
+    with socket.create_connection(("127.0.0.1", one_worker.ports["workers"])) as raw:
+        raw.sendall(b"\xff\x00 not a ZeroMQ greeting " * 100)
+    # a message the manager's side took while the rogue was connected there is lost:
+    # re-send, as workers do
+    assert wait_for(
+        lambda: one_worker.request(message("after", {"after": 1}), timeout=1),
+        what="a reply after the garbage",
+    )
+    assert one_worker.checklist()["w"] == {"after": 1}
+    assert one_worker.broker.poll() is None
+
+
+@pytest.mark.timeout(60)
+def test_a_manager_that_stops_reading_makes_the_broker_drop_not_wait(one_worker):
+    one_worker.start()
+    one_worker.manager.send_signal(signal.SIGSTOP)
+    try:
+        flood = zmq.Context.instance().socket(zmq.DEALER)
+        flood.setsockopt(zmq.LINGER, 0)
+        flood.connect(f"tcp://127.0.0.1:{one_worker.ports['workers']}")
+        blob = "x" * 10_000
+        try:
+            # more than the queues to the stopped manager hold, so sends to it fail
+            for i in range(4000):
+                flood.send_multipart([b"", message(f"f{i}", {"blob": blob}).encode()])
+            wait_for(lambda: NO_MANAGER in one_worker.log(), what="the drop's log line")
+        finally:
+            flood.close()
+    finally:
+        one_worker.manager.send_signal(signal.SIGCONT)
+    assert wait_for(
+        lambda: one_worker.request(message("after", {"after": 1}), timeout=2),
+        timeout=30,
+        what="a reply once the manager reads again",
+    )
+    one_worker.broker.send_signal(signal.SIGTERM)
+    assert one_worker.broker.wait(2) == 0
