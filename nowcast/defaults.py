@@ -17,6 +17,10 @@ GIVE_UP_AFTER = 300.0
 # Milliseconds a long-running process waits in one poll before it checks its flags.
 POLL_MS = 200
 
+# Seconds between the manager's checks of the workers it launched while messages
+# keep it busy (when idle, it checks after each poll).
+SUPERVISE_EVERY = 0.05
+
 # Most messages the manager applies in one batch (one checklist write, then replies).
 BATCH_MAX = 500
 

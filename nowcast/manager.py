@@ -85,6 +85,7 @@ class NowcastManager(LongRunningProcess):
         self._in_flight: list[Reply] = []  # replies waiting for the commit being written
         self._launch_after = 0  # pending launches the commit being written holds
         self._retry_commit_at = 0.0  # after a failed commit, when to try again
+        self._supervised_at = 0.0  # when supervise() last ran
 
     # configuration
 
@@ -205,7 +206,10 @@ class NowcastManager(LongRunningProcess):
                 except zmq.Again:
                     break
             self.handle_batch(batch)
-        self.supervise(time.time())
+        now = time.time()
+        if not events or now - self._supervised_at >= defaults.SUPERVISE_EVERY:
+            self._supervised_at = now
+            self.supervise(now)
         self._start_commit()
 
     def handle_batch(self, batch: list[list[bytes]]) -> None:

@@ -3,6 +3,7 @@ race groups, restarts."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -24,6 +25,16 @@ def record_after(system, *names):
 def after_calls(system) -> list[str]:
     path = system.dir / "after.log"
     return path.read_text().splitlines() if path.exists() else []
+
+
+def watched(system) -> list[str]:
+    """The names of the launched workers the manager's state file holds."""
+    path = system.dir / f"{system.checklist_file.name}.manager-state.json"
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    return [w["module"] for w in state["supervision"]["running"]]
 
 
 def start_with_launcher(system, *launched: str):
@@ -152,7 +163,7 @@ def test_restarted_manager_notices_silent_death_of_a_worker_it_did_not_launch(sy
     system.worker_module("slow", "time.sleep(3)\nos._exit(9)")
     record_after(system, "slow")
     start_with_launcher(system, "slow")
-    wait_for(lambda: "launching NextWorker(module='slow'" in system.log(), what="slow launched")
+    wait_for(lambda: watched(system) == ["slow"], what="slow launched and recorded on disk")
     system.kill_manager()
     system.start_manager()
     assert "watching 1 worker(s) launched by the previous manager: slow" in system.log()
