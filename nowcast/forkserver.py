@@ -23,7 +23,7 @@ running workers running.
 on one worker (what supervision needs of a ``Popen``). ``launcher.WarmStart`` keeps
 one fork server going and falls back to ``Popen`` while there is none ready.
 
-Usage (the manager starts it): ``python -m nowcast.forkserver FD CONFIG_FILE ROOM``
+Usage (the manager starts it): ``python -m nowcast.forkserver FD CONFIG_FILE``
 """
 
 from __future__ import annotations
@@ -62,11 +62,8 @@ PRELOAD = (
     "nowcast.message",
     "nowcast.sockets",
     "nowcast.worker",
+    "setproctitle",
 )
-
-# Bytes the server reserves in its own command line (as a blank last argument), so
-# that each child can show its worker's command line there for ``ps``.
-TITLE_ROOM = 1024
 
 
 class ForkServerError(NowcastError):
@@ -138,7 +135,6 @@ class ForkServer:
             "nowcast.forkserver",
             str(theirs.fileno()),
             self.config_file,
-            " " * TITLE_ROOM,
         ]
         try:
             self.process = subprocess.Popen(
@@ -531,21 +527,13 @@ def _flush() -> bool:
 
 
 def _retitle(argv: list[str]) -> None:
-    """Show the worker's command line (for ``ps``) in place of the server's: write
-    it over the process's argument area, which the server made room in (Linux;
-    nothing happens elsewhere)."""
+    """Show the worker's command line (for ``ps`` and ``top``) in place of the
+    server's, as a cold start would."""
     try:
-        with open("/proc/self/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-        start, end = int(fields[45]), int(fields[46])  # arg_start, arg_end
-        if not 0 < start < end:
-            return
-        text = b"\0".join(os.fsencode(a) for a in argv)[: end - start - 1]
-        with open("/proc/self/mem", "r+b", buffering=0) as mem:
-            mem.seek(start)
-            mem.write(text.ljust(end - start, b"\0"))
-    except (OSError, IndexError, ValueError):
-        pass
+        from setproctitle import setproctitle
+    except ImportError:
+        return
+    setproctitle(" ".join(argv))
 
 
 def _watched_paths() -> set[str]:
@@ -598,12 +586,12 @@ def _say(text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m nowcast.forkserver FD CONFIG_FILE ROOM``."""
+    """Entry point of ``python -m nowcast.forkserver FD CONFIG_FILE``."""
     argv = sys.argv[1:] if argv is None else argv
     try:
         fd = int(argv[0])
     except (IndexError, ValueError):
-        _say("usage: python -m nowcast.forkserver FD CONFIG_FILE ROOM (the manager starts it)")
+        _say("usage: python -m nowcast.forkserver FD CONFIG_FILE (the manager starts it)")
         return 2
     try:
         return _Server(fd).serve()

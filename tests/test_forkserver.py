@@ -34,8 +34,8 @@ def dispositions():
         signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGPIPE,
         signal.SIGUSR1)}}
 
-with open("/proc/self/cmdline", "rb") as f:
-    cmdline = f.read().rstrip(b"\\0").decode()
+with open("/proc/self/cmdline", "rb") as f:  # as ps shows it
+    cmdline = f.read().rstrip(b"\\0").replace(b"\\0", b" ").decode()
 seen = {{
     "argv": sys.argv,
     "orig_argv": sys.orig_argv,
