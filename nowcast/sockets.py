@@ -9,7 +9,6 @@ are in ``DIR/authorized/``; clients use ``DIR/<zmq: curve client>.key_secret``
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from typing import Any
 
@@ -37,6 +36,8 @@ def bind_address(config: Config, port_name: str) -> str:
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
+    import ipaddress  # here, not at the top: workers never need it
+
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
