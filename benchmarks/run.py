@@ -3,7 +3,9 @@ measured in this run on this machine.
 
 Usage: ``python benchmarks/run.py [--quick] [--only NAME ...]``
 
-Figures are medians over repeated runs, with the spread (min-max).
+Figures are medians over repeated runs, with the spread (min-max). A figure and
+its floor are measured in turn, round after round, so that a virtual machine
+whose speed drifts during the run moves both alike.
 """
 
 from __future__ import annotations
@@ -246,13 +248,24 @@ def floor_burst(messages: list[bytes], clients: int) -> float:
         proc.wait()
 
 
-def time_command(cmd: list[str], runs: int, cwd: Path | None = None) -> list[float]:
+def time_command(cmd: list[str], runs: int = 1, cwd: Path | None = None) -> list[float]:
     times = []
     for _ in range(runs):
         start = time.perf_counter()
         subprocess.run(cmd, check=True, cwd=cwd, stdout=subprocess.DEVNULL)
         times.append((time.perf_counter() - start) * 1000)
     return times
+
+
+def interleaved(measures: dict, runs: int) -> dict[str, list[float]]:
+    """Take each of ``measures`` (name -> function returning one or more figures)
+    in turn, ``runs`` rounds, so a machine that slows down or speeds up during the
+    run weighs on a figure and on its floor alike."""
+    results: dict[str, list[float]] = {name: [] for name in measures}
+    for _ in range(runs):
+        for name, measure in measures.items():
+            results[name].extend(measure())
+    return results
 
 
 # ---------------------------------------------------------------- benchmarks
@@ -266,14 +279,34 @@ def run_startup(runs: int) -> list[dict]:
     try:
         cmd = [PY, "-m", "nowcast.workers.sleep", str(system.config_file), "--sleep-time", "0"]
         time_command(cmd, 2, system.dir)  # warm the file cache
-        floor_zmq = time_command([PY, "-c", "import zmq"], runs)
-        floor = time_command([PY, "-c", "import zmq, yaml"], runs)
-        worker = time_command(cmd, runs, system.dir)
+        times = interleaved(
+            {
+                "worker": lambda: time_command(cmd, cwd=system.dir),
+                "import zmq, yaml": lambda: time_command([PY, "-c", "import zmq, yaml"]),
+                "import zmq": lambda: time_command([PY, "-c", "import zmq"]),
+            },
+            runs,
+        )
     finally:
         system.stop()
+    floor = times["import zmq, yaml"]
     return [
-        show("worker start-up (sleep 0, e2e)", worker, "ms", "import zmq, yaml", floor, "<= 1.5x"),
-        show("  (for reference) import zmq", floor_zmq, "ms", "import zmq, yaml", floor, "-"),
+        show(
+            "worker start-up (sleep 0, e2e)",
+            times["worker"],
+            "ms",
+            "import zmq, yaml",
+            floor,
+            "<= 1.5x",
+        ),
+        show(
+            "  (for reference) import zmq",
+            times["import zmq"],
+            "ms",
+            "import zmq, yaml",
+            floor,
+            "-",
+        ),
     ]
 
 
@@ -329,58 +362,73 @@ worker.run(work, lambda args: "success", lambda args: "failure")
 def run_hop(runs: int, hops: int = 10) -> list[dict]:
     """A chain of no-op workers: time from one worker's function to the next one's,
     with warm start (the default) and, for reference, without."""
-    warm = measure_hops(runs, hops, warm_start=True)
-    cold = measure_hops(runs, hops, warm_start=False)
-    floor = time_command([PY, "-c", "import zmq"], runs * 3)
+    chains = {}
+    try:
+        for warm_start in (True, False):
+            chains[warm_start] = HopChain(hops, warm_start)
+        times = interleaved(
+            {
+                "warm": chains[True].run,
+                "cold": chains[False].run,
+                "import zmq": lambda: time_command([PY, "-c", "import zmq"], 3),
+            },
+            runs,
+        )
+    finally:
+        for chain in chains.values():
+            chain.system.stop()
+    floor = times["import zmq"]
     return [
-        show(f"hop ({hops}-worker chain)", warm, "ms", "import zmq", floor, "<= 1.5x"),
-        show("  (for reference) warm start: false", cold, "ms", "import zmq", floor, "-"),
+        show(f"hop ({hops}-worker chain)", times["warm"], "ms", "import zmq", floor, "<= 1.5x"),
+        show("  (for reference) warm start: false", times["cold"], "ms", "import zmq", floor, "-"),
     ]
 
 
-def measure_hops(runs: int, hops: int, warm_start: bool) -> list[float]:
-    """Run a chain of ``hops`` no-op workers ``runs`` times; the mean hop of each run, in ms."""
-    names = [f"hop{i}" for i in range(hops)]
-    workers = {n: {"checklist key": n, "success": "s", "failure": "f", "crash": "c"} for n in names}
-    next_workers = (
-        "from nowcast import NextWorker\n"
-        + "".join(
-            f"def after_{n}(msg, config, checklist):\n"
-            f"    return [NextWorker({names[i + 1]!r})] if i_ok(msg) else []\n"
-            if i + 1 < hops
-            else f"def after_{n}(msg, config, checklist):\n    return []\n"
-            for i, n in enumerate(names)
+class HopChain:
+    """A system running a chain of ``hops`` no-op workers, each launching the next."""
+
+    def __init__(self, hops: int, warm_start: bool) -> None:
+        self.names = names = [f"hop{i}" for i in range(hops)]
+        workers = {
+            n: {"checklist key": n, "success": "s", "failure": "f", "crash": "c"} for n in names
+        }
+        next_workers = (
+            "from nowcast import NextWorker\n"
+            + "".join(
+                f"def after_{n}(msg, config, checklist):\n"
+                f"    return [NextWorker({names[i + 1]!r})] if i_ok(msg) else []\n"
+                if i + 1 < hops
+                else f"def after_{n}(msg, config, checklist):\n    return []\n"
+                for i, n in enumerate(names)
+            )
+            + "def i_ok(msg):\n    return msg.type == 'success'\n"
         )
-        + "def i_ok(msg):\n    return msg.type == 'success'\n"
-    )
-    system = System(workers, next_workers=next_workers)
-    config = yaml.safe_load(system.config_file.read_text())
-    config["run"] = {"warm start": warm_start}
-    system.config_file.write_text(yaml.safe_dump(config, sort_keys=False))
-    system.start()
-    results = []
-    try:
+        self.system = system = System(workers, next_workers=next_workers)
+        config = yaml.safe_load(system.config_file.read_text())
+        config["run"] = {"warm start": warm_start}
+        system.config_file.write_text(yaml.safe_dump(config, sort_keys=False))
         for n in names:
             (system.dir / f"{n}.py").write_text(HOP_WORKER.replace("{NAME}", n))
         subprocess.run([PY, "-m", "compileall", "-q", str(system.dir)], check=True)
+        system.start()
         if warm_start:
             wait_for_log(system, "fork server (pid")
-        for _ in range(runs):
-            hops_file = system.dir / "hops.txt"
-            hops_file.unlink(missing_ok=True)
-            subprocess.run(
-                [PY, "-m", names[0], str(system.config_file)], cwd=system.dir, check=True
-            )
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                if hops_file.exists() and len(hops_file.read_text().splitlines()) == hops:
-                    break
-                time.sleep(0.01)
-            stamps = [float(line.split()[1]) for line in hops_file.read_text().splitlines()]
-            results.append((stamps[-1] - stamps[0]) / (hops - 1) * 1000)
-    finally:
-        system.stop()
-    return results
+
+    def run(self) -> list[float]:
+        """Run the chain once; the mean hop, in ms."""
+        system, hops = self.system, len(self.names)
+        hops_file = system.dir / "hops.txt"
+        hops_file.unlink(missing_ok=True)
+        subprocess.run(
+            [PY, "-m", self.names[0], str(system.config_file)], cwd=system.dir, check=True
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if hops_file.exists() and len(hops_file.read_text().splitlines()) == hops:
+                break
+            time.sleep(0.01)
+        stamps = [float(line.split()[1]) for line in hops_file.read_text().splitlines()]
+        return [(stamps[-1] - stamps[0]) / (hops - 1) * 1000]
 
 
 def wait_for_log(system: System, text: str, timeout: float = 20) -> None:
@@ -403,10 +451,16 @@ def rss_kib(pid: int) -> int:
 
 def run_growth(runs: int, sizes=(10, 1000, 10000), n: int = 1000, clients: int = 20) -> list[dict]:
     """The per-message cost with 10, 1,000 and 10,000 items in the checklist."""
-    costs = {
-        size: [1e6 / measure_burst(size, f"g{size}-{run}", n, clients) for run in range(runs)]
-        for size in sizes
-    }
+    rounds = iter(range(runs * len(sizes)))
+    costs = interleaved(
+        {
+            size: lambda size=size: [
+                1e6 / measure_burst(size, f"g{size}-{next(rounds)}", n, clients)
+            ]
+            for size in sizes
+        },
+        runs,
+    )
     return [
         show(
             f"per-message cost, {size} items",
