@@ -86,6 +86,8 @@ class NowcastManager(LongRunningProcess):
         self._launch_after = 0  # pending launches the commit being written holds
         self._retry_commit_at = 0.0  # after a failed commit, when to try again
         self._supervised_at = 0.0  # when supervise() last ran
+        self._failed_writes = 0  # commits that failed in a row
+        self._failure_logged_at = 0.0
 
     # configuration
 
@@ -254,12 +256,18 @@ class NowcastManager(LongRunningProcess):
         try:
             if not finish():
                 return
-        except OSError:
-            self.logger.exception(
-                "cannot write the checklist and state to disk; replies are held, and "
-                "writing is tried again in %g s",
-                defaults.COMMIT_RETRY_DELAY,
-            )
+        except OSError as e:
+            self._failed_writes += 1
+            now = time.time()
+            if self._failed_writes == 1 or now - self._failure_logged_at >= 60:
+                self._failure_logged_at = now
+                self.logger.error(
+                    "cannot write the checklist and state to disk (%s); replies are held, and "
+                    "writing is tried again every %g s%s",
+                    e,
+                    defaults.COMMIT_RETRY_DELAY,
+                    f" ({self._failed_writes} tries so far)" if self._failed_writes > 1 else "",
+                )
             self.checklist.mark_all_changed()
             self.state.failed()
             self._unsent[:0] = self._in_flight
@@ -267,6 +275,13 @@ class NowcastManager(LongRunningProcess):
             self._dirty = True
             self._retry_commit_at = time.time() + defaults.COMMIT_RETRY_DELAY
             return
+        if self._failed_writes:
+            self.logger.warning(
+                "checklist and state written to disk again, after %d failed tries; "
+                "sending the replies held",
+                self._failed_writes,
+            )
+            self._failed_writes = 0
         self._committed()
 
     def _committed(self) -> None:

@@ -358,3 +358,6 @@ def test_no_ack_while_the_checklist_cannot_be_written_then_it_is_written_and_ack
     assert worker.wait(30) == 0
     assert system.checklist()["known"] == {"done": True}
     assert system.manager.poll() is None
+    log = system.log()
+    assert log.count("cannot write the checklist") == 1  # not once a second
+    assert "Is a directory" in log and "written to disk again, after" in log
