@@ -14,7 +14,7 @@ import os
 import queue
 import threading
 
-from nowcast.fileutils import atomic_write, fsync_dir, sync
+from nowcast.fileutils import fsync_dir, sync, write_temporary
 
 
 class Commit:
@@ -38,10 +38,15 @@ class Commit:
 
     def write(self) -> None:
         """Put every file on disk; raises ``OSError`` (the files then hold either
-        their old content or the new, and appends are cut back)."""
-        for path, data in self.replace:
-            atomic_write(path, data, sync_dir=False)
-        if self.replace:
+        their old content or the new, and appends are cut back).
+
+        The replaced files are all written and flushed first, then renamed one
+        after the other, so they change together as nearly as can be.
+        """
+        written = [(write_temporary(path, data), path) for path, data in self.replace]
+        for tmp, path in written:
+            os.replace(tmp, path)
+        if written:
             fsync_dir(self.directory)
         for path, data in self.append:
             append_durably(path, data)

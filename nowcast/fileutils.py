@@ -13,20 +13,25 @@ def atomic_write(path: str | os.PathLike, data: bytes, *, sync_dir: bool = True)
     then renamed over ``path``.
     """
     path = os.fspath(path)
+    os.replace(write_temporary(path, data), path)
+    if sync_dir:
+        fsync_dir(os.path.dirname(path) or ".")
+
+
+def write_temporary(path: str, data: bytes) -> str:
+    """Write ``data`` to a temporary file beside ``path`` and flush it to disk;
+    return its name, for renaming over ``path``."""
     directory = os.path.dirname(path) or "."
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         view = memoryview(data)
         while view:
-            written = os.write(fd, view)
-            view = view[written:]
+            view = view[os.write(fd, view) :]
         sync(fd)
     finally:
         os.close(fd)
-    os.replace(tmp, path)
-    if sync_dir:
-        fsync_dir(directory)
+    return tmp
 
 
 # fdatasync skips metadata a rename does not need (times); fsync where it is missing

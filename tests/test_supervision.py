@@ -37,6 +37,16 @@ def watched(system) -> list[str]:
     return [w["module"] for w in state["supervision"]["running"]]
 
 
+def waiting(system) -> dict | None:
+    """Whom the race group in the manager's state file waits for."""
+    path = system.dir / f"{system.checklist_file.name}.manager-state.json"
+    try:
+        groups = json.loads(path.read_text())["race groups"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return groups[0]["waiting"] if groups else None
+
+
 def start_with_launcher(system, *launched: str):
     """Register a `start` worker whose after_ launches ``launched`` workers."""
     system.worker_module("start")
@@ -203,7 +213,7 @@ def test_a_race_group_survives_a_manager_restart(system):
     )
     system.start()
     assert system.run_worker("fork").returncode == 0
-    wait_for(lambda: "quick" in system.checklist(), what="quick to report")
+    wait_for(lambda: waiting(system) == {"quick": 0, "slow": 1}, what="quick's report on disk")
     system.kill_manager()
     system.start_manager()
     status = system.request({"source": "nowcast.status", "type": "status"})["payload"]
