@@ -172,16 +172,16 @@ class NowcastManager(LongRunningProcess):
         self.logger.info("connected to %s", sockets.address(self.config, "manager"))
 
     def shutdown(self) -> None:
-        """Finish the commit being written, commit what is applied, answer every
-        message that is then on disk; what is left to launch waits, on disk, for
-        the next manager."""
+        """Finish the commit being written and commit what is applied since,
+        answering every message that is then on disk (and launching, and
+        recording, the workers those commits decided on)."""
         if self._committer is not None:
-            try:
-                self._finish_commit(self._committer.wait)
-                if self._dirty:
-                    self._commit_now()
-            except OSError:
-                self.logger.exception("cannot write the checklist and state before stopping")
+            self._finish_commit(self._committer.wait)
+            for _ in range(3):  # a commit may launch workers, whose record needs another
+                if not self._dirty:
+                    break
+                self._retry_commit_at = 0.0
+                self._commit_now()
             self._committer.close()
         if hasattr(self, "context"):
             self.socket.close(linger=0)
