@@ -211,6 +211,7 @@ class WarmStart:
         """The fork server for the manager's status: pid and state."""
         if not self.enabled:
             return None
+        self.tend()
         if self.current is None:
             return {"pid": None, "state": "gone"}
         return {"pid": self.current.pid, "state": self.current.state}

@@ -67,11 +67,20 @@ def _table(rows: list[list[str]], headers: list[str]) -> list[str]:
     return [line.format(*headers).rstrip()] + [line.format(*map(str, r)).rstrip() for r in rows]
 
 
+def _fork_server_line(server: dict | None) -> str:
+    if server is None:
+        return "warm start off: workers are started cold"
+    if server.get("state") == "ready":
+        return f"fork server pid {server.get('pid')}: ready, workers start warm"
+    return f"fork server {server.get('state')}: workers are started cold meanwhile"
+
+
 def render(status: dict[str, Any]) -> str:
     """The status as tables a person reads."""
     out = []
     manager = status.get("manager", {})
     out.append(f"manager pid {manager.get('pid')}, config {manager.get('config file')}")
+    out.append(_fork_server_line(manager.get("fork server")))
     out.append("")
     running = status.get("running", [])
     out.append(f"Running workers: {len(running)}")

@@ -22,6 +22,7 @@ def test_status_in_both_forms(system):
     system.start()
     assert system.run_worker("start").returncode == 0
     wait_for(lambda: "launching NextWorker(module='long'" in system.log(), what="long launched")
+    wait_for(lambda: "fork server (pid" in system.log(), what="the fork server ready")
     command = [sys.executable, "-m", "nowcast.status", str(system.config_file)]
     text = subprocess.run(command, capture_output=True, text=True, timeout=20)
     assert text.returncode == 0, text.stderr
@@ -29,6 +30,7 @@ def test_status_in_both_forms(system):
     assert "long" in text.stdout and "--arg x" in text.stdout
     assert "start" in text.stdout and "success" in text.stdout
     assert "Checklist keys: start" in text.stdout
+    assert "fork server pid" in text.stdout and "ready" in text.stdout
     as_json = subprocess.run([*command, "--json"], capture_output=True, text=True, timeout=20)
     status = json.loads(as_json.stdout)
     [running] = status["running"]
