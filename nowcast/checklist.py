@@ -17,7 +17,6 @@ from typing import Any
 
 import yaml
 
-from nowcast.fileutils import atomic_write
 from nowcast.message import to_plain
 
 logger = logging.getLogger(__name__)
@@ -365,9 +364,3 @@ def load(path: str) -> Checklist:
         return Checklist()
     logger.info("checklist read from %s: %d entries", path, len(data))
     return Checklist(data)
-
-
-def save(checklist: Checklist, path: str) -> None:
-    """Write the checklist atomically (temporary file, fsync, rename); the caller
-    syncs the directory once for all the files it replaced."""
-    atomic_write(path, checklist.to_yaml(), sync_dir=False)

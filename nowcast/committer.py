@@ -43,13 +43,27 @@ class Commit:
         The replaced files are all written and flushed first, then renamed one
         after the other, so they change together as nearly as can be.
         """
-        written = [(write_temporary(path, data), path) for path, data in self.replace]
+        written = []
+        try:
+            for path, data in self.replace:
+                written.append((write_temporary(path, data), path))
+        except OSError:
+            for tmp, _ in written:
+                _remove(tmp)
+            raise
         for tmp, path in written:
             os.replace(tmp, path)
         if written:
             fsync_dir(self.directory)
         for path, data in self.append:
             append_durably(path, data)
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def append_durably(path: str, data: bytes) -> None:

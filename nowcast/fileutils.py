@@ -29,6 +29,9 @@ def write_temporary(path: str, data: bytes) -> str:
         while view:
             view = view[os.write(fd, view) :]
         sync(fd)
+    except OSError:
+        os.unlink(tmp)  # a disk full must not be made fuller by a half-written file
+        raise
     finally:
         os.close(fd)
     return tmp

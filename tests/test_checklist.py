@@ -136,11 +136,3 @@ def test_an_unreadable_file_is_moved_aside_not_lost(tmp_path):
     assert checklist_module.load(str(path)) == {}
     aside = list(tmp_path.glob("checklist.yaml.unreadable-*"))
     assert len(aside) == 1 and aside[0].read_text() == "a: [unclosed\n"
-
-
-def test_save_is_atomic_and_readable(tmp_path):
-    path = tmp_path / "checklist.yaml"
-    c = Checklist({"a": {"x": 1}})
-    checklist_module.save(c, str(path))
-    assert yaml.safe_load(path.read_text()) == {"a": {"x": 1}}
-    assert [p.name for p in tmp_path.iterdir()] == ["checklist.yaml"]

@@ -1,0 +1,56 @@
+"""nowcast.committer: the manager's files written together, appends last."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import yaml
+
+from nowcast.checklist import Checklist
+from nowcast.committer import Commit, Committer
+
+
+def commit_for(tmp_path, checklist: Checklist, state: bytes, line: bytes) -> Commit:
+    commit = Commit(str(tmp_path))
+    commit.replace.append((str(tmp_path / "checklist.yaml"), checklist.to_yaml()))
+    commit.replace.append((str(tmp_path / "state.json"), state))
+    commit.append.append((str(tmp_path / "replies.jsonl"), line))
+    return commit
+
+
+@pytest.mark.timeout(10)
+def test_a_commit_replaces_files_whole_appends_and_leaves_no_temporary(tmp_path):
+    committer = Committer()
+    try:
+        for n in range(3):
+            committer.submit(commit_for(tmp_path, Checklist({"a": {"n": n}}), b"{}", b"x\n"))
+            assert committer.wait()
+        assert yaml.safe_load((tmp_path / "checklist.yaml").read_text()) == {"a": {"n": 2}}
+        assert (tmp_path / "replies.jsonl").read_bytes() == b"x\n" * 3
+        assert sorted(p.name for p in tmp_path.iterdir()) == [
+            "checklist.yaml",
+            "replies.jsonl",
+            "state.json",
+        ]
+    finally:
+        committer.close()
+
+
+@pytest.mark.timeout(10)
+def test_a_failed_commit_raises_changes_no_file_and_appends_nothing(tmp_path):
+    committer = Committer()
+    try:
+        committer.submit(commit_for(tmp_path, Checklist({"a": 1}), b"old", b"1\n"))
+        committer.wait()
+        # the state file's temporary name taken by a directory: that write fails
+        os.mkdir(tmp_path / f".state.json.{os.getpid()}.tmp")
+        committer.submit(commit_for(tmp_path, Checklist({"a": 2}), b"new", b"2\n"))
+        with pytest.raises(IsADirectoryError):
+            committer.wait()
+        assert yaml.safe_load((tmp_path / "checklist.yaml").read_text()) == {"a": 1}
+        assert (tmp_path / "state.json").read_bytes() == b"old"
+        assert (tmp_path / "replies.jsonl").read_bytes() == b"1\n"
+        assert not list(tmp_path.glob(".checklist.yaml.*"))  # its temporary is removed
+    finally:
+        committer.close()
