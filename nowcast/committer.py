@@ -14,7 +14,7 @@ import os
 import queue
 import threading
 
-from nowcast.fileutils import fsync_dir, sync, write_temporary
+from nowcast.fileutils import append_durably, fsync_dir, write_temporary
 
 
 class Commit:
@@ -64,27 +64,6 @@ def _remove(path: str) -> None:
         os.unlink(path)
     except OSError:
         pass
-
-
-def append_durably(path: str, data: bytes) -> None:
-    """Append ``data`` to ``path`` and flush it to disk; on failure the file is cut
-    back to its old length, so no half line is left for the next append."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        size = os.fstat(fd).st_size
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            sync(fd)
-        except OSError:
-            try:
-                os.ftruncate(fd, size)
-            except OSError:
-                pass
-            raise
-    finally:
-        os.close(fd)
 
 
 class Committer:

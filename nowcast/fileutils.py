@@ -25,16 +25,39 @@ def write_temporary(path: str, data: bytes) -> str:
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        sync(fd)
+        _write_synced(fd, data)
     except OSError:
         os.unlink(tmp)  # a disk full must not be made fuller by a half-written file
         raise
     finally:
         os.close(fd)
     return tmp
+
+
+def append_durably(path: str, data: bytes) -> None:
+    """Append ``data`` to ``path`` and flush it to disk; on failure the file is cut
+    back to its old length, so no half line is left for the next append."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            _write_synced(fd, data)
+        except OSError:
+            try:
+                os.ftruncate(fd, size)
+            except OSError:
+                pass
+            raise
+    finally:
+        os.close(fd)
+
+
+def _write_synced(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd`` and flush it to disk."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    sync(fd)
 
 
 # fdatasync skips metadata a rename does not need (times); fsync where it is missing
