@@ -65,3 +65,15 @@ RELAY_CHECK = 0.5
 
 # Seconds the broker waits for a port it just closed to be free again, when a reload re-binds it.
 REBIND_WAIT = 2.0
+
+# Days of runs and messages the history database keeps (`history: keep days`).
+HISTORY_KEEP_DAYS = 400
+
+# Seconds a connection to the history database waits for another's lock.
+HISTORY_BUSY_TIMEOUT = 5.0
+
+# Days of runs `nowcast history` takes the median and 90th percentile over.
+HISTORY_TREND_DAYS = 30
+
+# Characters of a message's payload the history keeps (as JSON, cut there).
+HISTORY_PAYLOAD_CHARS = 500

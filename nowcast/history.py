@@ -1,0 +1,312 @@
+"""The run history: every run of a worker and every message, in a SQLite database
+beside the checklist.
+
+The manager writes it in the same commit as the checklist and its state (see
+``nowcast.recorder``); everyone else (``nowcast history``, the web dashboard)
+opens it read-only. The database is in WAL mode, so readers never block the
+manager and the manager never blocks them.
+
+Times are Unix times in seconds (UTC, fractions allowed); ``day`` is the date
+of the cycle a run belongs to, ``YYYY-MM-DD`` in the scheduler's time zone.
+
+Usage: ``python -m nowcast.history config.yaml [WORKER] [--days N] [--json]``
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import statistics
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from nowcast import defaults
+from nowcast.errors import ConfigError, NowcastError
+
+# The schema, one list of statements per version; a database at version N is
+# brought to the newest by running the lists after N in order, in one transaction.
+MIGRATIONS: list[list[str]] = [
+    # version 1: runs and messages
+    [
+        """CREATE TABLE runs (
+            id TEXT PRIMARY KEY,
+            worker TEXT NOT NULL,
+            module TEXT NOT NULL,
+            args TEXT NOT NULL DEFAULT '[]',
+            host TEXT NOT NULL DEFAULT 'localhost',
+            launched_by TEXT NOT NULL,
+            parent TEXT,
+            launched REAL,
+            started REAL,
+            ended REAL,
+            outcome TEXT,
+            exit_code INTEGER,
+            signal INTEGER,
+            try INTEGER NOT NULL DEFAULT 1,
+            pid INTEGER,
+            job_id TEXT,
+            cycle TEXT,
+            day TEXT
+        )""",
+        "CREATE INDEX runs_by_worker ON runs (worker, started)",
+        "CREATE INDEX runs_by_day ON runs (day)",
+        "CREATE INDEX runs_by_start ON runs (started)",
+        """CREATE TABLE messages (
+            seq INTEGER PRIMARY KEY,
+            id TEXT UNIQUE,
+            time REAL NOT NULL,
+            source TEXT NOT NULL,
+            type TEXT NOT NULL,
+            payload TEXT,
+            reply TEXT,
+            run TEXT
+        )""",
+        "CREATE INDEX messages_by_time ON messages (time)",
+        "CREATE INDEX messages_by_run ON messages (run)",
+    ],
+    # version 2: events and what their actions did
+    [
+        """CREATE TABLE events (
+            seq INTEGER PRIMARY KEY,
+            time REAL NOT NULL,
+            event TEXT NOT NULL,
+            worker TEXT,
+            run TEXT,
+            detail TEXT
+        )""",
+        "CREATE INDEX events_by_time ON events (time)",
+        """CREATE TABLE notifications (
+            seq INTEGER PRIMARY KEY,
+            time REAL NOT NULL,
+            action TEXT NOT NULL,
+            target TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            events INTEGER NOT NULL DEFAULT 1,
+            event TEXT,
+            worker TEXT,
+            detail TEXT
+        )""",
+        "CREATE INDEX notifications_by_time ON notifications (time)",
+    ],
+]
+
+VERSION = len(MIGRATIONS)
+
+# Run outcomes that are not message types: set by the manager, not by the worker.
+CRASHED = "crash"  # exited without reporting
+TIMED_OUT = "timeout"  # ran past its registry timeout and was stopped
+LOST = "lost"  # its end could not be seen (launched before a manager restart that lost it)
+
+
+class HistoryError(NowcastError):
+    """The history database cannot be opened or is of a newer schema."""
+
+
+def history_path(config: Any) -> str:
+    """The database of the system ``config`` describes: ``history: file``, or
+    ``<checklist file>.history.sqlite`` beside the checklist."""
+    section = config.get("history") or {}
+    if isinstance(section, dict) and section.get("file"):
+        return str(section["file"])
+    checklist = config.get("checklist file")
+    if not isinstance(checklist, str) or not checklist:
+        raise ConfigError(
+            f"{config.file}: key 'checklist file' must be a path (the history database "
+            f"goes beside it), got {checklist!r}"
+        )
+    return f"{checklist}.history.sqlite"
+
+
+# opening
+
+
+def open_for_writing(path: str) -> sqlite3.Connection:
+    """Open (creating, or migrating to the newest schema) the database at ``path``
+    for the one process that writes it."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(f"PRAGMA busy_timeout={int(defaults.HISTORY_BUSY_TIMEOUT * 1000)}")
+        migrate(conn, path)
+    except sqlite3.DatabaseError as e:
+        conn.close()
+        raise HistoryError(f"{path}: cannot open the history database: {e}") from None
+    return conn
+
+
+def migrate(conn: sqlite3.Connection, path: str = "history database") -> int:
+    """Bring the schema to ``VERSION``; return the version found."""
+    found = conn.execute("PRAGMA user_version").fetchone()[0]
+    if found > VERSION:
+        raise HistoryError(
+            f"{path}: schema version {found} is newer than this nowcast knows ({VERSION}); "
+            f"upgrade nowcast"
+        )
+    if found == VERSION:
+        return found
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statements in MIGRATIONS[found:]:
+            for statement in statements:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version={VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return found
+
+
+def open_readonly(path: str) -> sqlite3.Connection:
+    """Open the database for reading (``nowcast history``, the dashboard): it
+    never blocks the manager's writes. Rows come as ``sqlite3.Row``."""
+    if not os.path.exists(path):
+        raise HistoryError(f"{path}: no history database (the manager has not run yet?)")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout={int(defaults.HISTORY_BUSY_TIMEOUT * 1000)}")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.DatabaseError as e:
+        raise HistoryError(f"{path}: cannot read the history database: {e}") from None
+    if version > VERSION:
+        conn.close()
+        raise HistoryError(
+            f"{path}: schema version {version} is newer than this nowcast knows ({VERSION})"
+        )
+    return conn
+
+
+# queries (each takes an open connection; results are plain dicts)
+
+
+def _rows(cursor: Iterable[sqlite3.Row]) -> list[dict]:
+    rows = []
+    for row in cursor:
+        item = dict(row)
+        if "args" in item and isinstance(item["args"], str):
+            try:
+                item["args"] = json.loads(item["args"])
+            except ValueError:
+                pass
+        if "started" in item:
+            item["duration"] = duration(item)
+        rows.append(item)
+    return rows
+
+
+def duration(run: dict) -> float | None:
+    """Seconds from a run's start to its end; None while it runs."""
+    if run.get("ended") is None or run.get("started") is None:
+        return None
+    return max(0.0, run["ended"] - run["started"])
+
+
+def runs_for_day(conn: sqlite3.Connection, day: str) -> list[dict]:
+    """The runs of cycle day ``day`` (``YYYY-MM-DD``), in the order they started."""
+    return _rows(conn.execute("SELECT * FROM runs WHERE day = ? ORDER BY started, rowid", (day,)))
+
+
+def runs_since(
+    conn: sqlite3.Connection, days: float, worker: str | None = None, now: float | None = None
+) -> list[dict]:
+    """The runs started in the last ``days`` days (of ``worker`` only, if given),
+    oldest first."""
+    since = (time.time() if now is None else now) - days * 86400
+    if worker is None:
+        cursor = conn.execute(
+            "SELECT * FROM runs WHERE started >= ? ORDER BY started, rowid", (since,)
+        )
+    else:
+        cursor = conn.execute(
+            "SELECT * FROM runs WHERE worker = ? AND started >= ? ORDER BY started, rowid",
+            (worker, since),
+        )
+    return _rows(cursor)
+
+
+def runs_for_worker(
+    conn: sqlite3.Connection, worker: str, days: float = 30, now: float | None = None
+) -> list[dict]:
+    """The runs of ``worker`` started in the last ``days`` days, oldest first."""
+    return runs_since(conn, days, worker, now)
+
+
+def run(conn: sqlite3.Connection, run_id: str) -> dict | None:
+    """One run by its id, or None."""
+    rows = _rows(conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)))
+    return rows[0] if rows else None
+
+
+def recent_messages(
+    conn: sqlite3.Connection, limit: int = 100, since: float | None = None
+) -> list[dict]:
+    """The last ``limit`` messages (after ``since``, if given), newest first."""
+    if since is None:
+        cursor = conn.execute("SELECT * FROM messages ORDER BY seq DESC LIMIT ?", (limit,))
+    else:
+        cursor = conn.execute(
+            "SELECT * FROM messages WHERE time > ? ORDER BY seq DESC LIMIT ?", (since, limit)
+        )
+    return [dict(row) for row in cursor]
+
+
+def messages_of_run(conn: sqlite3.Connection, run_id: str) -> list[dict]:
+    """The messages a run sent, oldest first."""
+    cursor = conn.execute("SELECT * FROM messages WHERE run = ? ORDER BY seq", (run_id,))
+    return [dict(row) for row in cursor]
+
+
+def recent_events(conn: sqlite3.Connection, limit: int = 100) -> list[dict]:
+    """The last ``limit`` events, newest first."""
+    cursor = conn.execute("SELECT * FROM events ORDER BY seq DESC LIMIT ?", (limit,))
+    return [dict(row) for row in cursor]
+
+
+def recent_notifications(conn: sqlite3.Connection, limit: int = 100) -> list[dict]:
+    """What the event actions did (sent, failed and why), newest first."""
+    cursor = conn.execute("SELECT * FROM notifications ORDER BY seq DESC LIMIT ?", (limit,))
+    return [dict(row) for row in cursor]
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    """The ``fraction`` percentile of ``values`` (linear between the nearest ranks)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * fraction
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def duration_stats(
+    conn: sqlite3.Connection,
+    worker: str | None = None,
+    days: float = defaults.HISTORY_TREND_DAYS,
+    now: float | None = None,
+) -> dict[str, dict]:
+    """Per worker, over the finished runs of the last ``days`` days: ``count``,
+    ``median``, ``p90`` and ``last`` duration in seconds."""
+    by_worker: dict[str, list[float]] = {}
+    for item in runs_since(conn, days, worker, now):
+        if item["duration"] is not None:
+            by_worker.setdefault(item["worker"], []).append(item["duration"])
+    return {
+        name: {
+            "count": len(values),
+            "median": statistics.median(values),
+            "p90": percentile(values, 0.9),
+            "last": values[-1],
+        }
+        for name, values in sorted(by_worker.items())
+    }
+
+
+def is_slow(run: dict, median: float | None) -> bool:
+    """Whether a finished run took more than twice the median (the trend mark)."""
+    d = run.get("duration")
+    return d is not None and median is not None and median > 0 and d > 2 * median

@@ -1,0 +1,123 @@
+"""The history database: schema, migrations from the first version on, the
+read-only queries."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from nowcast import history
+from nowcast.config import Config
+
+DAY = 86400.0
+
+
+def _run(conn, run_id, worker, started, seconds, day="2026-11-25", outcome="success"):
+    conn.execute(
+        "INSERT INTO runs (id, worker, module, args, launched_by, launched, started, ended,"
+        " outcome, day) VALUES (?, ?, ?, '[\"--x\"]', 'scheduler', ?, ?, ?, ?, ?)",
+        (run_id, worker, f"workers.{worker}", started, started, started + seconds, outcome, day),
+    )
+
+
+def test_a_new_database_has_the_newest_schema_in_wal_mode(tmp_path):
+    path = str(tmp_path / "h.sqlite")
+    conn = history.open_for_writing(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == history.VERSION
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"runs", "messages", "events", "notifications"} <= tables
+
+
+@pytest.mark.parametrize("start", range(1, history.VERSION))
+def test_every_older_version_migrates_and_keeps_its_rows(tmp_path, start):
+    path = str(tmp_path / "old.sqlite")
+    old = sqlite3.connect(path, isolation_level=None)
+    for statements in history.MIGRATIONS[:start]:
+        for statement in statements:
+            old.execute(statement)
+    old.execute(f"PRAGMA user_version={start}")
+    _run(old, "r1", "run_model", 1000.0, 60)
+    old.close()
+    conn = history.open_for_writing(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == history.VERSION
+    assert conn.execute("SELECT worker FROM runs").fetchall() == [("run_model",)]
+    conn.execute("INSERT INTO events (time, event) VALUES (1, 'late')")  # the newest tables work
+
+
+def test_a_newer_schema_is_refused_with_a_clear_error(tmp_path):
+    path = str(tmp_path / "new.sqlite")
+    sqlite3.connect(path).execute(f"PRAGMA user_version={history.VERSION + 1}")
+    with pytest.raises(history.HistoryError, match="newer than this nowcast knows"):
+        history.open_for_writing(path)
+    with pytest.raises(history.HistoryError, match="newer"):
+        history.open_readonly(path)
+
+
+def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path):
+    path = tmp_path / "junk.sqlite"
+    path.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(history.HistoryError, match="junk.sqlite"):
+        history.open_for_writing(str(path))
+    with pytest.raises(history.HistoryError, match="no history database"):
+        history.open_readonly(str(tmp_path / "absent.sqlite"))
+
+
+def test_a_reader_opens_read_only_and_sees_committed_rows_while_a_writer_holds_a_transaction(
+    tmp_path,
+):
+    path = str(tmp_path / "h.sqlite")
+    writer = history.open_for_writing(path)
+    _run(writer, "r1", "get_weather", 1000.0, 5)
+    reader = history.open_readonly(path)
+    writer.execute("BEGIN IMMEDIATE")
+    _run(writer, "r2", "get_weather", 2000.0, 5)
+    assert [r["id"] for r in history.runs_for_day(reader, "2026-11-25")] == ["r1"]
+    writer.execute("COMMIT")
+    assert [r["id"] for r in history.runs_for_day(reader, "2026-11-25")] == ["r1", "r2"]
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        reader.execute("DELETE FROM runs")
+
+
+def test_queries_return_plain_rows_with_durations(tmp_path):
+    path = str(tmp_path / "h.sqlite")
+    writer = history.open_for_writing(path)
+    now = 100 * DAY
+    for i, seconds in enumerate([10, 20, 30, 40, 100]):
+        _run(writer, f"m{i}", "run_model", now - (5 - i) * DAY, seconds, day=f"d{i}")
+    _run(writer, "old", "run_model", now - 40 * DAY, 1000, day="old")
+    _run(writer, "w", "get_weather", now - DAY, 3, day="d4")
+    writer.execute(
+        "INSERT INTO messages (id, time, source, type, payload, reply, run) "
+        "VALUES ('x', 5, 'run_model', 'success', '{}', 'ack', 'm4')"
+    )
+    conn = history.open_readonly(path)
+    day = history.runs_for_day(conn, "d4")
+    assert [r["worker"] for r in day] == ["run_model", "get_weather"]
+    assert day[0]["args"] == ["--x"] and day[0]["duration"] == 100
+    runs = history.runs_for_worker(conn, "run_model", days=30, now=now)
+    assert [r["id"] for r in runs] == ["m0", "m1", "m2", "m3", "m4"]
+    stats = history.duration_stats(conn, days=30, now=now)
+    assert stats["run_model"] == {"count": 5, "median": 30, "p90": 76.0, "last": 100}
+    assert stats["get_weather"]["count"] == 1
+    assert history.is_slow(runs[-1], stats["run_model"]["median"])
+    assert not history.is_slow(runs[-2], stats["run_model"]["median"])
+    assert history.run(conn, "m4")["outcome"] == "success"
+    assert history.messages_of_run(conn, "m4")[0]["reply"] == "ack"
+    assert history.recent_messages(conn, since=10) == []
+    assert len(history.recent_messages(conn)) == 1
+
+
+def test_the_database_goes_beside_the_checklist_unless_the_config_names_it(tmp_path):
+    config = Config()
+    config["checklist file"] = str(tmp_path / "checklist.yaml")
+    assert history.history_path(config) == f"{tmp_path}/checklist.yaml.history.sqlite"
+    config["history"] = {"file": "/elsewhere/h.sqlite"}
+    assert history.history_path(config) == "/elsewhere/h.sqlite"
+
+
+def test_percentile_interpolates_between_ranks():
+    assert history.percentile([], 0.9) is None
+    assert history.percentile([5], 0.9) == 5
+    assert history.percentile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 0.9) == pytest.approx(9.1)
