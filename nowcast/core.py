@@ -1,0 +1,396 @@
+"""The manager's core: what one message does to the manager's state, with no I/O.
+
+``ManagerCore`` reads a message's frames, checks the message against the registry,
+applies it to the checklist, calls ``after_<worker>``, and keeps the book of what
+follows: the replies held until a commit puts their effects on disk, and the
+workers to launch once it has. It opens no socket, writes no file and starts no
+process: the manager process (``nowcast.manager``) receives, commits, sends and
+launches, asking the core at each step what to do; tests drive the core directly.
+
+The commit cycle, as the core sees it:
+
+1. ``receive(frames, now)`` applies a message; its reply is held.
+2. ``start_commit(directory)`` makes the bytes of what changed (a ``Commit``); the
+   replies held so far now wait for that commit.
+3. ``committed()`` (the commit is on disk) gives back those replies and the
+   workers to launch; ``commit_failed()`` holds the replies for the next commit.
+4. ``launched(worker, process, tries)`` records each launch, for the next commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+from nowcast import checklist as checklist_file
+from nowcast.committer import Commit
+from nowcast.config import Config
+from nowcast.errors import MessageError
+from nowcast.message import Message, load_message_data
+from nowcast.state import ManagerState
+from nowcast.supervision import Launched, Retry, is_failure, worker_name
+from nowcast.worker import NextWorker
+
+# Keys of a worker's registry entry that are settings, not message types.
+SETTINGS_KEYS = frozenset({"checklist key", "timeout", "timeout grace", "retries", "retry delay"})
+
+# Who asks the manager for its status (``python -m nowcast.status``); read-only.
+STATUS_SOURCE = "nowcast.status"
+
+# The name the manager signs its replies with.
+NAME = "manager"
+
+
+class Reply:
+    """What the manager answers one message with, and where it goes."""
+
+    __slots__ = ("envelope", "text")
+
+    def __init__(self, envelope: list, text: str) -> None:
+        self.envelope = envelope
+        self.text = text
+
+
+class ManagerCore:
+    """The manager's decisions: apply messages, hold replies until their effects
+    are committed, decide launches, retries and race groups."""
+
+    def __init__(
+        self,
+        config: Config,
+        checklist: checklist_file.Checklist,
+        state: ManagerState,
+        logger: logging.Logger,
+        next_workers: Any = None,
+    ) -> None:
+        self.config = config
+        self.checklist = checklist
+        self.state = state
+        self.logger = logger
+        self.next_workers = next_workers
+        self.checklist_logger = logging.getLogger("checklist")
+        #: Called for the process's part of a status reply (pid, files, fork server).
+        self.describe_process: Callable[[], dict] = dict
+        self.dirty = False  # something was applied that no commit holds yet
+        self.unsent: list[Reply] = []  # replies waiting for what is applied to be on disk
+        self.in_flight: list[Reply] = []  # replies waiting for the commit being written
+        self._launch_after = 0  # pending launches the commit being written holds
+
+    # receiving a message
+
+    def receive(self, frames: list[bytes], now: float) -> Reply | None:
+        """Read and apply one message's frames. Its reply is held for the next
+        commit; a reply to send at once (a status request) is returned."""
+        reply, at_once = self._handle_frames(frames, now)
+        if at_once:
+            return reply
+        if reply is not None:
+            self.unsent.append(reply)
+        return None
+
+    def _handle_frames(self, frames: list[bytes], now: float) -> tuple[Reply | None, bool]:
+        """Read one message's frames; return the reply (None to drop the message)
+        and whether it goes at once."""
+        try:
+            delimiter = frames.index(b"")
+        except ValueError:
+            self.logger.warning(
+                "dropped a message without a routing envelope (%d frames)", len(frames)
+            )
+            return None, False
+        envelope, body = frames[: delimiter + 1], frames[delimiter + 1 :]
+        if len(body) != 1:
+            return self._invalid(
+                envelope, f"expected one frame of text, got {len(body)} frames", body
+            ), False
+        try:
+            data, form = load_message_data(body[0])
+            msg = Message._from_dict(data)
+        except MessageError as e:
+            return self._invalid(envelope, str(e), body), False
+        if msg.source == STATUS_SOURCE and msg.type == "status":
+            return Reply(envelope, _reply("status", self.status(now)).serialize()), True
+        if msg.id is not None and msg.id in self.state.replies:
+            self.logger.info(
+                "message %s from %s was already applied; answering it again", msg.id, msg.source
+            )
+            return Reply(envelope, self.state.replies[msg.id]), False
+        self.dirty = True
+        reply = self.apply(msg, now)
+        reply.id = msg.id
+        text = reply.serialize() if form == "json" else reply.serialize_yaml()
+        if msg.id is not None and msg.type != "need":
+            self.state.remember(msg.id, text)
+        return Reply(envelope, text), False
+
+    def _invalid(self, envelope: list, why: str, body: list[bytes]) -> Reply:
+        sample = b"".join(body)[:80]
+        self.logger.warning("invalid message (%s): %r", why, sample)
+        return Reply(envelope, Message(NAME, "invalid message", why).serialize())
+
+    # applying one message
+
+    def apply(self, msg: Message, now: float, launched: Launched | None = None) -> Message:
+        """Check ``msg`` against the registry and apply it; return the reply.
+
+        ``launched`` is the launched worker a message made up by the manager stands
+        for (a silent death or a timeout).
+        """
+        registry = self.config["message registry"]["workers"]
+        entry = registry.get(msg.source)
+        if entry is None:
+            self.logger.error("message received from unregistered worker: %s", msg.source)
+            return _reply("unregistered worker", msg.source)
+        if msg.type not in entry or msg.type in SETTINGS_KEYS:
+            self.logger.error(
+                "unregistered message type received from %s worker: %s", msg.source, msg.type
+            )
+            return _reply("unregistered message type", msg.type)
+        self.logger.debug(
+            "received message from %s: (%s) %s", msg.source, msg.type, entry[msg.type]
+        )
+        self.state.note_message(msg.source, msg.type, now)
+        if msg.type == "clear checklist":
+            return self._clear_checklist()
+        if msg.type == "need":
+            return self._need(msg)
+        if launched is None:
+            launched = self.state.supervision.claim(msg.source, msg.id)
+        retries = entry.get("retries", 0)
+        if launched is not None and is_failure(msg.type) and launched.tries <= retries:
+            return self._retry(msg, entry, launched, now)
+        return self._continue(msg, entry)
+
+    def _retry(self, msg: Message, entry: dict, launched: Launched, now: float) -> Message:
+        """Schedule another try of a failed worker instead of calling its after_*."""
+        delays = entry.get("retry delay", 0)
+        if not isinstance(delays, list):
+            delays = [delays]
+        delay = float(delays[min(launched.tries - 1, len(delays) - 1)])
+        self.state.supervision.retries.append(
+            Retry(plain_worker(launched.next_worker()), launched.tries + 1, now + delay)
+        )
+        self.logger.warning(
+            "%s reported (%s) on try %d of %d; launching it again in %g s",
+            msg.source,
+            msg.type,
+            launched.tries,
+            entry.get("retries", 0) + 1,
+            delay,
+        )
+        return _reply("ack")
+
+    def _clear_checklist(self) -> Message:
+        if self.checklist_logger.handlers:
+            self.checklist_logger.info("checklist:\n%s", self.checklist.to_yaml().decode("utf-8"))
+        self.checklist.clear()
+        self.logger.info("checklist cleared")
+        return _reply("checklist cleared")
+
+    def _need(self, msg: Message) -> Message:
+        try:
+            value = self.checklist.get(msg.payload, _ABSENT) if _hashable(msg.payload) else _ABSENT
+        except TypeError:
+            value = _ABSENT
+        if value is _ABSENT:
+            self.logger.error(
+                "%s asked for checklist key %r, which is not in the checklist",
+                msg.source,
+                msg.payload,
+            )
+            return _reply("unknown checklist key", msg.payload)
+        return _reply("ack", value)
+
+    def _continue(self, msg: Message, entry: dict) -> Message:
+        key = entry.get("checklist key", msg.source)
+        self.checklist.merge(key, msg.payload)
+        self.logger.info("checklist updated with [%s] items from %s worker", key, msg.source)
+        after = getattr(self.next_workers, f"after_{msg.source}", None)
+        if after is None:
+            self.logger.error(
+                "no after_%s function in next workers module %s",
+                msg.source,
+                self.config["message registry"]["next workers module"],
+            )
+            return _reply("no after_worker function", f"after_{msg.source}")
+        try:
+            result = after(msg, self.config, self.checklist)
+            next_workers, racers = read_after_result(result)
+        except Exception as e:
+            self.logger.exception(
+                "after_%s raised an exception handling (%s) message", msg.source, msg.type
+            )
+            return _reply("after_worker function failed", f"{type(e).__name__}: {e}")
+        held, launch_now = self.state.races.report(msg.source, next_workers)
+        if held:
+            if launch_now:
+                self.logger.info("race condition group complete; launching what it held back")
+            else:
+                self.logger.info(
+                    "%s reported; holding its next workers until its race group completes",
+                    msg.source,
+                )
+        if racers:
+            self.state.races.start(_instances(racers, next_workers))
+            self.logger.info(
+                "race condition group started: waiting for %s", ", ".join(sorted(racers))
+            )
+        self.state.pending.extend((worker, 1) for worker in launch_now)
+        return _reply("ack")
+
+    # commits: what is applied goes to disk, then the replies, then the launches
+
+    def sendable(self, writing: bool) -> list[Reply]:
+        """The held replies that may go now: all of them when nothing applied
+        waits for a commit (invalid messages, answers given before)."""
+        if self.dirty or writing:
+            return []
+        return self.unsent
+
+    def start_commit(self, checklist_path: str) -> Commit:
+        """The bytes of what changed, made now, so later messages do not change
+        them; the replies held so far wait for this commit."""
+        self.dirty = False
+        commit = Commit(os.path.dirname(os.path.abspath(checklist_path)))
+        if self.checklist.changed:
+            commit.replace.append((checklist_path, self.checklist.to_yaml()))
+        self.state.add_to(commit)
+        self.in_flight, self.unsent = self.unsent, []
+        self._launch_after = len(self.state.pending)
+        return commit
+
+    def committed(self) -> tuple[list[Reply], list[tuple[NextWorker, int]]]:
+        """The commit is on disk: the replies it makes true, and the workers to
+        launch now (their launch is on disk, so a crash from here on does not
+        lose it)."""
+        self.state.committed()
+        replies, self.in_flight = self.in_flight, []
+        if not self.dirty:
+            replies += self.unsent  # nothing applied since: they are all on disk
+            self.unsent = []
+        launch, self._launch_after = self._launch_after, 0
+        return replies, self.take_pending(launch) if launch else []
+
+    def commit_failed(self) -> None:
+        """The commit was not written: the next one writes everything again, and
+        its replies wait for that one."""
+        self.checklist.mark_all_changed()
+        self.state.failed()
+        self.unsent[:0] = self.in_flight
+        self.in_flight = []
+        self.dirty = True
+
+    # launches and supervision
+
+    def take_pending(self, count: int | None = None) -> list[tuple[NextWorker, int]]:
+        """Take the first ``count`` pending launches (all by default), to launch."""
+        count = len(self.state.pending) if count is None else count
+        pending, self.state.pending = self.state.pending[:count], self.state.pending[count:]
+        self.dirty = True
+        return pending
+
+    def launched(self, worker: NextWorker, process: Any, tries: int) -> None:
+        """Record a worker just launched, to watch it."""
+        registry = self.config["message registry"]["workers"]
+        entry = registry.get(worker_name(worker.module), {})
+        self.state.supervision.add(worker, process, entry, tries)
+
+    def worker_gone(self, launched: Launched, now: float) -> None:
+        """A launched worker's exit was handled; one that had not reported is
+        handled as a crash."""
+        self.state.supervision.remove(launched)
+        self.dirty = True
+        if not launched.reported:
+            self.apply(Message(launched.name, "crash", None), now, launched)
+
+    def queue_due_retries(self, now: float) -> None:
+        """Put the retries that are due among the pending launches."""
+        for retry in self.state.supervision.due_retries(now):
+            self.dirty = True
+            worker = NextWorker(retry.worker["module"], retry.worker["args"], retry.worker["host"])
+            self.state.pending.append((worker, retry.tries))
+
+    # status
+
+    def status(self, now: float) -> dict:
+        """What ``python -m nowcast.status`` shows: a read-only view of the state."""
+        supervision = self.state.supervision
+        return {
+            "manager": self.describe_process(),
+            "running": [
+                {
+                    "name": w.name,
+                    "module": w.module,
+                    "args": w.args,
+                    "host": w.host,
+                    "pid": w.pid,
+                    "started": w.started,
+                    "running for": now - w.started,
+                    "try": w.tries,
+                    "timeout": w.timeout,
+                }
+                for w in supervision.running
+            ],
+            "launches pending": [plain_worker(w) for w, _ in self.state.pending],
+            "retries pending": [
+                {**r.worker, "try": r.tries, "due in": max(0.0, r.due - now)}
+                for r in supervision.retries
+            ],
+            "race groups": [
+                {
+                    "waiting for": {n: c for n, c in g.waiting.items() if c},
+                    "then launch": [plain_worker(w) for w in g.collected],
+                }
+                for g in self.state.races.groups
+            ],
+            "recent messages": list(self.state.recent),
+            "checklist keys": [str(k) for k in dict.keys(self.checklist)],
+        }
+
+
+_ABSENT = object()
+
+
+def _reply(reply_type: str, payload: Any = None) -> Message:
+    return Message(NAME, reply_type, payload)
+
+
+def _hashable(value: Any) -> bool:
+    return isinstance(value, (str, int, float, bool)) or value is None
+
+
+def plain_worker(worker: NextWorker) -> dict:
+    return {"module": worker.module, "args": [str(a) for a in worker.args], "host": worker.host}
+
+
+def _instances(racers: set[str], next_workers: list[NextWorker]) -> list[str]:
+    """The race group's members: each named worker as many times as it is launched."""
+    names = []
+    for name in sorted(racers):
+        count = sum(1 for w in next_workers if worker_name(w.module) == name)
+        names.extend([name] * max(1, count))
+    return names
+
+
+def read_after_result(result: Any) -> tuple[list[NextWorker], set[str]]:
+    """Check what an ``after_*`` function returned: a list of ``NextWorker``, or
+    ``(list, set_of_worker_names)``."""
+    racers: Any = set()
+    if isinstance(result, tuple):
+        if len(result) != 2:
+            raise TypeError(
+                f"expected a list or (list, set of worker names), got a tuple of {len(result)}"
+            )
+        result, racers = result
+        if isinstance(racers, str) or not all(isinstance(n, str) for n in racers):
+            raise TypeError(f"expected a set of worker names as the second item, got {racers!r}")
+    if result is None:
+        result = []
+    if not isinstance(result, (list, tuple)):
+        raise TypeError(f"expected a list of NextWorker, got {type(result).__name__}")
+    for worker in result:
+        if not isinstance(worker, NextWorker):
+            raise TypeError(f"expected NextWorker items, got {worker!r}")
+    return list(result), set(racers)

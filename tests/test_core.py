@@ -1,0 +1,96 @@
+"""The manager's core, driven directly: messages in, replies, commits and launches out."""
+
+from __future__ import annotations
+
+import json
+import logging
+import types
+
+import pytest
+
+from nowcast.checklist import Checklist
+from nowcast.config import Config
+from nowcast.core import ManagerCore
+from nowcast.state import ManagerState
+from nowcast.worker import NextWorker
+
+ENVELOPE = [b"client", b""]
+
+
+def make_core(tmp_path, **after) -> ManagerCore:
+    """A core with workers ``a`` and ``b`` registered, and ``after`` as its
+    next workers module's functions."""
+    config = Config()
+    config.file = str(tmp_path / "nowcast.yaml")
+    entry = {"success": "ok", "failure": "failed", "crash": "crashed"}
+    config["checklist file"] = str(tmp_path / "checklist.yaml")
+    config["message registry"] = {
+        "next workers module": "next_workers",
+        "workers": {"a": dict(entry), "b": dict(entry)},
+    }
+    state = ManagerState.load(config["checklist file"])
+    module = types.SimpleNamespace(**after)
+    return ManagerCore(config, Checklist(), state, logging.getLogger("test core"), module)
+
+
+def frames(source: str, msg_type: str = "success", payload=None, msg_id=None) -> list[bytes]:
+    msg = {"source": source, "type": msg_type, "payload": payload}
+    if msg_id is not None:
+        msg["id"] = msg_id
+    return [*ENVELOPE, json.dumps(msg).encode()]
+
+
+def reply_types(replies) -> list[str]:
+    return [json.loads(r.text)["type"] for r in replies]
+
+
+def test_a_reply_waits_for_the_commit_that_holds_its_message(tmp_path):
+    core = make_core(tmp_path, after_a=lambda msg, config, checklist: [])
+    assert core.receive(frames("a", payload={"x": 1}), 0.0) is None
+    assert core.sendable(writing=False) == []  # applied, not yet on disk
+    commit = core.start_commit(core.config["checklist file"])
+    assert b"x: 1" in dict(commit.replace)[core.config["checklist file"]]
+    replies, launches = core.committed()
+    assert reply_types(replies) == ["ack"] and launches == []
+
+
+def test_launches_come_after_the_commit_that_records_them(tmp_path):
+    core = make_core(tmp_path, after_a=lambda msg, config, checklist: [NextWorker("b")])
+    core.receive(frames("a"), 0.0)
+    commit = core.start_commit(core.config["checklist file"])
+    state_bytes = dict(commit.replace)[core.state.path]
+    assert b'"module": "b"' in state_bytes  # the decision is on disk before the launch
+    _, launches = core.committed()
+    assert launches == [(NextWorker("b"), 1)]
+
+
+def test_a_failed_commit_holds_the_replies_for_the_next(tmp_path):
+    core = make_core(tmp_path, after_a=lambda msg, config, checklist: [])
+    core.receive(frames("a", msg_id="a:1:x:1"), 0.0)
+    core.start_commit(core.config["checklist file"])
+    core.commit_failed()
+    assert core.dirty and core.sendable(writing=False) == []
+    commit = core.start_commit(core.config["checklist file"])
+    assert core.config["checklist file"] in dict(commit.replace)
+    replies, _ = core.committed()
+    assert reply_types(replies) == ["ack"]
+
+
+@pytest.mark.parametrize(
+    "message, expected",
+    [
+        (frames("stranger"), "unregistered worker"),
+        (frames("a", "party"), "unregistered message type"),
+        (frames("b"), "no after_worker function"),
+        ([*ENVELOPE, b"{not json"], "invalid message"),
+    ],
+)
+def test_registry_replies(tmp_path, message, expected):
+    core = make_core(tmp_path)
+    core.receive(message, 0.0)
+    if core.dirty:
+        core.start_commit(core.config["checklist file"])
+        replies, _ = core.committed()
+    else:
+        replies = core.sendable(writing=False)
+    assert reply_types(replies) == [expected]
