@@ -13,12 +13,12 @@ export NOWCAST_DATA ?= $(CURDIR)/data
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,dev]' --config-settings editable_mode=compat
+	$(PY) -m pip install --quiet -e '.[test,dev]'
 	@touch $@
 
 # compile ahead, so no process pays for it at start-up (even with PYTHONDONTWRITEBYTECODE)
 compile: $(VENV)/.installed
-	@$(PY) -m compileall -q nowcast workers
+	@$(PY) -m compileall -q nowcast nemo_nowcast workers _nowcast_path.py
 
 venv: $(VENV)/.installed compile
 
@@ -51,7 +51,7 @@ bench: venv
 	$(PY) benchmarks/run.py
 
 lint: venv
-	$(VENV)/bin/ruff check nowcast tests workers benchmarks scripts
+	$(VENV)/bin/ruff check nowcast nemo_nowcast _nowcast_path.py tests workers benchmarks scripts
 
 clean:
 	rm -rf $(VENV) logs data .pytest_cache *.egg-info

@@ -71,3 +71,12 @@ def fsync_dir(directory: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def __getattr__(name: str):
+    # NEMO_Nowcast's file helpers (FilePerms, atomic_save, ...), imported when used
+    from nowcast import file_helpers
+
+    if name in file_helpers.__all__:
+        return getattr(file_helpers, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

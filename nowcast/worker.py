@@ -302,3 +302,12 @@ class NowcastWorker:
 def _exit_on_signal(signum: int, frame: Any) -> None:
     """Stop the worker now: its job is abandoned and nothing more is reported."""
     raise SystemExit(128 + signum)
+
+
+def __getattr__(name: str) -> Any:
+    # NEMO_Nowcast has get_web_data here; its module is imported only when it is used
+    if name == "get_web_data":
+        from nowcast.web_data import get_web_data
+
+        return get_web_data
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -212,6 +212,8 @@ def test_a_changed_preloaded_module_brings_a_fresh_fork_server(system):
     # in comes first on its path), so the test can change a module the server imported
     package = Path(nowcast.__file__).parent
     shutil.copytree(package, system.dir / "nowcast", ignore=shutil.ignore_patterns("__pycache__"))
+    # with the module that makes it a copy of nowcast, not a system's package named nowcast
+    shutil.copy(package.parent / "_nowcast_path.py", system.dir)
     probe(
         system,
         "upgraded",
