@@ -57,6 +57,52 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10, what: str = "con
         time.sleep(0.02)
 
 
+def listening(pid: int) -> dict[tuple[str, int], str]:
+    """The (address, port) pairs process ``pid`` listens on over TCP, each with its
+    socket's inode, read from the kernel's socket table (/proc/net/tcp, tcp6): what
+    is bound, not what was logged."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = {}
+    for table, width in (("tcp", 4), ("tcp6", 16)):
+        try:
+            with open(f"/proc/{pid}/net/{table}") as f:
+                rows = f.read().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for row in rows:
+            fields = row.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state != "0A" or inode not in inodes:  # 0A: LISTEN
+                continue
+            hex_address, hex_port = local.split(":")
+            raw = bytes.fromhex(hex_address)
+            # the kernel prints each 32-bit word in host (little-endian) order
+            raw = b"".join(raw[i : i + 4][::-1] for i in range(0, width, 4))
+            family = socket.AF_INET if width == 4 else socket.AF_INET6
+            found[socket.inet_ntop(family, raw), int(hex_port, 16)] = inode
+    return found
+
+
+# Set (to 1) where every real component the tests use can be installed, as CI does:
+# a test that would be skipped for want of one (sshd, ...) fails instead.
+REQUIRE_REAL = "NOWCAST_TEST_REQUIRE_REAL"
+
+
+def missing_component(why: str) -> None:
+    """Skip the test because a real component is missing, or fail it when the
+    environment says every component must be there."""
+    if os.environ.get(REQUIRE_REAL, "") not in ("", "0"):
+        pytest.fail(f"{why} ({REQUIRE_REAL} is set: the tests need the real component)")
+    pytest.skip(why)
+
+
 def stop(process: subprocess.Popen, timeout: float = 5) -> None:
     """Terminate ``process`` (kill it if it lingers) and reap it."""
     if process.poll() is None:

@@ -136,6 +136,7 @@ def test_tutorial_toy_system_runs_with_only_the_import_changed(tmp_path):
 
 
 def test_public_names_are_those_of_nemo_nowcast():
+    import nowcast
     from nowcast import (
         CommandLineInterface,
         Config,
@@ -143,15 +144,36 @@ def test_public_names_are_those_of_nemo_nowcast():
         NextWorker,
         NowcastWorker,
         WorkerError,
+        cli,
+        config,
+        errors,
+        message,
+        worker,
     )
 
+    assert {
+        "CommandLineInterface",
+        "Config",
+        "Message",
+        "NextWorker",
+        "NowcastWorker",
+        "WorkerError",
+    } <= set(nowcast.__all__)
+    # each public name is the framework's own class, not a stand-in
+    assert Config is config.Config
+    assert Message is message.Message
+    assert NowcastWorker is worker.NowcastWorker
+    assert NextWorker is worker.NextWorker
+    assert CommandLineInterface is cli.CommandLineInterface
+    assert WorkerError is errors.WorkerError
+    assert issubclass(WorkerError, errors.NowcastError)
     assert issubclass(WorkerError, Exception)
-    assert Config and Message and NowcastWorker and CommandLineInterface
-    worker = NextWorker("nowcast.workers.sleep")
-    assert worker.args == [] and worker.host == "localhost"
-    assert worker == NextWorker("nowcast.workers.sleep", [], "localhost")
-    assert worker != NextWorker("nowcast.workers.sleep", ["--sleep-time", "1"])
-    assert worker != NextWorker("nowcast.workers.sleep", host="hpc")
+    next_worker = NextWorker("nowcast.workers.sleep")
+    assert next_worker.args == []
+    assert next_worker.host == "localhost"
+    assert next_worker == NextWorker("nowcast.workers.sleep", [], "localhost")
+    assert next_worker != NextWorker("nowcast.workers.sleep", ["--sleep-time", "1"])
+    assert next_worker != NextWorker("nowcast.workers.sleep", host="hpc")
 
 
 def test_command_line_interface_date_option():

@@ -43,11 +43,24 @@ def test_unset_env_var_raises_key_error_naming_it(tmp_path, monkeypatch):
 
 
 def test_partial_file_with_empty_handlers_loads_and_configures_logging(tmp_path):
-    path = write(tmp_path, "logging:\n  version: 1\n  handlers: []\n")
+    import logging
+
+    path = write(
+        tmp_path,
+        "logging:\n  version: 1\n  handlers: []\n"
+        "  loggers:\n    partial_config_test:\n      level: ERROR\n",
+    )
     config = Config()
     config.load(path)
     assert config["logging"]["handlers"] == []
-    configure(config)
+    logger = logging.getLogger("partial_config_test")
+    before = logger.level
+    try:
+        assert configure(config) == "writing log messages to local file system"
+        assert logger.level == logging.ERROR  # the section was applied
+        assert not logger.isEnabledFor(logging.WARNING)
+    finally:
+        logger.setLevel(before)
 
 
 def test_dict_interface_and_key_order(tmp_path):

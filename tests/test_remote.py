@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import free_port, stop, wait_for
+from conftest import free_port, missing_component, stop, wait_for
 
 SSHD = "/usr/sbin/sshd"
 
@@ -23,7 +23,10 @@ def _install_sshd() -> str | None:
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         return "sshd is not installed, and this is not a root shell with apt-get to install it"
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    # other installs may be running: wait for them (flock) rather than fail on dpkg's lock
+    lock = ["flock", "/tmp/apt.lock"] if shutil.which("flock") else []
     install = [
+        *lock,
         "apt-get",
         "install",
         "-y",
@@ -32,10 +35,12 @@ def _install_sshd() -> str | None:
         "openssh-client",
     ]
     if subprocess.run(install, env=env, capture_output=True).returncode != 0:
-        subprocess.run(["apt-get", "update"], env=env, capture_output=True)
+        subprocess.run([*lock, "apt-get", "update"], env=env, capture_output=True)
         result = subprocess.run(install, env=env, capture_output=True, text=True)
         if result.returncode != 0:
             return f"could not install openssh-server: {result.stderr.strip()[-300:]}"
+    if not os.path.exists(SSHD):
+        return f"openssh-server was installed, but there is no {SSHD}"
     return None
 
 
@@ -44,7 +49,7 @@ def sshd(tmp_path_factory):
     """An sshd on 127.0.0.1 that lets in the holder of a key made here."""
     why = _install_sshd()
     if why:
-        pytest.skip(why)
+        missing_component(why)
     directory = tmp_path_factory.mktemp("sshd")
     for name in ("host_key", "client_key"):
         subprocess.run(
@@ -137,3 +142,36 @@ def test_an_unreachable_host_is_a_crash_naming_the_host_and_ssh_error(system, ss
     line = next(line for line in system.log().splitlines() if "handling it as a crash" in line)
     assert "host down" in line and "exited with code 255" in line
     assert re.search(r"ssh to down said: .*[Cc]onnection refused", line)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("required, outcome", [("", "1 skipped"), ("1", "1 failed")])
+def test_a_missing_component_is_a_failure_where_the_environment_requires_it(
+    tmp_path, required, outcome
+):
+    (tmp_path / "test_needs_it.py").write_text(
+        "from conftest import missing_component\n\n"
+        "def test_needs_it():\n    missing_component('no such daemon here')\n"
+    )
+    env = {**os.environ, "NOWCAST_TEST_REQUIRE_REAL": required}
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(Path(__file__).parent), env.get("PYTHONPATH")])
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-rsf",
+            "test_needs_it.py",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert outcome in result.stdout, result.stdout
+    assert "no such daemon here" in result.stdout

@@ -11,7 +11,7 @@ import sys
 import pytest
 import zmq
 import zmq.auth
-from conftest import wait_for
+from conftest import listening, wait_for
 
 
 def make_keys(directory, *extra: str) -> None:
@@ -105,7 +105,10 @@ def test_removing_a_key_and_sighup_shuts_that_client_out(keyed):
 @pytest.mark.timeout(60)
 def test_without_keys_the_broker_listens_on_loopback_only(system):
     system.start(manager=False)
-    assert f"worker socket bound to tcp://127.0.0.1:{system.ports['workers']}" in system.log()
+    assert set(listening(system.broker.pid)) == {
+        ("127.0.0.1", system.ports["workers"]),
+        ("127.0.0.1", system.ports["manager"]),
+    }
 
 
 @pytest.mark.timeout(60)
@@ -119,7 +122,11 @@ def test_public_bind_without_keys_is_refused_unless_insecure(system):
     system.zmq_extra["insecure"] = True
     system.write()
     broker = system.spawn("nowcast.message_broker")
-    wait_for(lambda: "worker socket bound to tcp://*:" in system.log(), what="insecure bind")
+    wait_for(lambda: "manager socket bound" in system.log(), what="insecure bind")
+    assert set(listening(broker.pid)) == {
+        ("0.0.0.0", system.ports["workers"]),
+        ("0.0.0.0", system.ports["manager"]),
+    }
 
 
 @pytest.mark.timeout(60)

@@ -26,19 +26,36 @@ def test_status_in_both_forms(system):
     command = [sys.executable, "-m", "nowcast.status", str(system.config_file)]
     text = subprocess.run(command, capture_output=True, text=True, timeout=20)
     assert text.returncode == 0, text.stderr
-    assert "Running workers: 1" in text.stdout
-    assert "long" in text.stdout and "--arg x" in text.stdout
-    assert "start" in text.stdout and "success" in text.stdout
-    assert "Checklist keys: start" in text.stdout
-    assert "fork server pid" in text.stdout and "ready" in text.stdout
+    lines = text.stdout.splitlines()
     as_json = subprocess.run([*command, "--json"], capture_output=True, text=True, timeout=20)
     status = json.loads(as_json.stdout)
     [running] = status["running"]
-    assert (
-        running["name"] == "long" and running["args"] == ["--arg", "x"] and running["timeout"] == 60
-    )
+    assert running["name"] == "long"
+    assert running["args"] == ["--arg", "x"]
+    assert running["timeout"] == 60
+    assert running["host"] == "localhost"
     assert status["recent messages"][-1]["source"] == "start"
+    assert status["recent messages"][-1]["type"] == "success"
     assert status["checklist keys"] == ["start"]
+    manager = status["manager"]
+    assert manager["pid"] == system.manager.pid
+    assert manager["fork server"]["state"] == "ready"
+    # the text form: the same facts, each in its own line and column
+    assert lines[0] == f"manager pid {system.manager.pid}, config {system.config_file}"
+    server_pid = manager["fork server"]["pid"]
+    assert lines[1] == f"fork server pid {server_pid}: ready, workers start warm"
+    assert lines[lines.index("Running workers: 1") + 1].split() == [
+        "NAME", "ARGS", "HOST", "PID", "RUNNING", "FOR", "TRY", "TIMEOUT"
+    ]  # fmt: skip
+    row = lines[lines.index("Running workers: 1") + 2].split("  ")
+    cells = [cell.strip() for cell in row if cell.strip()]
+    assert cells[:4] == ["long", "--arg x", "localhost", str(running["pid"])]
+    assert cells[5:] == ["1", "60s"]
+    assert "Retries pending: 0" in lines
+    assert "Race-condition groups waiting: 0" in lines
+    recent = lines.index(f"Last {len(status['recent messages'])} messages:")
+    assert lines[recent + 2].split()[2:] == ["start", "success"]
+    assert lines[-1] == "Checklist keys: start"
 
 
 @pytest.mark.timeout(60)

@@ -184,13 +184,29 @@ def test_restarted_manager_notices_silent_death_of_a_worker_it_did_not_launch(sy
 
 
 @pytest.mark.timeout(60)
-def test_retries_and_timeout_settings_are_checked(system):
-    system.worker_module("bad", retries="twice")
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("retries", "twice"),
+        ("retries", -1),
+        ("timeout", "soon"),
+        ("timeout", 0),
+        ("timeout grace", -5),
+        ("retry delay", "later"),
+    ],
+)
+def test_retries_and_timeout_settings_are_checked(system, key, value):
+    system.worker_module("bad", **{key: value})
     system.write()
     manager = system.spawn("nowcast.manager")
     assert manager.wait(10) == 2
     output = (system.dir / "nowcast.manager.out").read_text()
-    assert "'message registry: workers: bad: retries'" in output and "'twice'" in output
+    [line] = [
+        line for line in output.splitlines() if f"'message registry: workers: bad: {key}'" in line
+    ]
+    assert str(system.config_file) in line
+    assert repr(value) in line
+    assert "Traceback" not in output
 
 
 @pytest.mark.timeout(90)

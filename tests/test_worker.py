@@ -76,7 +76,49 @@ def test_config_mistakes_exit_2_with_one_line_and_no_traceback(workers, tmp_path
 
 @pytest.mark.timeout(60)
 def test_debug_sends_nothing(workers):
-    workers.write()  # no broker, no manager: --debug must not need them
-    result = workers.run_worker("ok", "--debug")
-    assert result.returncode == 0
+    import zmq
+
+    # no broker, no manager: --debug must not need them; a socket bound where the
+    # broker would be shows whether anything is sent all the same
+    workers.zmq_extra.update({"reply timeout": 0.5, "give up after": 1})
+    workers.write()
+    listener = zmq.Context.instance().socket(zmq.ROUTER)
+    listener.setsockopt(zmq.LINGER, 0)
+    listener.bind(f"tcp://127.0.0.1:{workers.ports['workers']}")
+    try:
+        result = workers.run_worker("ok", "--debug")
+        arrived = listener.poll(500)
+    finally:
+        listener.close()
+    assert result.returncode == 0, result.stderr
     assert "**debug mode** message that would have been sent to manager: (success)" in result.stderr
+    assert not arrived, "a worker in debug mode sent a message"
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_that_gets_no_reply_in_time_re_sends_the_same_message(system):
+    # after_slow takes longer than the worker waits for its reply the first time, so the
+    # worker re-sends; the manager must see the same id and apply the message once
+    system.zmq_extra.update({"reply timeout": 0.5, "give up after": 30})
+    system.worker_module("slow", "return {'run': os.getpid()}")
+    system.after(
+        """
+        import os, time
+        def after_slow(msg, config, checklist):
+            with open("after.calls", "a") as f:
+                f.write(msg.id + "\\n")
+            if not os.path.exists("slept"):
+                open("slept", "w").close()
+                time.sleep(2)
+            return []
+        """
+    )
+    system.start()
+    result = system.run_worker("slow")
+    assert result.returncode == 0, result.stderr
+    log = system.log()
+    assert "re-sending (success) message (try 2)" in log
+    assert log.count("checklist updated with [slow] items from slow worker") == 1
+    [applied] = (system.dir / "after.calls").read_text().splitlines()
+    assert f"message {applied} from slow was already applied" in log
+    assert system.checklist()["slow"]["run"] > 0
