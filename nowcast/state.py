@@ -58,6 +58,10 @@ class ReplyJournal:
         self._unwritten: list[tuple[str, str]] = []  # (id, journal line), not yet committed
         self._in_flight: list[tuple[str, str]] = []  # in the commit being written
         self._lines = 0
+        # the file ends in a line cut short (a power cut during an append): the next
+        # append starts with a line end, lest its first line be glued onto that one
+        self._torn = False
+        self._torn_before = False  # as it was before the commit being written
 
     def __contains__(self, msg_id: str) -> bool:
         return msg_id in self.replies
@@ -92,6 +96,7 @@ class ReplyJournal:
             while len(self.replies) > self.remembered:
                 self.replies.popitem(last=False)
         self._lines = len(lines)
+        self._torn = bool(lines) and not lines[-1].endswith("\n")
 
     def add_to(self, commit: Commit) -> None:
         """Add what was remembered since the last commit to ``commit``: appended,
@@ -105,6 +110,9 @@ class ReplyJournal:
             kept = [_line(k, v) for k, v in self.replies.items() if k not in fresh]
             commit.replace.append((self.path, "".join(kept).encode("utf-8")))
             self._lines = len(kept)
+        elif self._torn:
+            new = b"\n" + new
+        self._torn_before, self._torn = self._torn, False
         commit.append.append((self.path, new))
         self._lines += len(self._unwritten)
         self._in_flight, self._unwritten = self._unwritten, []
@@ -116,6 +124,7 @@ class ReplyJournal:
         """The commit was not written: its lines go into the next one."""
         self._unwritten[:0] = self._in_flight
         self._in_flight = []
+        self._torn = self._torn_before
 
 
 def _line(msg_id: str, reply: str) -> str:

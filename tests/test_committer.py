@@ -54,3 +54,28 @@ def test_a_failed_commit_raises_changes_no_file_and_appends_nothing(tmp_path):
         assert not list(tmp_path.glob(".checklist.yaml.*"))  # its temporary is removed
     finally:
         committer.close()
+
+
+def test_a_commit_with_only_replaced_or_only_appended_files_is_written(tmp_path):
+    assert not Commit(str(tmp_path))
+    only_replace = Commit(str(tmp_path))
+    only_replace.replace.append((str(tmp_path / "state.json"), b"{}"))
+    only_append = Commit(str(tmp_path))
+    only_append.append.append((str(tmp_path / "replies.jsonl"), b"x\n"))
+    assert only_replace  # the manager skips a commit that is false
+    assert only_append
+
+
+@pytest.mark.timeout(10)
+def test_finish_never_blocks_the_manager(tmp_path):
+    committer = Committer()
+    try:
+        assert not committer.wait()  # nothing handed over: nothing to wait for
+        assert not committer.finish()  # nothing done: answers at once
+        committer.submit(commit_for(tmp_path, Checklist({"a": 1}), b"{}", b"x\n"))
+        assert committer.wait()
+        assert not committer.busy
+        assert not committer.finish()  # still answers at once after a wait
+        assert not committer.wait()
+    finally:
+        committer.close()
