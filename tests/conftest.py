@@ -269,7 +269,11 @@ class System:
     def start_manager(self, *args: str) -> subprocess.Popen:
         before = self.log().count("listening...")
         self.manager = self.spawn("nowcast.manager", *args)
-        wait_for(lambda: self.log().count("listening...") > before, what="manager start")
+        # 30 s: a manager restarted while 100 workers re-send, on a loaded machine,
+        # has been seen to take more than 10
+        wait_for(
+            lambda: self.log().count("listening...") > before, timeout=30, what="manager start"
+        )
         return self.manager
 
     def kill_manager(self) -> None:
