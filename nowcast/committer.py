@@ -13,28 +13,32 @@ from __future__ import annotations
 import os
 import queue
 import threading
+from typing import Any
 
 from nowcast.fileutils import append_durably, fsync_dir, write_temporary
 
 
 class Commit:
     """Files to write, in this order: the replaced ones (each atomically), one
-    sync of their directory, then the appended ones.
+    sync of their directory, the history's rows (one transaction), then the
+    appended ones.
 
     Appends come last so that a journal line never reaches the disk before the
     data it vouches for: a message id in the reply journal means its effects are
-    already in the checklist.
+    already in the checklist and the history. The history comes after the
+    checklist, so what it records is in the checklist too.
     """
 
-    __slots__ = ("replace", "append", "directory")
+    __slots__ = ("replace", "append", "directory", "history")
 
     def __init__(self, directory: str) -> None:
         self.directory = directory
         self.replace: list[tuple[str, bytes]] = []
         self.append: list[tuple[str, bytes]] = []
+        self.history: Any = None  # an object whose write() commits rows (nowcast.recorder)
 
     def __bool__(self) -> bool:
-        return bool(self.replace or self.append)
+        return bool(self.replace or self.append or self.history)
 
     def write(self) -> None:
         """Put every file on disk; raises ``OSError`` (the files then hold either
@@ -55,6 +59,8 @@ class Commit:
             os.replace(tmp, path)
         if written:
             fsync_dir(self.directory)
+        if self.history:
+            self.history.write()
         for path, data in self.append:
             append_durably(path, data)
 

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from nowcast import checklist as checklist_file
+from nowcast import recorder
 from nowcast.committer import Commit
 from nowcast.config import Config
 from nowcast.errors import MessageError
@@ -34,7 +35,9 @@ from nowcast.supervision import Launched, Retry, is_failure, worker_name
 from nowcast.worker import NextWorker
 
 # Keys of a worker's registry entry that are settings, not message types.
-SETTINGS_KEYS = frozenset({"checklist key", "timeout", "timeout grace", "retries", "retry delay"})
+SETTINGS_KEYS = frozenset(
+    {"checklist key", "timeout", "timeout grace", "retries", "retry delay", "late after"}
+)
 
 # Who asks the manager for its status (``python -m nowcast.status``); read-only.
 STATUS_SOURCE = "nowcast.status"
@@ -64,12 +67,15 @@ class ManagerCore:
         state: ManagerState,
         logger: logging.Logger,
         next_workers: Any = None,
+        history: recorder.Recorder | None = None,
     ) -> None:
         self.config = config
         self.checklist = checklist
         self.state = state
         self.logger = logger
         self.next_workers = next_workers
+        #: Runs, messages and events for the history database, and event actions.
+        self.history = history if history is not None else recorder.Recorder(None, config)
         self.checklist_logger = logging.getLogger("checklist")
         #: Called for the process's part of a status reply (pid, files, fork server).
         self.describe_process: Callable[[], dict] = dict
@@ -119,6 +125,7 @@ class ManagerCore:
             return Reply(envelope, self.state.replies[msg.id]), False
         self.dirty = True
         reply = self.apply(msg, now)
+        self.history.message(msg, reply.type)
         reply.id = msg.id
         text = reply.serialize() if form == "json" else reply.serialize_yaml()
         if msg.id is not None and msg.type != "need":
@@ -159,7 +166,9 @@ class ManagerCore:
         if launched is None:
             launched = self.state.supervision.claim(msg.source, msg.id)
         retries = entry.get("retries", 0)
-        if launched is not None and is_failure(msg.type) and launched.tries <= retries:
+        will_retry = launched is not None and is_failure(msg.type) and launched.tries <= retries
+        self.history.reported(msg, launched, retries, will_retry)
+        if will_retry:
             return self._retry(msg, entry, launched, now)
         return self._continue(msg, entry)
 
@@ -172,6 +181,7 @@ class ManagerCore:
         self.state.supervision.retries.append(
             Retry(plain_worker(launched.next_worker()), launched.tries + 1, now + delay)
         )
+        self.history.retry(launched, launched.next_worker(), delay, entry.get("retries", 0) + 1)
         self.logger.warning(
             "%s reported (%s) on try %d of %d; launching it again in %g s",
             msg.source,
@@ -238,6 +248,7 @@ class ManagerCore:
                 "race condition group started: waiting for %s", ", ".join(sorted(racers))
             )
         self.state.pending.extend((worker, 1) for worker in launch_now)
+        self.history.decided(msg.source, launch_now)
         return _reply("ack")
 
     # commits: what is applied goes to disk, then the replies, then the launches
@@ -257,6 +268,7 @@ class ManagerCore:
         if self.checklist.changed:
             commit.replace.append((checklist_path, self.checklist.to_yaml()))
         self.state.add_to(commit)
+        self.history.add_to(commit)
         self.in_flight, self.unsent = self.unsent, []
         self._launch_after = len(self.state.pending)
         return commit
@@ -266,6 +278,7 @@ class ManagerCore:
         launch now (their launch is on disk, so a crash from here on does not
         lose it)."""
         self.state.committed()
+        self.history.committed()
         replies, self.in_flight = self.in_flight, []
         if not self.dirty:
             replies += self.unsent  # nothing applied since: they are all on disk
@@ -278,6 +291,7 @@ class ManagerCore:
         its replies wait for that one."""
         self.checklist.mark_all_changed()
         self.state.failed()
+        self.history.failed()
         self.unsent[:0] = self.in_flight
         self.in_flight = []
         self.dirty = True
@@ -295,14 +309,16 @@ class ManagerCore:
         """Record a worker just launched, to watch it."""
         registry = self.config["message registry"]["workers"]
         entry = registry.get(worker_name(worker.module), {})
-        self.state.supervision.add(worker, process, entry, tries)
+        self.history.launched(worker, self.state.supervision.add(worker, process, entry, tries))
 
     def worker_gone(self, launched: Launched, now: float) -> None:
         """A launched worker's exit was handled; one that had not reported is
         handled as a crash."""
         self.state.supervision.remove(launched)
         self.dirty = True
-        if not launched.reported:
+        if launched.reported:
+            self.history.exited(launched)
+        else:
             self.apply(Message(launched.name, "crash", None), now, launched)
 
     def queue_due_retries(self, now: float) -> None:

@@ -77,3 +77,6 @@ HISTORY_TREND_DAYS = 30
 
 # Characters of a message's payload the history keeps (as JSON, cut there).
 HISTORY_PAYLOAD_CHARS = 500
+
+# Seconds between the history's prunings of old rows (the first a minute after start).
+HISTORY_PRUNE_EVERY = 3600.0

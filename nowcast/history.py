@@ -310,3 +310,33 @@ def is_slow(run: dict, median: float | None) -> bool:
     """Whether a finished run took more than twice the median (the trend mark)."""
     d = run.get("duration")
     return d is not None and median is not None and median > 0 and d > 2 * median
+
+
+# retention
+
+_PRUNE = {
+    "runs": "coalesce(ended, started, launched)",
+    "messages": "time",
+    "events": "time",
+    "notifications": "time",
+}
+
+
+def prune(
+    conn: sqlite3.Connection, keep_days: float, now: float | None = None, batch: int = 1000
+) -> int:
+    """Delete what is older than ``keep_days``, ``batch`` rows per transaction
+    (so the manager's commits never wait long for the lock); return how many."""
+    before = (time.time() if now is None else now) - keep_days * 86400
+    deleted = 0
+    for table, column in _PRUNE.items():
+        while True:
+            cursor = conn.execute(
+                f"DELETE FROM {table} WHERE rowid IN "
+                f"(SELECT rowid FROM {table} WHERE {column} < ? LIMIT ?)",
+                (before, batch),
+            )
+            deleted += cursor.rowcount
+            if cursor.rowcount < batch:
+                break
+    return deleted

@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 from nowcast import checklist as checklist_file
-from nowcast import defaults, launcher, sockets
+from nowcast import defaults, lateness, launcher, recorder, sockets
 from nowcast.committer import Committer
 from nowcast.config import (
     Config,
@@ -98,6 +98,8 @@ class NowcastManager(LongRunningProcess):
                         f"be a list of ssh arguments, got {options!r}"
                     )
         launcher.warm_start_enabled(config)
+        recorder.validate(config)
+        lateness.rules_of(config)
         require_number(
             config, "zmq", "max message size", default=defaults.MAX_MESSAGE_SIZE, minimum=1
         )
@@ -115,6 +117,7 @@ class NowcastManager(LongRunningProcess):
             self._import_next_workers()
         if self.warm is not None:
             self.warm.configure(new)
+        self.core.history.lateness.rules = lateness.rules_of(new)
 
     # start and stop
 
@@ -133,7 +136,11 @@ class NowcastManager(LongRunningProcess):
             checklist = checklist_file.Checklist()
         else:
             checklist = checklist_file.load(path)
-        self.core = ManagerCore(self.config, checklist, ManagerState.load(path), self.logger)
+        state = ManagerState.load(path)
+        history = recorder.Recorder.open(self.config)
+        self.core = ManagerCore(self.config, checklist, state, self.logger, history=history)
+        history.start(state.supervision.running)
+        self.core.dirty = True  # the history's "manager started", committed at the end of setup
         self.core.describe_process = self._describe
         self._committer = Committer()
         self._import_next_workers()
@@ -149,6 +156,7 @@ class NowcastManager(LongRunningProcess):
                 len(self.state.pending),
             )
             self._launch(self.core.take_pending())
+        self._commit_now()  # the history knows this manager started before it serves
         self.logger.debug("listening...")
 
     def _connect(self) -> None:
@@ -162,12 +170,15 @@ class NowcastManager(LongRunningProcess):
         recording, the workers those commits decided on)."""
         if self._committer is not None:
             self._finish_commit(self._committer.wait)
+            self.core.history.stopping()
+            self.core.dirty = True
             for _ in range(3):  # a commit may launch workers, whose record needs another
                 if not self.core.dirty:
                     break
                 self._retry_commit_at = 0.0
                 self._commit_now()
             self._committer.close()
+            self.core.history.close()
         if hasattr(self, "context"):
             self.socket.close(linger=0)
             self.context.term()
@@ -278,6 +289,7 @@ class NowcastManager(LongRunningProcess):
                 process = launcher.launch(worker, self.config, self.logger, self.warm)
             except (OSError, ConfigError) as e:
                 self.logger.error("cannot launch %s: %s", worker, e)
+                self.core.history.not_launched(worker)
                 continue
             self.core.launched(worker, process, tries)
 
@@ -338,6 +350,10 @@ class NowcastManager(LongRunningProcess):
                 )
             self.core.worker_gone(launched, now)
         self.core.queue_due_retries(now)
+        warm = self.warm
+        self.core.history.tick(now, warm.current is not None if warm and warm.enabled else None)
+        if self.core.history.has_rows:
+            self.core.dirty = True
 
     def _describe(self) -> dict:
         """The process's part of a status reply."""

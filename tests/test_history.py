@@ -4,6 +4,7 @@ read-only queries."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 
 import pytest
 
@@ -121,3 +122,41 @@ def test_percentile_interpolates_between_ranks():
     assert history.percentile([], 0.9) is None
     assert history.percentile([5], 0.9) == 5
     assert history.percentile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 0.9) == pytest.approx(9.1)
+
+
+def test_prune_deletes_only_what_is_older_than_keep_days_in_batches(tmp_path):
+    conn = history.open_for_writing(str(tmp_path / "h.sqlite"))
+    now = 1000 * DAY
+    for i in range(25):
+        _run(conn, f"old{i}", "w", now - 500 * DAY + i, 1)
+        conn.execute(
+            "INSERT INTO messages (time, source, type) VALUES (?, 'w', 'success')",
+            (now - 500 * DAY,),
+        )
+    _run(conn, "new", "w", now - 399 * DAY, 1)
+    conn.execute("INSERT INTO events (time, event) VALUES (?, 'late')", (now - 401 * DAY,))
+    conn.execute("INSERT INTO events (time, event) VALUES (?, 'late')", (now - 1,))
+    assert history.prune(conn, 400, now=now, batch=10) == 51
+    assert conn.execute("SELECT id FROM runs").fetchall() == [("new",)]
+    assert conn.execute("SELECT count(*) FROM messages").fetchone() == (0,)
+    assert conn.execute("SELECT count(*) FROM events").fetchone() == (1,)
+
+
+@pytest.mark.timeout(10)
+def test_the_pruner_thread_prunes_in_the_background(tmp_path):
+    from nowcast.recorder import Pruner
+
+    path = str(tmp_path / "h.sqlite")
+    conn = history.open_for_writing(path)
+    _run(conn, "old", "w", 1000.0, 1)
+    pruner = Pruner(path, keep_days=1, every=0.05)
+    pruner.start()
+    try:
+        wait = 0
+        while conn.execute("SELECT count(*) FROM runs").fetchone() != (0,) and wait < 100:
+            threading.Event().wait(0.05)
+            wait += 1
+        assert conn.execute("SELECT count(*) FROM runs").fetchone() == (0,)
+    finally:
+        pruner.stop()
+    assert not pruner.is_alive()

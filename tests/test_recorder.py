@@ -1,0 +1,182 @@
+"""The manager records runs, messages and events in the history database, in the
+same commit as the checklist: real broker, manager and workers on loopback."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+import yaml
+from conftest import wait_for
+
+from nowcast import history
+
+CHAIN = """
+def after_first(msg, config, checklist):
+    return [NextWorker("second", ["--arg", "x"])] if msg.type == "success" else []
+
+def after_second(msg, config, checklist):
+    return []
+"""
+
+
+def db_path(system) -> str:
+    return f"{system.checklist_file}.history.sqlite"
+
+
+def query(system, sql: str, *params) -> list[tuple]:
+    conn = sqlite3.connect(f"file:{db_path(system)}?mode=ro", uri=True)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def runs(system) -> list[dict]:
+    conn = history.open_readonly(db_path(system))
+    try:
+        return history.runs_since(conn, 1)
+    finally:
+        conn.close()
+
+
+def events(system) -> list[str]:
+    return [e for (e,) in query(system, "SELECT event FROM events ORDER BY seq")]
+
+
+@pytest.mark.timeout(60)
+def test_a_chain_is_recorded_with_who_launched_what_and_how_it_ended(system):
+    system.worker_module("first", "time.sleep(0.3); return {'n': 1}")
+    system.worker_module("second", "sys.exit(3)")  # dies without reporting
+    system.after(CHAIN)
+    system.start()
+    assert system.run_worker("first").returncode == 0
+    wait_for(
+        lambda: any(r["worker"] == "second" and r["exit_code"] for r in runs(system)),
+        what="second's exit in the history",
+    )
+    first, second = runs(system)
+    assert first["launched_by"] == "by hand" and first["outcome"] == "success"
+    assert first["duration"] >= 0.3  # from the process's start, not from its message
+    assert first["launched"] is None and first["cycle"] == first["id"]
+    assert second["launched_by"] == "after_first" and second["parent"] == first["id"]
+    assert second["cycle"] == first["id"] and second["day"] == first["day"]
+    assert second["outcome"] == "crash" and second["exit_code"] == 3 and second["signal"] is None
+    assert second["args"] == ["--arg", "x"] and second["pid"] and second["try"] == 1
+    assert second["launched"] == second["started"] <= second["ended"]
+    messages = query(system, "SELECT source, type, payload, reply, run FROM messages")
+    assert messages == [("first", "success", '{"n": 1}', "ack", first["id"])]
+    wait_for(lambda: "cycle complete" in events(system), what="cycle complete")
+    assert events(system) == ["manager started", "crash", "cycle complete"]
+    detail = json.loads(
+        query(system, "SELECT detail FROM events WHERE event='cycle complete'")[0][0]
+    )
+    assert detail["failed"] == ["second: crash"]
+
+
+@pytest.mark.timeout(60)
+def test_retries_timeouts_and_their_events(system):
+    system.worker_module("flaky", "raise WorkerError('no data')", retries=1, **{"retry delay": 0})
+    system.worker_module("slow", "time.sleep(30)", timeout=0.5, **{"timeout grace": 1})
+    system.after(
+        "def after_starter(msg, config, checklist):\n"
+        "    return [NextWorker('flaky'), NextWorker('slow')]\n"
+        "def after_flaky(msg, config, checklist):\n    return []\n"
+        "def after_slow(msg, config, checklist):\n    return []\n"
+    )
+    system.worker_module("starter")
+    system.start()
+    assert system.run_worker("starter").returncode == 0
+    wait_for(lambda: "cycle complete" in events(system), timeout=30, what="cycle complete")
+    by_worker = {}
+    for r in runs(system):
+        by_worker.setdefault(r["worker"], []).append(r)
+    tries = by_worker["flaky"]
+    assert [(r["try"], r["outcome"], r["launched_by"]) for r in tries] == [
+        (1, "failure", "after_starter"),
+        (2, "failure", "retry"),
+    ]
+    assert tries[1]["parent"] == tries[0]["id"] and tries[1]["cycle"] == tries[0]["cycle"]
+    (slow,) = by_worker["slow"]
+    assert slow["outcome"] == "timeout" and slow["exit_code"] == 143  # 128 + SIGTERM, its own exit
+    seen = events(system)
+    assert seen.count("failure") == 2 and seen.count("retry") == 1
+    assert seen.count("retries exhausted") == 1 and seen.count("timeout") == 1
+    assert "crash" not in seen
+
+
+@pytest.mark.timeout(60)
+def test_an_unexpected_stop_is_seen_at_the_next_start_a_clean_one_is_not(system):
+    system.start()
+    system.kill_manager()
+    system.start_manager()
+    wait_for(lambda: events(system).count("manager started") == 2, what="second start")
+    assert events(system) == ["manager started", "manager stopped unexpectedly", "manager started"]
+    system.manager.terminate()
+    assert system.manager.wait(10) == 0
+    system.start_manager()
+    wait_for(lambda: events(system).count("manager started") == 3, what="third start")
+    assert events(system)[3:] == ["manager stopped", "manager started"]
+
+
+@pytest.mark.timeout(60)
+def test_history_off_writes_no_database(system):
+    system.config_extra["history"] = {"enabled": False}
+    system.worker_module("first")
+    system.after("def after_first(msg, config, checklist):\n    return []\n")
+    system.start()
+    assert system.run_worker("first").returncode == 0
+    assert system.checklist()["first"] == {"done": True}
+    assert not (system.dir / "checklist.yaml.history.sqlite").exists()
+
+
+@pytest.mark.timeout(30)
+def test_a_bad_history_section_stops_the_manager_naming_the_key(system):
+    system.config_extra["history"] = {"keep days": "forever"}
+    system.start(manager=False)
+    manager = system.spawn("nowcast.manager")
+    assert manager.wait(20) != 0
+    out = (system.dir / "nowcast.manager.out").read_text()
+    assert "history: keep days" in out and "'forever'" in out and "Traceback" not in out
+
+
+@pytest.mark.timeout(120)
+def test_killed_mid_burst_history_checklist_and_replies_agree(system):
+    """kill -9 the manager twice while 60 workers report: every acknowledged
+    message is in the history, and every message in the history is in the
+    checklist (the history is written after it, in the same commit)."""
+    system.zmq_extra.update({"reply timeout": 1, "give up after": 60})
+    system.worker_module("reporter", "return {f'item-{parsed_args.arg}': int(parsed_args.arg)}")
+    system.after("def after_reporter(msg, config, checklist):\n    return []\n")
+    system.start()
+    workers = [system.launch_worker("reporter", "--arg", str(i)) for i in range(60)]
+    for kill in range(2):
+        wait_for(
+            lambda n=kill: len(system.checklist().get("reporter", {})) > 10 * (n + 1),
+            timeout=60,
+            what="some reports",
+        )
+        system.kill_manager()
+        # right after the kill: journal (acked) <= history <= checklist
+        checklist = set(yaml.safe_load(system.checklist_file.read_text())["reporter"])
+        recorded = {
+            json.loads(p).popitem()[0]
+            for (p,) in query(system, "SELECT payload FROM messages WHERE source='reporter'")
+        }
+        journal = system.checklist_file.with_name("checklist.yaml.manager-replies.jsonl")
+        acked = {json.loads(line)[0] for line in journal.read_text().splitlines() if line}
+        acked_ids = {i for (i,) in query(system, "SELECT id FROM messages")}
+        assert recorded <= checklist
+        assert acked <= acked_ids
+        system.start_manager()
+    assert [w.wait(90) for w in workers] == [0] * 60
+    checklist = system.checklist()["reporter"]
+    assert checklist == {f"item-{i}": i for i in range(60)}
+    rows = query(system, "SELECT id, payload FROM messages WHERE source='reporter'")
+    assert len(rows) == 60 == len({i for i, _ in rows})  # each message once, re-sends not twice
+    outcomes = query(
+        system, "SELECT count(*) FROM runs WHERE worker='reporter' AND outcome='success'"
+    )
+    assert outcomes == [(60,)]
+    assert events(system).count("manager stopped unexpectedly") == 2
