@@ -79,3 +79,39 @@ def test_finish_never_blocks_the_manager(tmp_path):
         assert not committer.wait()
     finally:
         committer.close()
+
+
+@pytest.mark.timeout(30)
+def test_a_process_that_never_closes_its_committer_still_exits():
+    # the manager must not hang at exit (supervisord could not restart it) because
+    # its writer thread is still waiting for work
+    import subprocess
+    import sys
+
+    code = "from nowcast.committer import Committer\nCommitter()\nprint('done')\n"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=20
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "done\n"
+
+
+def test_replaced_files_have_their_directory_synced_so_the_renames_last(tmp_path, monkeypatch):
+    # a rename is durable only once its directory is flushed; a power cut cannot be
+    # made here, so the calls are counted (and still made)
+    from nowcast import committer as module
+
+    synced = []
+    real = module.fsync_dir
+
+    def counting(directory):
+        synced.append(directory)
+        real(directory)
+
+    monkeypatch.setattr(module, "fsync_dir", counting)
+    commit_for(tmp_path, Checklist({"a": 1}), b"{}", b"x\n").write()
+    assert synced == [str(tmp_path)]
+    only_append = Commit(str(tmp_path))
+    only_append.append.append((str(tmp_path / "replies.jsonl"), b"y\n"))
+    only_append.write()
+    assert synced == [str(tmp_path)]  # an append is flushed with the file itself
