@@ -36,6 +36,26 @@ def test_the_journal_is_appended_to_and_rewritten_shorter_only_when_it_has_doubl
     assert list(again.replies.items()) == [(f"id-{n}", f"reply {n}") for n in (17, 18, 19)]
 
 
+def test_the_journal_stays_bounded_when_messages_come_in_batches(tmp_path):
+    path = tmp_path / "replies.jsonl"
+    journal = ReplyJournal(str(path), remembered=3)
+    for batch in range(6):
+        for n in range(4):  # a group commit of 4 messages
+            journal.remember(f"id-{batch}-{n}", "ack")
+        commit(journal, tmp_path)
+        assert len(path.read_text().splitlines()) <= 2 * 3 + 4
+    assert list(journal.replies) == ["id-5-1", "id-5-2", "id-5-3"]
+
+
+def test_exactly_as_many_ids_as_configured_are_remembered(tmp_path):
+    journal = ReplyJournal(str(tmp_path / "replies.jsonl"), remembered=3)
+    for n in range(3):
+        journal.remember(f"id-{n}", "ack")
+    assert list(journal.replies) == ["id-0", "id-1", "id-2"]
+    journal.remember("id-3", "ack")
+    assert list(journal.replies) == ["id-1", "id-2", "id-3"]
+
+
 def test_ids_after_an_unreadable_line_are_still_read(tmp_path):
     path = tmp_path / "replies.jsonl"
     path.write_text('["a", "ra"]\n["b", "r\n["c", "rc"]\n')
