@@ -7,7 +7,7 @@ export NOWCAST_ENV ?= $(CURDIR)/$(VENV)
 export NOWCAST_LOGS ?= $(CURDIR)/logs
 export NOWCAST_DATA ?= $(CURDIR)/data
 
-.PHONY: demo run cycle status test bench lint venv compile clean
+.PHONY: demo run cycle status test bench mutate lint venv compile clean
 
 # the virtual environment, made and filled once (again when pyproject.toml changes)
 $(VENV)/.installed: pyproject.toml
@@ -49,6 +49,16 @@ test: venv
 ## make bench: speed and memory figures, each next to its floor
 bench: venv
 	$(PY) benchmarks/run.py
+
+$(VENV)/.mutation: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[test,dev,mutation]' --config-settings editable_mode=compat
+	@touch $@
+
+## make mutate: mutation testing of the modules that carry guarantees (slow: hours;
+## docs/testing.md). MODULES="race state" for some; BUDGET: seconds at most per module
+BUDGET ?= 3600
+mutate: venv $(VENV)/.mutation
+	nice -n 10 $(PY) scripts/mutate.py --budget $(BUDGET) $(MODULES)
 
 lint: venv
 	$(VENV)/bin/ruff check nowcast nemo_nowcast _nowcast_path.py tests workers benchmarks scripts
