@@ -7,8 +7,51 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from typing import Any
+
+# Set by the ``nowcast`` command to the name it was called by ("nowcast manager"),
+# so help texts show the command the user typed.
+command_name: str | None = None
+
+_USAGE_LINE = re.compile(r"^\s*Usage:")
+_LITERAL = re.compile(r"``(.+?)``")
+
+
+def plain_text(doc: str | None) -> str | None:
+    """A docstring made into help text for the terminal: no reST markup, and no
+    "Usage:" paragraph (argparse prints its own usage line)."""
+    if not doc:
+        return doc
+    paragraphs, kept = doc.strip().split("\n\n"), []
+    for paragraph in paragraphs:
+        if _USAGE_LINE.match(paragraph):
+            continue
+        paragraph = _LITERAL.sub(r"\1", paragraph)
+        paragraph = re.sub(r"(?<=\S)::$", ":", paragraph, flags=re.M)
+        paragraph = re.sub(r"^\s*::$", "", paragraph, flags=re.M)
+        kept.append(paragraph.rstrip())
+    return "\n\n".join(p for p in kept if p.strip())
+
+
+def command_parser(name: str, doc: str | None, **kwargs: Any) -> argparse.ArgumentParser:
+    """A parser for the nowcast command ``name`` (``python -m nowcast.<module>`` or
+    ``nowcast <name>``), its description the plain text of ``doc``."""
+    prog = command_name or f"python -m nowcast.{name.replace('-', '_')}"
+    return argparse.ArgumentParser(
+        prog=prog, description=plain_text(doc), formatter_class=_help_formatter, **kwargs
+    )
+
+
+def print_out(text: str) -> None:
+    """Print ``text``; when the reader has gone (``| head``), exit quietly."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)
 
 
 def _help_formatter(prog: str) -> argparse.HelpFormatter:
@@ -39,11 +82,12 @@ class CommandLineInterface:
     def build_parser(self, add_help: bool = True) -> None:
         """Create ``self.parser`` with its usage line and the ``config_file`` argument."""
         self.parser = argparse.ArgumentParser(
-            description=self.description,
+            description=plain_text(self.description),
             add_help=add_help,
             formatter_class=_help_formatter,
         )
-        self.parser.prog = f"python -m {self.package}.{self.module_name}"
+        prefix = f"{self.package}." if self.package else ""
+        self.parser.prog = command_name or f"python -m {prefix}{self.module_name}"
         self.parser.add_argument(
             "config_file", help="Path of the nowcast system's YAML configuration file."
         )

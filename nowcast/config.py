@@ -8,6 +8,7 @@ what was expected.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from typing import Any
@@ -46,8 +47,10 @@ class Config:
         self.file = config_file
         with open(config_file, encoding="utf-8") as f:
             text = f.read()
+        stream = io.StringIO(text)
+        stream.name = str(config_file)  # so YAML's errors name the file
         try:
-            data = yaml.load(text, Loader=_Loader)
+            data = yaml.load(stream, Loader=_Loader)
         except yaml.YAMLError as e:
             raise ConfigError(f"{config_file}: not valid YAML: {_one_line(e)}") from None
         if data is None:

@@ -49,13 +49,9 @@ def authorize(directory: Path, public: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import argparse
+    from nowcast.cli import command_parser
 
-    parser = argparse.ArgumentParser(
-        prog="python -m nowcast.keys",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_parser("keys", __doc__)
     parser.add_argument("directory", type=Path, help="Directory to hold the keys.")
     parser.add_argument(
         "--client",

@@ -128,5 +128,10 @@ class LogAggregator(LongRunningProcess):
             self.context.term()
 
 
+def run(argv: list[str] | None = None) -> None:
+    """Entry point of ``python -m nowcast.log_aggregator`` and ``nowcast log-aggregator``."""
+    main(LogAggregator, argv)
+
+
 if __name__ == "__main__":
-    main(LogAggregator)
+    run()

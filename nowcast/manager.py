@@ -22,8 +22,8 @@ import sys
 import time
 from typing import Any
 
+from nowcast import check, defaults, lateness, launcher, recorder, sockets
 from nowcast import checklist as checklist_file
-from nowcast import defaults, lateness, launcher, recorder, sockets
 from nowcast.committer import Committer
 from nowcast.config import (
     Config,
@@ -118,6 +118,7 @@ class NowcastManager(LongRunningProcess):
         if self.warm is not None:
             self.warm.configure(new)
         self.core.history.lateness.rules = lateness.rules_of(new)
+        check.log_problems(new, self.logger, self.core.next_workers)
 
     # start and stop
 
@@ -144,6 +145,7 @@ class NowcastManager(LongRunningProcess):
         self.core.describe_process = self._describe
         self._committer = Committer()
         self._import_next_workers()
+        check.log_problems(self.config, self.logger, self.core.next_workers)
         if self.state.supervision.running:
             self.logger.info(
                 "watching %d worker(s) launched by the previous manager: %s",
@@ -373,7 +375,8 @@ class NowcastManager(LongRunningProcess):
         try:
             self.core.next_workers = importlib.import_module(name)
         except Exception as e:
-            self.logger.exception("cannot import next workers module %s", name)
+            if not (isinstance(e, ModuleNotFoundError) and name.startswith(e.name or "\0")):
+                self.logger.exception("cannot import next workers module %s", name)
             raise ConfigError(
                 f"{self.config.file}: key 'message registry: next workers module': cannot "
                 f"import {name!r}: {type(e).__name__}: {e}"

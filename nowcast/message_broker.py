@@ -365,5 +365,10 @@ class MessageBroker(LongRunningProcess):
             self._last_refusal_log = now
 
 
+def run(argv: list[str] | None = None) -> None:
+    """Entry point of ``python -m nowcast.message_broker`` and ``nowcast broker``."""
+    main(MessageBroker, argv)
+
+
 if __name__ == "__main__":
-    main(MessageBroker)
+    run()
