@@ -128,6 +128,10 @@ WORKER = Section(
         "timeout grace": Key(number(0.001), "seconds between SIGTERM and SIGKILL"),
         "retries": Key(whole(0), "relaunches after failure or crash"),
         "retry delay": Key(delays, "seconds before each retry"),
+        "late after": Key(
+            either(string, number(0), expected='must be a time of day like "08:30" or a duration'),
+            "when the worker is late: a time of day, or a duration after the cycle's start",
+        ),
     },
     doc="one worker: its settings, and the message types it may send with descriptions",
     others=message_type,
@@ -198,6 +202,14 @@ SCHEMA = Section(
                 "warm start": Key(boolean, "start local workers through a fork server"),
             },
             open=True,
+        ),
+        "history": Section(
+            {
+                "enabled": Key(boolean, "keep the run history database"),
+                "keep days": Key(number(0.001), "days of history kept"),
+                "file": Key(string, "the database; default: beside the checklist file"),
+            },
+            doc="the run history database",
         ),
         "scheduler": Section(
             {"timezone": Key(string, "default time zone of scheduled workers")}, open=True
