@@ -77,6 +77,14 @@ class Config:
     def get(self, key: str, default: Any = None) -> Any:
         return self._dict.get(key, default)
 
+    def __eq__(self, other: object) -> bool:
+        # as NEMO_Nowcast's: the same file name and the same contents
+        if not isinstance(other, Config):
+            return NotImplemented
+        return (self.file, self._dict) == (other.file, other._dict)
+
+    __hash__ = None  # mutable
+
     def __repr__(self) -> str:
         return f"Config(file={self.file!r})"
 

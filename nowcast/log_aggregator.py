@@ -18,9 +18,10 @@ import logging
 import socket as net
 
 from nowcast import defaults, sockets
-from nowcast.config import Config, require_mapping, require_port
+from nowcast.config import Config, require_mapping
 from nowcast.errors import ConfigError
-from nowcast.process import LongRunningProcess, main
+from nowcast.nemo_logging import logging_port
+from nowcast.process import LongRunningProcess, run_process
 
 
 def _with_origin(factory):
@@ -33,6 +34,7 @@ def _with_origin(factory):
         record.origin_host = host
         record.origin_pid = record.process
         record.origin_name = record.name
+        record.logger_name = record.name  # NEMO_Nowcast's aggregator formats use it
         return record
 
     return make
@@ -44,8 +46,13 @@ class LogAggregator(LongRunningProcess):
     name = "log_aggregator"
     sends_logs = False
 
+    def __init__(self, args=None, name: str | None = None) -> None:
+        super().__init__(args, name)
+        # before the first record: the aggregator's own records have an origin too
+        logging.setLogRecordFactory(_with_origin(logging.getLogRecordFactory()))
+
     def validate(self, config: Config) -> None:
-        require_port(config, "zmq", "ports", "logging")
+        logging_port(config)  # one port, or NEMO_Nowcast's mapping (nowcast.nemo_logging)
         require_mapping(config, "logging", "aggregator")
         sockets.check_keys(config, "server")
         host = sockets.bind_host(config)
@@ -70,7 +77,6 @@ class LogAggregator(LongRunningProcess):
     def setup(self) -> None:
         import zmq
 
-        logging.setLogRecordFactory(_with_origin(logging.getLogRecordFactory()))
         self._zmq = zmq
         self.context = zmq.Context()
         self.authenticator = sockets.authenticator(self.context, self.config, None, self.logger)
@@ -113,6 +119,7 @@ class LogAggregator(LongRunningProcess):
                     "origin_host": str(data.get("origin_host", "?")),
                     "origin_pid": data.get("origin_pid", "?"),
                     "origin_name": str(data.get("origin_name", data.get("name", "?"))),
+                    "logger_name": str(data.get("logger_name", data.get("name", "?"))),
                 }
             )
         except (ValueError, TypeError) as e:
@@ -128,10 +135,14 @@ class LogAggregator(LongRunningProcess):
             self.context.term()
 
 
-def run(argv: list[str] | None = None) -> None:
-    """Entry point of ``python -m nowcast.log_aggregator`` and ``nowcast log-aggregator``."""
-    main(LogAggregator, argv)
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``python -m nowcast.log_aggregator config.yaml`` (NEMO_Nowcast's
+    ``main()``): run the aggregator until it is stopped, then exit."""
+    run_process(LogAggregator, argv)
+
+
+run = main  # the entry point of ``nowcast log-aggregator``
 
 
 if __name__ == "__main__":
-    run()
+    main()

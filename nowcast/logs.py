@@ -31,6 +31,11 @@ def configure(config: Config, debug: bool = False, aggregate: bool = True) -> st
     import logging.config
 
     section = require_logging(config)
+    if "publisher" in section:
+        # NEMO_Nowcast's distributed form: processes log through ``logging: publisher``
+        from nowcast.nemo_logging import publisher_section
+
+        section = publisher_section(config) or section
     section = {k: v for k, v in section.items() if k not in _OWN_KEYS}
     section.setdefault("version", 1)
     # dictConfig's default (True) would silence loggers made before this call,
@@ -148,6 +153,8 @@ class AggregatorHandler(logging.Handler):
                 "msecs": record.msecs,
                 "exc_text": self._exc_text(record),
                 "origin_name": record.name,
+                # the process's name in NEMO_Nowcast's aggregator formats
+                "logger_name": getattr(record, "logger_name", record.name),
                 **self._origin,
             }
             if self.dropped:
@@ -180,7 +187,8 @@ class AggregatorHandler(logging.Handler):
 
     def close(self) -> None:
         try:
-            self._socket.close()
-            self._context.term()
+            if hasattr(self, "_socket"):  # not when __init__ failed
+                self._socket.close()
+                self._context.term()
         finally:
             super().close()

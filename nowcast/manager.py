@@ -36,7 +36,7 @@ from nowcast.config import (
 )
 from nowcast.core import STATUS_SOURCE, ManagerCore, Reply
 from nowcast.errors import ConfigError
-from nowcast.process import LongRunningProcess, main
+from nowcast.process import LongRunningProcess, run_process
 from nowcast.state import ManagerState
 from nowcast.supervision import describe_exit, signal_worker
 
@@ -51,11 +51,20 @@ class NowcastManager(LongRunningProcess):
     """
 
     name = "manager"
+    cli_arguments = (
+        (
+            ["--ignore-checklist"],
+            {
+                "action": "store_true",
+                "help": "Start with an empty checklist instead of the one in the checklist file.",
+            },
+        ),
+    )
     warm: launcher.WarmStart | None = None  # starts local workers through a fork server
     core: ManagerCore | None = None  # made in setup()
 
-    def __init__(self, args: Any) -> None:
-        super().__init__(args)
+    def __init__(self, args: Any = None, name: str | None = None) -> None:
+        super().__init__(args, name)
         self._next_workers_stamp: tuple | None = None
         self._committer: Committer | None = None
         self._retry_commit_at = 0.0  # after a failed commit, when to try again
@@ -434,22 +443,14 @@ def _check_worker_settings(config: Config, name: str, entry: dict) -> None:
             )
 
 
-def run(argv: list[str] | None = None) -> None:
-    """Entry point of ``python -m nowcast.manager``."""
-    main(
-        NowcastManager,
-        argv,
-        arguments=[
-            (
-                ["--ignore-checklist"],
-                {
-                    "action": "store_true",
-                    "help": "Start with an empty checklist instead of the one in the checklist file.",
-                },
-            )
-        ],
-    )
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``python -m nowcast.manager config.yaml [--ignore-checklist]``
+    (NEMO_Nowcast's ``main()``): run the manager until it is stopped, then exit."""
+    run_process(NowcastManager, argv)
+
+
+run = main  # the entry point's first name
 
 
 if __name__ == "__main__":
-    run()
+    main()

@@ -42,7 +42,7 @@ from typing import Any
 from nowcast import defaults, sockets
 from nowcast.config import Config, require_zmq
 from nowcast.errors import ConfigError
-from nowcast.process import LongRunningProcess, main
+from nowcast.process import LongRunningProcess, run_process
 
 #: The broker's two sockets, by the name of their port in ``zmq: ports``.
 ROLES = ("workers", "manager")
@@ -365,10 +365,14 @@ class MessageBroker(LongRunningProcess):
             self._last_refusal_log = now
 
 
-def run(argv: list[str] | None = None) -> None:
-    """Entry point of ``python -m nowcast.message_broker`` and ``nowcast broker``."""
-    main(MessageBroker, argv)
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``python -m nowcast.message_broker config.yaml`` (NEMO_Nowcast's
+    ``main()``): run the broker until it is stopped, then exit."""
+    run_process(MessageBroker, argv)
+
+
+run = main  # the entry point of ``nowcast broker``
 
 
 if __name__ == "__main__":
-    run()
+    main()

@@ -25,8 +25,14 @@ class LongRunningProcess:
 
     #: The process's name in logs and messages.
     name = "process"
+    #: Command-line options beyond the config file: ``(flags, add_argument options)``.
+    cli_arguments: tuple = ()
 
-    def __init__(self, args: Any) -> None:
+    def __init__(self, args: Any = None, name: str | None = None) -> None:
+        """``args``: the parsed command line; None (as NEMO_Nowcast's
+        ``NowcastManager()``) parses ``sys.argv`` when the process runs."""
+        if name is not None:
+            self.name = name
         self.args = args
         self.config = Config()
         self.logger = logging.getLogger(self.name)
@@ -99,6 +105,9 @@ class LongRunningProcess:
         """Set up, loop until a stop signal, shut down. Returns the exit code."""
         from nowcast import logs
 
+        if self.args is None:
+            self.args = self.parse_args()
+
         try:
             self.config = self.load_config()
             logs.configure(self.logging_config(self.config), aggregate=self.sends_logs)
@@ -147,17 +156,25 @@ class LongRunningProcess:
         self._reload_wanted = True
 
 
-def main(
+    @classmethod
+    def parse_args(cls, argv: list[str] | None = None, arguments: Any = ()) -> Any:
+        """Parse the process's command line (``sys.argv`` unless ``argv``)."""
+        from nowcast.cli import CommandLineInterface
+
+        cli = CommandLineInterface(cls.name, package="nowcast", description=cls.__doc__)
+        cli.build_parser()
+        for flags, options in (*cls.cli_arguments, *arguments):
+            cli.add_argument(*flags, **options)
+        return cli.parser.parse_args(argv)
+
+
+def run_process(
     process_class: type[LongRunningProcess], argv: list[str] | None = None, **cli_options: Any
 ) -> None:
-    """Entry point: parse the command line and run ``process_class`` until stopped."""
-    from nowcast.cli import CommandLineInterface
-
-    cli = CommandLineInterface(
-        process_class.name, package="nowcast", description=process_class.__doc__
-    )
-    cli.build_parser()
-    for flags, options in cli_options.get("arguments", []):
-        cli.add_argument(*flags, **options)
-    args = cli.parser.parse_args(argv)
+    """Entry point: parse the command line and run ``process_class`` until stopped;
+    exit with its exit code."""
+    args = process_class.parse_args(argv, cli_options.get("arguments", ()))
     sys.exit(process_class(args).run())
+
+
+main = run_process  # the name the processes' modules used first

@@ -17,10 +17,18 @@ from nowcast.config import Config
 from nowcast.errors import ConfigError
 
 
+def port(config: Config, port_name: str) -> int:
+    """``zmq: ports: <port_name>``; for ``logging``, NEMO_Nowcast's form too."""
+    if port_name == "logging":
+        from nowcast.nemo_logging import logging_port
+
+        return logging_port(config)
+    return config["zmq"]["ports"][port_name]
+
+
 def address(config: Config, port_name: str) -> str:
     """The address clients connect to for the broker's ``port_name`` socket."""
-    zmq_config = config["zmq"]
-    return f"tcp://{zmq_config['host']}:{zmq_config['ports'][port_name]}"
+    return f"tcp://{config['zmq']['host']}:{port(config, port_name)}"
 
 
 def bind_host(config: Config) -> str:
@@ -30,7 +38,7 @@ def bind_host(config: Config) -> str:
 
 def bind_address(config: Config, port_name: str) -> str:
     """The address the broker binds its ``port_name`` socket to."""
-    return f"tcp://{bind_host(config)}:{config['zmq']['ports'][port_name]}"
+    return f"tcp://{bind_host(config)}:{port(config, port_name)}"
 
 
 def is_loopback(host: str) -> bool:

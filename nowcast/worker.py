@@ -97,16 +97,28 @@ class NowcastWorker:
     """The frame of a worker: command line, config, logging, and the exchange of
     messages with the manager (with re-sends and a bounded wait)."""
 
-    def __init__(self, name: str, description: str, package: str = "nowcast.workers"):
+    def __init__(
+        self,
+        name: str,
+        description: str,
+        package: str = "nowcast.workers",
+        config: Config | None = None,
+        logger: logging.Logger | None = None,
+        cli: Any = None,
+        worker_func: Callable | None = None,
+        success: Callable | None = None,
+        failure: Callable | None = None,
+    ):
+        # the arguments NEMO_Nowcast's NowcastWorker takes, in its order
         self.name = name
         self.description = description
         self.package = package
-        self.config = Config()
-        self.logger: logging.Logger | None = None
-        self.cli = None
-        self.worker_func: Callable | None = None
-        self.success: Callable | None = None
-        self.failure: Callable | None = None
+        self.config = Config() if config is None else config
+        self.logger: logging.Logger | None = logger
+        self.cli = cli
+        self.worker_func: Callable | None = worker_func
+        self.success: Callable | None = success
+        self.failure: Callable | None = failure
         self._parsed_args = None
         self._context = None
         self._sent = 0
@@ -129,16 +141,24 @@ class NowcastWorker:
             "the manager (messages that would be sent are logged).",
         )
 
-    def run(self, worker_func: Callable, success: Callable, failure: Callable) -> None:
+    def run(self, worker_func: Callable, success: Callable, failure: Callable) -> int:
         """Parse the command line, read the config, set up logging, do the job,
-        tell the manager. Exits with a non-zero code (see the module doc) when the
-        job did not succeed."""
+        tell the manager.
+
+        Run as a program (called from a module whose ``__name__`` is
+        ``"__main__"``: ``python -m``, the manager's launches), the process exits
+        with the exit code (see the module doc) when the job did not succeed.
+        Called otherwise (from a test, from other code), it returns the exit code,
+        as NEMO_Nowcast's ``run`` returns.
+        """
+        as_program = sys._getframe(1).f_globals.get("__name__") == "__main__"
         self.worker_func = worker_func
         self.success, self.failure = success, failure
         if self.cli is None:
             self.init_cli()
         self._parsed_args = self.cli.parser.parse_args()
-        self.logger = logging.getLogger(self.name)
+        if self.logger is None:
+            self.logger = logging.getLogger(self.name)
         code = self._prepare()
         if code == EXIT_SUCCESS:
             signal.signal(signal.SIGTERM, _exit_on_signal)
@@ -151,13 +171,22 @@ class NowcastWorker:
                         "stopped by signal %s; nothing more is reported to the manager",
                         signal.Signals(stop.code - 128).name,
                     )
-                raise
+                    raise
+                # the worker function ended the worker itself (sys.exit): as in
+                # NEMO_Nowcast, a normal end with nothing reported to the manager
+                code = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
+                self.logger.info(
+                    "worker function raised SystemExit(%r); nothing reported to the manager",
+                    stop.code,
+                )
             finally:
                 if self._context is not None:
                     self._context.destroy(linger=0)
+                    self._context = None
         self.logger.debug("shutting down")
-        if code != EXIT_SUCCESS:
+        if as_program and code != EXIT_SUCCESS:
             sys.exit(code)
+        return code
 
     def _prepare(self) -> int:
         from nowcast import logs

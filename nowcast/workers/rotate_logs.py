@@ -1,4 +1,5 @@
-"""Rotate the log files of every rotating file handler in the config.
+"""Rotate the log files of every rotating file handler in the config, those of
+the ``logging: aggregator`` section (the log aggregator's) included.
 
 Normally the last worker of a day's cycle. The long-running processes notice that
 their file was rotated and reopen it, so they go on writing to the new file.
@@ -38,6 +39,8 @@ def rotate_logs(parsed_args, config, *args) -> dict:
 
     rotated = []
     handlers = _rotating_handlers(logging.getLogger())
+    aggregators = _aggregator_handlers(config, {h.baseFilename for h in handlers})
+    handlers += aggregators
     if not handlers:
         logger.warning("no rotating file handlers in the logging config; nothing to rotate")
     for handler in handlers:
@@ -47,7 +50,37 @@ def rotate_logs(parsed_args, config, *args) -> dict:
             raise WorkerError(f"cannot rotate {handler.baseFilename}: {e}") from e
         rotated.append(handler.baseFilename)
         logger.info("log file rotated: %s", handler.baseFilename)
+    for handler in aggregators:
+        handler.close()
     return {"log files": rotated}
+
+
+def _aggregator_handlers(config, known: set) -> list:
+    """The rotating file handlers of the ``logging: aggregator`` section (the log
+    aggregator's files, as NEMO_Nowcast's rotate_logs rolls them), made here
+    without touching this process's logging; the aggregator reopens the files."""
+    import logging.config
+
+    section = (config.get("logging") or {}).get("aggregator")
+    if not isinstance(section, dict) or not isinstance(section.get("handlers"), dict):
+        return []
+    configurator = logging.config.DictConfigurator(section)
+    handlers = []
+    for name, spec in section["handlers"].items():
+        if not isinstance(spec, dict) or "filename" not in spec:
+            continue
+        spec = {k: v for k, v in spec.items() if k not in ("formatter", "filters")}
+        spec.setdefault("delay", True)  # open nothing that is not rolled
+        try:
+            handler = configurator.configure_handler(spec)
+        except (ValueError, TypeError, AttributeError, ImportError) as e:
+            raise WorkerError(f"logging: aggregator: handlers: {name}: cannot be made: {e}")
+        if hasattr(handler, "doRollover") and handler.baseFilename not in known:
+            handlers.append(handler)
+            known.add(handler.baseFilename)
+        else:
+            handler.close()
+    return handlers
 
 
 def _rotating_handlers(root: logging.Logger) -> list:
