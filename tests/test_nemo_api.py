@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import signal
 import subprocess
 import sys
 import textwrap
@@ -84,10 +85,27 @@ def write_config(tmp_path) -> str:
 
 
 def run_in_process(tmp_path, monkeypatch, worker_func) -> int:
+    """Run a worker in this process, then put back the logging and the signal
+    handlers it set up, for the tests that follow."""
     monkeypatch.setattr(sys, "argv", ["w", write_config(tmp_path), "--debug"])
-    worker = NowcastWorker("w", "does w")
-    worker.init_cli()
-    return worker.run(worker_func, lambda args: "success", lambda args: "failure")
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    levels = [h.level for h in handlers]
+    signals = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        worker = NowcastWorker("w", "does w")
+        worker.init_cli()
+        return worker.run(worker_func, lambda args: "success", lambda args: "failure")
+    finally:
+        for handler in root.handlers:
+            if handler not in handlers:
+                handler.close()
+        root.handlers[:] = handlers
+        for handler, handler_level in zip(handlers, levels, strict=True):
+            handler.setLevel(handler_level)
+        root.setLevel(level)
+        for signum, handler in signals.items():
+            signal.signal(signum, handler)
 
 
 def test_run_called_from_code_returns_instead_of_exiting(tmp_path, monkeypatch):
