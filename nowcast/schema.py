@@ -159,7 +159,7 @@ SCHEMA = Section(
         "logging": Section(
             {
                 "aggregator": Key(mapping, "dictConfig of the log aggregator"),
-                "publisher": Key(mapping, "NEMO_Nowcast's distributed logging (ignored)"),
+                "publisher": Key(mapping, "NEMO_Nowcast's distributed logging: what processes log through"),
             },
             doc="a logging.config.dictConfig dict",
             open=True,
