@@ -21,6 +21,9 @@ import yaml
 
 PY = sys.executable
 
+# a NEMO_Nowcast-style system with its own tests, which test_nemo_system.py runs
+collect_ignore = ["nemo_system"]
+
 
 def _ephemeral_low() -> int:
     try:
