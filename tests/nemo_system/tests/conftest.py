@@ -2,8 +2,9 @@
 
 from pathlib import Path
 
-import nemo_nowcast
 import pytest
+
+import nemo_nowcast
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """Unit tests for the estuary nowcast system's next_workers module."""
 
 from nemo_nowcast import Message, NextWorker
-
 from nowcast import next_workers
 
 

@@ -4,9 +4,10 @@ import logging
 from pathlib import Path
 
 import arrow
-from nemo_nowcast import NowcastWorker, WorkerError
 from nemo_nowcast.fileutils import FilePerms
 from nemo_nowcast.worker import get_web_data
+
+from nemo_nowcast import NowcastWorker, WorkerError
 
 NAME = "download_weather"
 logger = logging.getLogger(NAME)

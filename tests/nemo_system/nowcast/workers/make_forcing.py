@@ -4,8 +4,8 @@ import logging
 from pathlib import Path
 
 import arrow
-from nemo_nowcast import NowcastWorker, WorkerError
 
+from nemo_nowcast import NowcastWorker, WorkerError
 from nowcast import lib
 
 NAME = "make_forcing"

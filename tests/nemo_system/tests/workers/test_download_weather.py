@@ -5,9 +5,9 @@ from types import SimpleNamespace
 from unittest.mock import Mock, patch
 
 import arrow
-import nemo_nowcast
 import pytest
 
+import nemo_nowcast
 from nowcast.workers import download_weather
 
 

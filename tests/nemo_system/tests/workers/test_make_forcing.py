@@ -4,10 +4,10 @@ from types import SimpleNamespace
 from unittest.mock import Mock, patch
 
 import arrow
-import nemo_nowcast
 import pytest
-from nemo_nowcast import Message
 
+import nemo_nowcast
+from nemo_nowcast import Message
 from nowcast.workers import make_forcing
 
 
