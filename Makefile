@@ -13,7 +13,7 @@ export NOWCAST_DATA ?= $(CURDIR)/data
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,dev]'
+	$(PY) -m pip install --quiet -e '.[test,dev,web]'
 	@touch $@
 
 # compile ahead, so no process pays for it at start-up (even with PYTHONDONTWRITEBYTECODE)

@@ -80,3 +80,21 @@ HISTORY_PAYLOAD_CHARS = 500
 
 # Seconds between the history's prunings of old rows (the first a minute after start).
 HISTORY_PRUNE_EVERY = 3600.0
+
+# Address the web dashboard binds to when `web: bind:` is absent (loopback only).
+WEB_BIND = "127.0.0.1"
+
+# Port of the web dashboard when `web: port:` is absent.
+WEB_PORT = 5780
+
+# Seconds between the dashboard's checks of the history database for new rows.
+WEB_POLL = 0.2
+
+# Seconds between the dashboard's status requests to the manager.
+WEB_STATUS_EVERY = 1.0
+
+# Days of runs the dashboard's graph draws its edges from.
+WEB_GRAPH_DAYS = 30
+
+# Days of runs the dashboard's worker page shows.
+WEB_WORKER_DAYS = 90

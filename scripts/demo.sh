@@ -28,12 +28,15 @@ if "${CTL[@]}" pid >/dev/null 2>&1; then
     exit 1
 fi
 
-echo "== starting supervisord (message_broker, manager, scheduler)"
+echo "== starting supervisord (message_broker, manager, scheduler, web)"
 "$NOWCAST_ENV/bin/supervisord" -c supervisord.ini || exit 1
 if ! "$PY" -m nowcast.status config/nowcast.yaml --timeout 15 >/dev/null; then
     echo "the manager did not answer; see $NOWCAST_LOGS/manager.out.log and $NOWCAST_LOGS/nowcast.log" >&2
     exit 1
 fi
+
+url=$("$PY" -m nowcast.web config/nowcast.yaml --url 2>/dev/null)
+[ -n "$url" ] && echo "== the dashboard: $url (Today, Graph, Checklist, System; live)"
 
 since=$("$PY" -c 'import time; print(time.time())')
 echo "== launching the first worker of today's cycle: workers.prepare_run $*"
@@ -56,6 +59,13 @@ echo "== the checklist file now ($NOWCAST_LOGS/nowcast_checklist.yaml)"
 cat "$NOWCAST_LOGS/nowcast_checklist.yaml"
 page=$(ls -t "$NOWCAST_DATA"/*/summary.html 2>/dev/null | head -1)
 [ -n "$page" ] && echo && echo "== published: $page"
+if [ -n "$url" ]; then
+    echo
+    echo "== the dashboard: $url"
+    if [ -t 0 ] && [ -t 1 ]; then
+        read -r -p "   look at it now; press Enter to shut the system down " _ || true
+    fi
+fi
 echo
 echo "== shutting down"
 exit $result

@@ -1,0 +1,5 @@
+"""``python -m nowcast.web config.yaml``: serve the dashboard."""
+
+from nowcast.web.server import main
+
+main()
