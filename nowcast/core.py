@@ -357,6 +357,7 @@ class ManagerCore:
             "race groups": [
                 {
                     "waiting for": {n: c for n, c in g.waiting.items() if c},
+                    "reported": [n for n, c in g.waiting.items() if not c],
                     "then launch": [plain_worker(w) for w in g.collected],
                 }
                 for g in self.state.races.groups

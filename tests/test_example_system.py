@@ -26,6 +26,7 @@ def example(tmp_path):
     config = (tmp_path / "config" / "nowcast.yaml").read_text()
     config = config.replace("manager: 5775", f"manager: {free_port()}")
     config = config.replace("workers: 5776", f"workers: {free_port()}")
+    config = config.replace("port: 5780", f"port: {free_port()}")  # the dashboard's
     (tmp_path / "config" / "nowcast.yaml").write_text(config)
     ini = (ROOT / "supervisord.ini").read_text().replace("9775", str(free_port()))
     (tmp_path / "supervisord.ini").write_text(ini)
@@ -65,6 +66,7 @@ def test_a_whole_cycle_under_supervisord(example):
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert re.search(r"message_broker\s+RUNNING", out) and re.search(r"manager\s+RUNNING", out)
+    assert re.search(r"web\s+RUNNING", out) and "== the dashboard: http://127.0.0.1:" in out
     assert "cycle complete: rotate_logs reported success" in out
     for worker in (
         "prepare_run",

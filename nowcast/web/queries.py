@@ -235,16 +235,15 @@ def graph_view(
     joins: dict[str, list[str]] = {}
     names = set(registry_workers(config))
     if conn is not None:
-        for parent, child, count in conn.execute(
+        for launched_by, child, count in conn.execute(
             "SELECT launched_by, worker, count(*) FROM runs WHERE launched >= ? "
             "GROUP BY launched_by, worker",
             (now - days * 86400,),
         ):
-            for source in split_launchers(parent):
-                edges[(source, child)] = edges.get((source, child), 0) + count
-            if len(split_launchers(parent)) > 1:
-                joins[child] = sorted(set(joins.get(child, [])) | set(split_launchers(parent)))
             names.add(child)
+            source = launcher_of(launched_by)
+            if source is not None:
+                edges[(source, child)] = edges.get((source, child), 0) + count
     for group in today["groups"]:
         for child in group["then"]:
             members = sorted(set(group["waiting"]) | set(group["reported"]))
@@ -270,12 +269,17 @@ def graph_view(
     }
 
 
-def split_launchers(launched_by: str | None) -> list[str]:
-    """The workers (or ``scheduler``, ``by hand``) a run's ``launched_by`` names;
-    a race-condition group's launch names all its members, joined by ``+``."""
+def launcher_of(launched_by: str | None) -> str | None:
+    """Who a run's ``launched_by`` names as its launcher in the graph: the worker of
+    an ``after_<worker>`` function, ``scheduler`` or ``by hand``; None for another
+    try of the same worker (``retry``) and for launches a restarted manager made."""
     if not launched_by:
-        return ["unknown"]
-    return [part.strip() for part in str(launched_by).split("+") if part.strip()]
+        return None
+    if launched_by.startswith("after_"):
+        return launched_by[len("after_") :]
+    if launched_by in ("scheduler", "by hand"):
+        return launched_by
+    return None
 
 
 def checklist_view(conn: sqlite3.Connection | None, config: Config, now: float) -> dict:
