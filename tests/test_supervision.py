@@ -236,6 +236,7 @@ def test_a_race_group_survives_a_manager_restart(system):
     assert status["race groups"] == [
         {
             "waiting for": {"slow": 1},
+            "reported": ["quick"],
             "then launch": [{"module": "joined", "args": [], "host": "localhost"}],
         }
     ]
