@@ -126,13 +126,6 @@ def today_view(
     for r in runs:
         r["median"] = typical.get(r["worker"])
     live = live_parts(status, now)
-    # a run the manager no longer watches, that has no end, ended unseen; while the
-    # manager is down we cannot know, so it is drawn as running
-    if status is not None:
-        watched = {w["pid"] for w in status.get("running", [])}
-        for r in runs:
-            if r["class"] == RUNNING and r["pid"] is not None and r["pid"] not in watched:
-                r["class"] = "unknown"
     held = set(live["held"])
     for r in runs:
         if r["class"] == "success" and r["worker"] in held:
