@@ -248,7 +248,7 @@ class ManagerCore:
                 "race condition group started: waiting for %s", ", ".join(sorted(racers))
             )
         self.state.pending.extend((worker, 1) for worker in launch_now)
-        self.history.decided(msg.source, launch_now)
+        self.history.decided(msg.source, launch_now, self.state.races.completed)
         return _reply("ack")
 
     # commits: what is applied goes to disk, then the replies, then the launches

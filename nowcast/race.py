@@ -30,6 +30,8 @@ class RaceGroups:
     """Every group still waiting, oldest first."""
 
     groups: list[RaceGroup] = attrs.field(factory=list)
+    #: the members of the group the last ``report`` completed (for the history)
+    completed: list[str] | None = attrs.field(default=None, eq=False)
 
     def start(self, names: Any) -> RaceGroup:
         """Begin waiting for ``names`` (any iterable; repeats count as instances)."""
@@ -43,8 +45,10 @@ class RaceGroups:
     def report(self, source: str, next_workers: list[NextWorker]) -> tuple[bool, list[NextWorker]]:
         """Record that ``source`` reported and its ``after_*`` chose ``next_workers``.
 
-        Returns whether ``source`` belonged to a group, and the workers to launch now.
+        Returns whether ``source`` belonged to a group, and the workers to launch now;
+        ``completed`` then names the group's members if this report completed it.
         """
+        self.completed = None
         for group in self.groups:
             if group.waiting.get(source, 0) > 0:
                 group.waiting[source] -= 1
@@ -54,6 +58,7 @@ class RaceGroups:
                 if any(group.waiting.values()):
                     return True, []
                 self.groups.remove(group)
+                self.completed = sorted(group.waiting)
                 return True, group.collected
         return False, list(next_workers)
 

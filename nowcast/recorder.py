@@ -368,13 +368,17 @@ class Recorder:
             delay=delay,
         )
 
-    def decided(self, source: str, workers: list[NextWorker]) -> None:
+    def decided(
+        self, source: str, workers: list[NextWorker], group: list[str] | None = None
+    ) -> None:
         """``after_<source>`` decided to launch ``workers`` (for the message just
-        reported)."""
+        reported); when its report completed a race-condition group, the launch is
+        the whole ``group``'s, and names every member's function."""
         parent = self._current[1] if self._current is not None else None
         cycle, day = self._cycle_of(parent, None)
+        by = "+".join(f"after_{name}" for name in group) if group else f"after_{source}"
         for worker in workers:
-            self._decided.append((worker, parent, f"after_{source}", cycle, day))
+            self._decided.append((worker, parent, by, cycle, day))
 
     def launched(self, worker: NextWorker, launched: Launched) -> None:
         """``worker`` was started as ``launched``."""

@@ -180,3 +180,36 @@ def test_killed_mid_burst_history_checklist_and_replies_agree(system):
     )
     assert outcomes == [(60,)]
     assert events(system).count("manager stopped unexpectedly") == 2
+
+
+@pytest.mark.timeout(60)
+def test_a_race_groups_launch_names_every_member(system):
+    system.worker_module("fork")
+    system.worker_module("quick")
+    system.worker_module("slow", "time.sleep(0.5); return {}")
+    system.worker_module("joined")
+    system.after(
+        """
+        def after_fork(msg, config, checklist):
+            return [NextWorker("quick"), NextWorker("slow")], {"quick", "slow"}
+        def after_quick(msg, config, checklist):
+            return [NextWorker("joined")]
+        def after_slow(msg, config, checklist):
+            return [NextWorker("joined")]
+        def after_joined(msg, config, checklist):
+            return []
+        """
+    )
+    system.start()
+    assert system.run_worker("fork").returncode == 0
+    wait_for(
+        lambda: any(r["worker"] == "joined" and r["outcome"] for r in runs(system)),
+        what="joined to report",
+    )
+    by = {r["worker"]: r["launched_by"] for r in runs(system)}
+    assert by == {
+        "fork": "by hand",
+        "quick": "after_fork",
+        "slow": "after_fork",
+        "joined": "after_quick+after_slow",
+    }

@@ -111,8 +111,13 @@ def test_the_dashboard_follows_a_good_and_a_failed_cycle(example):  # noqa: F811
                 assert float(running.get_attribute("width")) > first
             assert launch.wait(30) == 0
             waited = run(
-                py, "scripts/wait_for_cycle.py", str(config), "--last", "rotate_logs",
-                "--since", str(since),
+                py,
+                "scripts/wait_for_cycle.py",
+                str(config),
+                "--last",
+                "rotate_logs",
+                "--since",
+                str(since),
             )
             assert waited.returncode == 0, waited.stdout + waited.stderr
             page.wait_for_function(
@@ -144,7 +149,8 @@ def test_the_dashboard_follows_a_good_and_a_failed_cycle(example):  # noqa: F811
             assert join.get_attribute("data-members") == "get_rivers,get_weather"
             assert ("get_rivers+get_weather", "run_model") in edges
             classes = page.eval_on_selector_all(
-                "rect.node", "ns => Object.fromEntries(ns.map(n => [n.dataset.node, n.dataset.class]))"
+                "rect.node",
+                "ns => Object.fromEntries(ns.map(n => [n.dataset.node, n.dataset.class]))",
             )
             assert all(classes[w] == "success" for w in CHAIN), classes
             shoot(page, shots, "graph")
@@ -153,12 +159,20 @@ def test_the_dashboard_follows_a_good_and_a_failed_cycle(example):  # noqa: F811
             page.goto(url + "/")
             page.wait_for_selector("#live.on")
             since = time.time()
-            assert run(
-                py, "-m", "workers.prepare_run", str(config), "--simulate-outage", "rivers"
-            ).returncode == 0
+            assert (
+                run(
+                    py, "-m", "workers.prepare_run", str(config), "--simulate-outage", "rivers"
+                ).returncode
+                == 0
+            )
             waited = run(
-                py, "scripts/wait_for_cycle.py", str(config), "--last", "rotate_logs",
-                "--since", str(since),
+                py,
+                "scripts/wait_for_cycle.py",
+                str(config),
+                "--last",
+                "rotate_logs",
+                "--since",
+                str(since),
             )
             assert waited.returncode == 1 and "get_rivers" in waited.stderr
             page.wait_for_function(
@@ -167,16 +181,21 @@ def test_the_dashboard_follows_a_good_and_a_failed_cycle(example):  # noqa: F811
             )
             rivers = [b for b in bars(page) if b["worker"] == "get_rivers"]
             assert [(b["try"], b["cls"]) for b in rivers] == [
-                (1, "success"), (1, "retried"), (2, "failure")
+                (1, "success"),
+                (1, "retried"),
+                (2, "failure"),
             ]
             model = [b["cls"] for b in bars(page) if b["worker"] == "run_model"]
             assert model == ["success", "failure"]
             failed_fill = {b["fill"] for b in bars(page) if b["cls"] == "failure"}
             assert failed_fill == {css_colour(page, "failure")} != {css_colour(page, "success")}
-            assert "2 failed" in page.inner_text("#summary")
+            summary = page.inner_text("#summary")
+            assert "2 failed" in summary and "1 retried" in summary
             page.click("#timeline rect.bar.c-failure[data-worker=get_rivers]")
             page.wait_for_selector("#details pre.log")
-            page.wait_for_function("!document.querySelector('#details pre.log').textContent.includes('loading')")
+            page.wait_for_function(
+                "!document.querySelector('#details pre.log').textContent.includes('loading')"
+            )
             assert "no river forcing" in page.inner_text("#details")
             shoot(page, shots, "today")
 

@@ -229,13 +229,15 @@ def graph_view(
     names = set(registry_workers(config))
     if conn is not None:
         for launched_by, child, count in conn.execute(
-            "SELECT launched_by, worker, count(*) FROM runs WHERE launched >= ? "
-            "GROUP BY launched_by, worker",
+            "SELECT launched_by, worker, count(*) FROM runs "
+            "WHERE coalesce(started, launched) >= ? GROUP BY launched_by, worker",
             (now - days * 86400,),
         ):
             names.add(child)
-            source = launcher_of(launched_by)
-            if source is not None:
+            sources = launchers_of(launched_by)
+            if len(sources) > 1:
+                joins[child] = sorted(set(joins.get(child, [])) | set(sources))
+            for source in sources:
                 edges[(source, child)] = edges.get((source, child), 0) + count
     for group in today["groups"]:
         for child in group["then"]:
@@ -262,17 +264,16 @@ def graph_view(
     }
 
 
-def launcher_of(launched_by: str | None) -> str | None:
-    """Who a run's ``launched_by`` names as its launcher in the graph: the worker of
-    an ``after_<worker>`` function, ``scheduler`` or ``by hand``; None for another
-    try of the same worker (``retry``) and for launches a restarted manager made."""
+def launchers_of(launched_by: str | None) -> list[str]:
+    """Who a run's ``launched_by`` names as its launchers in the graph: the workers
+    of its ``after_<worker>`` functions (several for what a race-condition group
+    held back: ``after_a+after_b``), or ``scheduler``, ``by hand``; none for
+    another try of the same worker (``retry``) or a restarted manager's launch."""
     if not launched_by:
-        return None
-    if launched_by.startswith("after_"):
-        return launched_by[len("after_") :]
+        return []
     if launched_by in ("scheduler", "by hand"):
-        return launched_by
-    return None
+        return [launched_by]
+    return [part[len("after_") :] for part in launched_by.split("+") if part.startswith("after_")]
 
 
 def checklist_view(conn: sqlite3.Connection | None, config: Config, now: float) -> dict:

@@ -69,7 +69,8 @@ async function showDetails(runId) {
 function render(data) {
   NC.legend(document.getElementById("legend"));
   const done = data.runs.filter((r) => r.ended).length;
-  const failed = data.runs.filter((r) => ["failure", "crash", "timeout", "lost"].includes(r.class)).length;
+  const failed = data.runs.filter((r) => !r.retried && ["failure", "crash", "timeout", "lost"].includes(r.class)).length;
+  const retried = data.runs.filter((r) => r.retried).length;
   const running = data.runs.filter((r) => r.class === "running").length;
   document.getElementById("day").textContent = `${data.day} (${data.zone})`;
   document.getElementById("summary").replaceChildren(
@@ -77,6 +78,7 @@ function render(data) {
     NC.el("span", {}, `${running} running`),
     NC.el("span", {}, `${done} ended`),
     NC.el("span", { class: failed ? "bad" : "" }, `${failed} failed`),
+    retried ? NC.el("span", {}, `${retried} retried`) : "",
     data.groups.length ? NC.el("span", {}, `${data.groups.length} race group(s) waiting`) : "",
     data.scheduled.length ? NC.el("span", {}, `next scheduled: ${data.scheduled[0].worker} at ${NC.clock(data.scheduled[0].at)}`) : ""
   );
