@@ -626,6 +626,13 @@ def run_memory(runs: int, counts=(10000, 100000), clients: int = 20) -> list[dic
     return [{"name": "manager memory", "MiB": [first, last], "growth %": growth, "samples": runs}]
 
 
+def run_web(runs: int, show) -> list[dict]:
+    """The dashboard's pages with 60 workers and 400 days of history (bench_web.py)."""
+    from bench_web import run_web as run
+
+    return run(runs, show)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
@@ -644,6 +651,7 @@ def main() -> None:
         "burst": lambda: run_burst(runs),
         "growth": lambda: run_growth(max(2, runs - 2)),
         "memory": lambda: run_memory(max(1, runs - 2)),
+        "web": lambda: run_web(runs * 2, show),
     }
     for name, bench in benches.items():
         if args.only is None or name in args.only:

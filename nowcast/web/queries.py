@@ -107,16 +107,16 @@ def _mark_retried(runs: list[dict]) -> None:
 def today_view(
     conn: sqlite3.Connection | None, config: Config, status: dict | None, now: float
 ) -> dict:
-    """The Today page: the day's runs per worker, scheduled launches still to come,
-    retries waiting and results held in race-condition groups."""
+    """The Today page: the runs of today's cycle and any started today, per worker;
+    scheduled launches still to come, retries waiting and results held in
+    race-condition groups."""
     day, start, end, zone = cycle_day(config, now)
     runs: list[dict] = []
     typical: dict[str, float] = {}
     if conn is not None:
         rows = history._rows(
             conn.execute(
-                "SELECT * FROM runs WHERE day = ? OR (day IS NULL AND launched >= ?) "
-                "ORDER BY coalesce(started, launched), rowid",
+                "SELECT * FROM runs WHERE day = ? OR started >= ? ORDER BY started, rowid",
                 (day, start),
             )
         )
@@ -230,7 +230,7 @@ def graph_view(
     if conn is not None:
         for launched_by, child, count in conn.execute(
             "SELECT launched_by, worker, count(*) FROM runs "
-            "WHERE coalesce(started, launched) >= ? GROUP BY launched_by, worker",
+            "WHERE started >= ? GROUP BY launched_by, worker",
             (now - days * 86400,),
         ):
             names.add(child)
@@ -325,8 +325,8 @@ def worker_view(
     if conn is not None:
         rows = history._rows(
             conn.execute(
-                "SELECT * FROM runs WHERE worker = ? AND coalesce(started, launched) >= ? "
-                "ORDER BY coalesce(started, launched), rowid",
+                "SELECT * FROM runs WHERE worker = ? AND started >= ? "
+                "ORDER BY started, rowid",
                 (name, now - days * 86400),
             )
         )

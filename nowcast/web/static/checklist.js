@@ -3,6 +3,7 @@
 "use strict";
 
 const open = new Set(); // paths the reader opened, kept across live updates
+let first = true; // the first drawing opens the top level
 let query = "";
 
 function scalar(value) {
@@ -48,6 +49,10 @@ function render(data) {
     tree.replaceChildren(NC.el("p", { class: "bad" }, data.error));
   } else {
     const entries = Object.entries(data.checklist || {});
+    if (first) {
+      for (const [k] of entries) open.add(`/${k}`);
+      first = false;
+    }
     const items = entries.map(([k, v]) => node(k, v, ""));
     tree.replaceChildren(
       entries.length ? NC.el("ul", { class: "root" }, items) : NC.el("p", {}, "The checklist is empty."),
