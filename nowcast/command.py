@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "scheduler": ("nowcast.scheduler:main", "run the scheduler, or --list when workers run next"),
     "log-aggregator": ("nowcast.log_aggregator:run", "run the log aggregator (config.yaml)"),
     "status": ("nowcast.status:main", "what the running manager is doing (config.yaml [--json])"),
+    "web": ("nowcast.web.server:main", "serve the web dashboard (config.yaml; needs nowcast[web])"),
     "check": ("nowcast.check:main", "check a config and its code before deploying (config.yaml)"),
     "keys": ("nowcast.keys:main", "make CurveZMQ keys (DIR [--client NAME])"),
     "run": (

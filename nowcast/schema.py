@@ -211,6 +211,15 @@ SCHEMA = Section(
             },
             doc="the run history database",
         ),
+        "web": Section(
+            {
+                "port": Key(port, "the dashboard's port (default 5780)"),
+                "bind": Key(string, "address the dashboard binds (default 127.0.0.1)"),
+                "password file": Key(string, "file holding the password, owner-only"),
+                "user": Key(string, "the user name browsers ask for (default nowcast)"),
+            },
+            doc="the web dashboard (docs/web.md)",
+        ),
         "scheduler": Section(
             {"timezone": Key(string, "default time zone of scheduled workers")}, open=True
         ),
