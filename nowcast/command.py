@@ -13,6 +13,7 @@ none) and one line of help. The module is imported only when its command runs.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 
 # name: ("module:function", one line of help)
@@ -69,14 +70,15 @@ def run_worker(argv: list[str]) -> None:
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     cli.command_name = None  # the worker's help names it as python -m does
-    sys.argv = [module, *rest]
     try:
-        runpy.run_module(module, run_name="__main__", alter_sys=True)
-    except ImportError as e:
-        if getattr(e, "name", None) and module.startswith(e.name):
-            print(f"nowcast run: no worker module {module!r} ({e})", file=sys.stderr)
-            sys.exit(2)
-        raise
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        print(f"nowcast run: no worker module {module!r} (from {os.getcwd()})", file=sys.stderr)
+        sys.exit(2)
+    sys.argv = [module, *rest]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -25,5 +25,17 @@ class WorkerError(NowcastError):
     """
 
 
+class RegistrationError(ConfigError, WorkerError):
+    """A worker, or a message type it sends, is not in the config's message registry.
+
+    A worker checks its own registration before it does any work, and each message
+    type before it sends it; either way it exits with code 2, sending nothing.
+    """
+
+
+class PayloadError(MessageError, TypeError):
+    """A payload holds a value with no text form for the checklist (a bare object)."""
+
+
 class NoManagerError(NowcastError):
     """A worker gave up waiting for the manager's reply."""

@@ -62,7 +62,7 @@ class LogAggregator(LongRunningProcess):
             and config["zmq"].get("insecure") is not True
         ):
             raise ConfigError(
-                f"{config.file}: key 'zmq: bind' is {host!r}, which is not loopback, and no "
+                f"{config.file}: key 'zmq: bind' is {config['zmq'].get('bind')!r}, which is not loopback, and no "
                 f"keys are configured; make keys with 'python -m nowcast.keys DIR' and set "
                 f"'zmq: curve keys: DIR' (or, on a trusted network only, 'zmq: insecure: true')"
             )

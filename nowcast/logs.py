@@ -70,7 +70,31 @@ def configure(config: Config, debug: bool = False, aggregate: bool = True) -> st
             root.addHandler(console)
         root.setLevel(logging.DEBUG)
         return "**debug mode** writing log messages to the console"
-    return "writing log messages to local file system"
+    return destinations(root)
+
+
+def destinations(root: logging.Logger) -> str:
+    """Say where the records of ``root`` go: its files, the console, the aggregator."""
+    where = []
+    for handler in root.handlers:
+        if getattr(handler, "baseFilename", None):
+            where.append(handler.baseFilename)
+        elif isinstance(handler, AggregatorHandler):
+            where.append(f"the log aggregator at {handler.address}")
+        elif isinstance(handler, logging.StreamHandler) and handler.stream in (
+            sys.stdout,
+            sys.stderr,
+            sys.__stdout__,
+            sys.__stderr__,
+        ):
+            where.append("the console")
+        else:
+            where.append(type(handler).__name__)
+    where = list(dict.fromkeys(where))
+    if not where:
+        return "writing log messages nowhere: the root logger has no handlers"
+    listed = where[0] if len(where) == 1 else f"{', '.join(where[:-1])} and {where[-1]}"
+    return f"writing log messages to {listed}"
 
 
 def console_only(level: int = logging.INFO) -> None:
@@ -133,6 +157,7 @@ class AggregatorHandler(logging.Handler):
         self._context = zmq.Context()
         zmq_config = config["zmq"]
         self._socket = sockets.client(self._context, zmq.PUSH, config, "logging")
+        self.address = sockets.address(config, "logging")
         self._socket.setsockopt(
             zmq.SNDHWM, int(zmq_config.get("logging buffer", defaults.LOG_BUFFER))
         )

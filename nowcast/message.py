@@ -6,16 +6,19 @@ reads NEMO_Nowcast's YAML messages (safe loading only), so workers of a
 NEMO_Nowcast system can talk to our manager unchanged.
 
 Payload values JSON cannot carry are converted before sending (``to_plain``):
-paths and other objects become strings, dates and times ISO 8601 strings, tuples
-and sets lists, so a worker never crashes on a value in its checklist.
+paths and other objects with a text form become strings, dates and times ISO 8601
+strings, tuples and sets lists. An object without one (``str()`` gives only
+``<... object at 0x...>``) is refused with ``PayloadError`` naming its key and type,
+rather than written to the checklist as that.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
-from nowcast.errors import MessageError
+from nowcast.errors import MessageError, PayloadError
 
 _FIELDS = ("source", "type", "payload", "id")
 
@@ -136,22 +139,24 @@ def _refuse_shared_nodes(data: Any) -> None:
             stack.extend(node.values() if isinstance(node, dict) else node)
 
 
-def to_plain(value: Any) -> Any:
+def to_plain(value: Any, _where: tuple = ()) -> Any:
     """Return ``value`` made of only what JSON carries: dicts with string keys,
     lists, strings, numbers, booleans and None.
 
     Tuples and sets become lists (sets sorted where they can be); dates, times and
-    ``arrow.Arrow`` objects become ISO 8601 strings; anything else, such as a
-    ``pathlib.Path``, becomes its ``str()``.
+    ``arrow.Arrow`` objects become ISO 8601 strings; anything else with a text of
+    its own, such as a ``pathlib.Path``, becomes its ``str()``.
+
+    :raises PayloadError: a value whose only text is ``<... at 0x...>``.
     """
     if value is None or isinstance(value, (str, bool, int, float)):
         return value
     if isinstance(value, dict):
-        return {_plain_key(k): to_plain(v) for k, v in value.items()}
+        return {_plain_key(k): to_plain(v, (*_where, k)) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [to_plain(v) for v in value]
+        return [to_plain(v, (*_where, i)) for i, v in enumerate(value)]
     if isinstance(value, (set, frozenset)):
-        items = [to_plain(v) for v in value]
+        items = [to_plain(v, _where) for v in value]
         try:
             items.sort()
         except TypeError:
@@ -163,10 +168,23 @@ def to_plain(value: Any) -> Any:
     item = getattr(value, "item", None)  # numpy scalars
     if callable(item):
         try:
-            return to_plain(item())
+            return to_plain(item(), _where)
         except (TypeError, ValueError):
             pass
-    return str(value)
+    text = str(value)
+    if _NO_TEXT.match(text):
+        where = "payload key " + ": ".join(map(str, _where)) if _where else "the payload"
+        kind = type(value)
+        raise PayloadError(
+            f"{where} holds a {kind.__module__}.{kind.__qualname__} value, which has no "
+            f"text form for the checklist ({text}); use strings, numbers, booleans, "
+            f"lists, dicts, dates or paths"
+        )
+    return text
+
+
+# what str() gives for an object without a text of its own
+_NO_TEXT = re.compile(r"<.* at 0x[0-9a-fA-F]+>$", re.S)
 
 
 def _plain_key(key: Any) -> Any:

@@ -62,7 +62,7 @@ class MessageBroker(LongRunningProcess):
         open_to_all = config["zmq"].get("insecure") is True
         if not sockets.is_loopback(host) and sockets.keys_dir(config) is None and not open_to_all:
             raise ConfigError(
-                f"{config.file}: key 'zmq: bind' is {host!r}, which is not loopback, and no "
+                f"{config.file}: key 'zmq: bind' is {config['zmq'].get('bind')!r}, which is not loopback, and no "
                 f"keys are configured: anyone who reaches the ports could write to the "
                 f"checklist and launch workers. Make keys with 'python -m nowcast.keys DIR' "
                 f"and set 'zmq: curve keys: DIR' (or, on a trusted network only, set "

@@ -288,7 +288,8 @@ class Scheduler(LongRunningProcess):
 
 
 def listing(schedule: list[Scheduled], now: datetime, count: int = 3) -> str:
-    """The next ``count`` due times of each entry, local and UTC."""
+    """The next ``count`` due times of each entry, in its time zone and, when that
+    is not UTC, in UTC too."""
     lines = []
     for entry in schedule:
         args = f" {' '.join(entry.args)}" if entry.args else ""
@@ -296,12 +297,17 @@ def listing(schedule: list[Scheduled], now: datetime, count: int = 3) -> str:
             f"{entry.module}{args}  ({entry.cron}{f' +{entry.seconds}s' if entry.seconds else ''}, {entry.zone})"
         )
         moment = now
-        for _ in range(count):
+        for number in range(count):
             moment = entry.next_after(moment)
             local = moment.astimezone(entry.zone)
-            lines.append(
-                f"  {local.strftime('%Y-%m-%d %H:%M:%S %Z')}   {moment.strftime('%Y-%m-%d %H:%M:%S UTC')}"
-            )
+            label = "next" if number == 0 else "then"
+            if local.utcoffset() == moment.utcoffset() and str(entry.zone) in ("UTC", "Etc/UTC"):
+                lines.append(f"  {label}: {moment.strftime('%Y-%m-%d %H:%M:%S UTC')}")
+            else:
+                lines.append(
+                    f"  {label}: {local.strftime('%Y-%m-%d %H:%M:%S %Z')}"
+                    f"  (UTC: {moment.strftime('%Y-%m-%d %H:%M:%S')})"
+                )
     return "\n".join(lines) if lines else "no scheduled workers"
 
 
@@ -322,7 +328,9 @@ def main(argv: list[str] | None = None) -> None:
                 f"nowcast.scheduler: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr
             )
             sys.exit(2)
-        print(listing(schedule, datetime.now(UTC)))
+        from nowcast.cli import print_out
+
+        print_out(listing(schedule, datetime.now(UTC)))
         return
     sys.exit(Scheduler(args).run())
 

@@ -126,7 +126,7 @@ def render(status: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from nowcast.cli import CommandLineInterface
+    from nowcast.cli import CommandLineInterface, print_out
 
     cli = CommandLineInterface("status", package="nowcast", description=__doc__)
     cli.build_parser()
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
             file=sys.stderr,
         )
         sys.exit(1)
-    print(json.dumps(status, indent=2) if args.json else render(status))
+    print_out(json.dumps(status, indent=2) if args.json else render(status))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ Exit codes (documented for operators and supervisors):
 ====  ===========================================================================
 0     the job succeeded and the manager acknowledged it
 1     the job failed (``WorkerError``); the failure was reported
-2     command-line or configuration error; nothing was sent
+2     command-line or configuration error, or the worker (checked at start,
+      before any work) or a message type it sends is not in the message
+      registry; nothing was sent
 3     the job crashed (unhandled exception); the crash was reported
 4     no reply from the manager within the give-up time
 5     the manager answered with an error (unregistered worker or message type,
@@ -33,7 +35,14 @@ from typing import Any
 
 from nowcast import defaults
 from nowcast.config import Config, require_zmq
-from nowcast.errors import ConfigError, NoManagerError, NowcastError, WorkerError
+from nowcast.errors import (
+    ConfigError,
+    NoManagerError,
+    NowcastError,
+    PayloadError,
+    RegistrationError,
+    WorkerError,
+)
 from nowcast.message import Message, to_plain
 
 EXIT_SUCCESS = 0
@@ -194,6 +203,7 @@ class NowcastWorker:
         try:
             self.config.load(self._parsed_args.config_file)
             where = logs.configure(self.config, debug=self._parsed_args.debug)
+            self._check_registration()
             if not self._parsed_args.debug:
                 require_zmq(self.config)
                 if "curve keys" in self.config["zmq"]:
@@ -210,19 +220,37 @@ class NowcastWorker:
         self.logger.info("%s", where)
         return EXIT_SUCCESS
 
+    def _check_registration(self) -> None:
+        """Raise ``RegistrationError`` unless this worker is in the message registry
+        (before any work is done)."""
+        registry = self.config.get("message registry")
+        workers = registry.get("workers") if isinstance(registry, dict) else None
+        entry = workers.get(self.name) if isinstance(workers, dict) else None
+        if not isinstance(entry, dict):
+            raise RegistrationError(
+                f"{self.config.file}: worker {self.name!r} is not registered: no key "
+                f"'message registry: workers: {self.name}'"
+            )
+
     def _do_work(self) -> int:
         args = self._parsed_args
         try:
             try:
                 try:
                     payload = self.worker_func(args, self.config, self.tell_manager)
+                    payload = to_plain(payload)
                     msg_type, code = self.success(args), EXIT_SUCCESS
+                except RegistrationError:
+                    raise
                 except WorkerError as e:
                     if str(e):
                         self.logger.error("%s", e)
                     msg_type, payload, code = self.failure(args), None, EXIT_FAILURE
-            except (NoManagerError, ManagerRefusedError):
+            except (NoManagerError, ManagerRefusedError, RegistrationError):
                 raise
+            except PayloadError as e:
+                self.logger.critical("cannot report the result: %s", e)
+                msg_type, payload, code = "crash", None, EXIT_CRASH
             except Exception:
                 self.logger.critical("unhandled exception:", exc_info=True)
                 msg_type, payload, code = "crash", None, EXIT_CRASH
@@ -232,7 +260,7 @@ class NowcastWorker:
             return EXIT_NO_MANAGER
         except ManagerRefusedError:
             return EXIT_REFUSED
-        except WorkerError as e:  # a message type missing from the registry
+        except RegistrationError as e:
             self.logger.critical("%s", e)
             return EXIT_USAGE
 
@@ -242,7 +270,8 @@ class NowcastWorker:
         Waits ``zmq: reply timeout`` seconds for the reply, re-sends the same message
         (same id) on a fresh socket, and gives up after ``zmq: give up after`` seconds.
 
-        :raises WorkerError: ``msg_type`` is not registered for this worker.
+        :raises RegistrationError: ``msg_type`` is not registered for this worker
+            (a ``WorkerError`` and a ``ConfigError``); the worker exits with code 2.
         :raises NoManagerError: no reply in time.
         :raises ManagerRefusedError: the manager answered with an error.
         """
@@ -251,9 +280,9 @@ class NowcastWorker:
             descriptions = registry["workers"][self.name]
             description = descriptions[msg_type]
         except (KeyError, TypeError):
-            raise WorkerError(
-                f"message type {msg_type!r} is not registered for worker {self.name!r} "
-                f"in {self.config.file} (key 'message registry: workers: {self.name}')"
+            raise RegistrationError(
+                f"{self.config.file}: message type {msg_type!r} is not registered: no key "
+                f"'message registry: workers: {self.name}: {msg_type}'"
             ) from None
         if self._parsed_args is not None and self._parsed_args.debug:
             self.logger.debug(

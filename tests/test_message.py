@@ -82,3 +82,16 @@ def test_to_plain_converts_what_json_cannot_carry():
         '["a", "b"]': "tuple key",
     }
     json.dumps(plain)
+
+
+def test_to_plain_refuses_a_value_without_a_text_form():
+    from nowcast.errors import PayloadError
+
+    class Opaque:
+        pass
+
+    with pytest.raises(PayloadError, match=r"payload key runs: 1: handle holds a .*Opaque value"):
+        to_plain({"runs": [{}, {"handle": Opaque()}]})
+    with pytest.raises(PayloadError, match="the payload holds a builtins.function"):
+        to_plain(lambda: None)
+    assert to_plain({"ok": pathlib.Path("x")}) == {"ok": "x"}

@@ -97,9 +97,19 @@ def test_listing_shows_local_and_utc_across_a_dst_change(tmp_path):
     )
     text = listing(schedule, utc(2026, 10, 31, 0, 0))
     assert "workers.a --run-date today" in text
-    assert "2026-10-31 05:30:00 PDT   2026-10-31 12:30:00 UTC" in text
-    assert "2026-11-01 05:30:00 PST   2026-11-01 13:30:00 UTC" in text
-    assert "2026-11-01 04:00:00 PST   2026-11-01 12:00:00 UTC" in text
+    assert "  next: 2026-10-31 05:30:00 PDT  (UTC: 2026-10-31 12:30:00)" in text
+    assert "  then: 2026-11-01 05:30:00 PST  (UTC: 2026-11-01 13:30:00)" in text
+    assert "  then: 2026-11-01 04:00:00 PST  (UTC: 2026-11-01 12:00:00)" in text
+
+
+def test_listing_in_utc_shows_one_labelled_column(tmp_path):
+    schedule = schedule_of(tmp_path, [{"workers.a": {"every": "day", "at": "05:30"}}])
+    lines = listing(schedule, utc(2026, 10, 31, 0, 0)).splitlines()
+    assert lines[1:] == [
+        "  next: 2026-10-31 05:30:00 UTC",
+        "  then: 2026-11-01 05:30:00 UTC",
+        "  then: 2026-11-02 05:30:00 UTC",
+    ]
 
 
 def test_catch_up_true_launches_once_and_false_waits(tmp_path):

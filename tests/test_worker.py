@@ -122,3 +122,48 @@ def test_a_worker_that_gets_no_reply_in_time_re_sends_the_same_message(system):
     [applied] = (system.dir / "after.calls").read_text().splitlines()
     assert f"message {applied} from slow was already applied" in log
     assert system.checklist()["slow"]["run"] > 0
+
+
+@pytest.mark.timeout(60)
+def test_an_unregistered_worker_stops_before_any_work(system):
+    system.worker_module("stranger", "open('worked', 'w').close()\nreturn {}")
+    del system.workers["stranger"]
+    system.write()  # no broker or manager: the check comes first
+    for debug in ([], ["--debug"]):
+        result = system.run_worker("stranger", *debug)
+        assert result.returncode == 2
+        assert (
+            f"{system.config_file}: worker 'stranger' is not registered: no key "
+            "'message registry: workers: stranger'"
+        ) in result.stderr
+        assert "Traceback" not in result.stderr
+        assert not (system.dir / "worked").exists()
+
+
+@pytest.mark.timeout(60)
+def test_an_unregistered_need_is_the_same_error_and_code(system):
+    system.worker_module("needy", "tell_manager('need', 'x')\nreturn {}")
+    system.after("def after_needy(msg, config, checklist):\n    return []\n")
+    system.start()
+    result = system.run_worker("needy")
+    assert result.returncode == 2
+    assert (
+        f"{system.config_file}: message type 'need' is not registered: no key "
+        "'message registry: workers: needy: need'"
+    ) in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "needy" not in system.checklist()  # nothing was sent
+
+
+@pytest.mark.timeout(60)
+def test_a_payload_without_a_text_form_is_refused_as_a_crash(system):
+    system.worker_module("opaque", "return {'files': ['a.nc'], 'handle': object()}")
+    system.after("def after_opaque(msg, config, checklist):\n    return []\n")
+    system.start()
+    result = system.run_worker("opaque")
+    assert result.returncode == 3
+    assert (
+        "cannot report the result: payload key handle holds a builtins.object value, "
+        "which has no text form for the checklist"
+    ) in result.stderr
+    assert system.checklist()["opaque"] is None  # reported as a crash, not as '<object ...>'

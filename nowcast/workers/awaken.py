@@ -1,4 +1,5 @@
-"""Wake up and report success: the worker the tutorial system launches after sleep.
+"""Wake up and report success: a no-op worker, for trying out a chain of workers
+(for example, launched after nowcast.workers.sleep).
 
 Usage: ``python -m nowcast.workers.awaken config.yaml``
 """
