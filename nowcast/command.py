@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "web": ("nowcast.web.server:main", "serve the web dashboard (config.yaml; needs nowcast[web])"),
     "check": ("nowcast.check:main", "check a config and its code before deploying (config.yaml)"),
     "keys": ("nowcast.keys:main", "make CurveZMQ keys (DIR [--client NAME])"),
+    "ps": ("nowcast.processes:main_ps", "what of the system is running, workers included"),
+    "stop": ("nowcast.processes:main_stop", "stop the whole system, workers included"),
     "run": (
         "nowcast.command:run_worker",
         "run a worker as python -m does (WORKER config.yaml ...)",

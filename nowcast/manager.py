@@ -22,7 +22,7 @@ import sys
 import time
 from typing import Any
 
-from nowcast import check, defaults, lateness, launcher, recorder, sockets
+from nowcast import check, defaults, lateness, launcher, processes, recorder, sockets
 from nowcast import checklist as checklist_file
 from nowcast.committer import Committer
 from nowcast.config import (
@@ -147,6 +147,7 @@ class NowcastManager(LongRunningProcess):
         else:
             checklist = checklist_file.load(path)
         state = ManagerState.load(path)
+        processes.forget_stopped(state.supervision, path, self.logger)
         history = recorder.Recorder.open(self.config)
         self.core = ManagerCore(self.config, checklist, state, self.logger, history=history)
         history.start(state.supervision.running)

@@ -9,21 +9,14 @@ CTL=("$NOWCAST_ENV/bin/supervisorctl" -c supervisord.ini)
 mkdir -p "$NOWCAST_LOGS" "$NOWCAST_DATA"
 
 cleanup() {
-    if "${CTL[@]}" pid >/dev/null 2>&1; then
-        "${CTL[@]}" shutdown >/dev/null
-    fi
-    pidfile="$NOWCAST_LOGS/supervisord.pid"
-    for _ in $(seq 100); do
-        [ -e "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null || break
-        sleep 0.1
-    done
-    # workers run in sessions of their own; none should outlive the demo
-    pkill -f -- "-m workers\..* $PWD/config/nowcast.yaml" 2>/dev/null || true
+    # supervisord and what it runs, then any worker still running (they run in
+    # sessions of their own): none outlives the demo
+    "$PY" -m nowcast stop config/nowcast.yaml --grace 5 >/dev/null
 }
 trap cleanup EXIT
 
 if "${CTL[@]}" pid >/dev/null 2>&1; then
-    echo "a supervisord for this system is already running; stop it first: supervisorctl -c supervisord.ini shutdown" >&2
+    echo "a supervisord for this system is already running; stop it first: nowcast stop config/nowcast.yaml" >&2
     trap - EXIT
     exit 1
 fi

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,73 @@ def test_failing_input_takes_the_failure_path(example):
         and checklist["plots"]["notice"] == "missing forcing: rivers.csv"
     )
     assert live_processes(directory) == []
+    # the failure output names each cause, and the file it is in
+    assert (
+        "  get_rivers: ERROR [get_rivers] river gauge service unavailable (simulated outage)"
+    ) in result.stderr
+    assert "  run_model: ERROR [run_model] missing rivers forcing file" in result.stderr
+    assert "  (from logs/nowcast.log)" in result.stderr
+    assert "see the logs" not in result.stderr
+    # and the next run of the day works: the notice left in the checklist's
+    # plots entry does not stop this cycle at make_plots
+    again = subprocess.run(
+        ["scripts/demo.sh"], cwd=directory, env=env, capture_output=True, text=True, timeout=110
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "cycle complete: rotate_logs reported success" in again.stdout
+    assert live_processes(directory) == []
+
+
+@pytest.mark.timeout(120)
+def test_a_cycle_that_stops_early_says_where(example):
+    directory, env = example
+    next_workers = directory / "workers" / "next_workers.py"
+    text = next_workers.read_text()
+    next_workers.write_text(
+        text.replace(
+            'return [NextWorker("nowcast.workers.clear_checklist")]', "return []  # a mistake"
+        )
+    )
+    started = time.monotonic()
+    result = subprocess.run(
+        ["scripts/demo.sh"], cwd=directory, env=env, capture_output=True, text=True, timeout=110
+    )
+    assert result.returncode == 1
+    assert time.monotonic() - started < 60  # not the whole time limit
+    assert re.search(
+        r"cycle stopped before rotate_logs reported: the last message was make_plots "
+        r"\(success\) at \d\d:\d\d:\d\d, and nothing is running, pending or waiting since: "
+        r"after_make_plots launched nothing",
+        result.stderr,
+    ), result.stderr
+
+
+@pytest.mark.timeout(60)
+def test_a_cycle_past_its_time_limit_says_what_it_waits_for(system):
+    system.worker_module("quick")
+    system.worker_module("slow", "time.sleep(30)\nreturn {}")
+    system.after(
+        """
+        def after_quick(msg, config, checklist):
+            return [NextWorker("slow")]
+
+        def after_slow(msg, config, checklist):
+            return []
+        """
+    )
+    system.start()
+    since = time.time()
+    assert system.run_worker("quick").returncode == 0
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "wait_for_cycle.py"), str(system.config_file)]
+        + ["--last", "slow", "--since", str(since), "--timeout", "3"],
+        cwd=system.dir,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert lines[0] == "cycle did not end within 3 s"
+    assert re.fullmatch(r"  running: slow \(pid \d+, for \d+ s, try 1\)", lines[1]), lines
+    assert re.fullmatch(r"  last message: quick \(success\) at \d\d:\d\d:\d\d", lines[2]), lines

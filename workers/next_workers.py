@@ -52,7 +52,9 @@ def after_run_model(msg, config, checklist):
 
 
 def after_make_plots(msg, config, checklist):
-    if msg.type == "success" and "notice" not in (checklist.get("plots") or {}):
+    # this run's own payload, not the checklist's entry: a dict payload updates the
+    # entry, so a notice an earlier failed run of the day left there stays in it
+    if msg.type == "success" and "notice" not in (msg.payload or {}):
         return [NextWorker("nowcast.workers.clear_checklist")]
     return []
 
