@@ -281,3 +281,76 @@ def test_the_manager_logs_the_checks_at_start_and_reload(system):
         "ERROR [manager] config check: ERROR known.py:12: worker known sends message type "
         "'success', which is not registered under key 'message registry: workers: known'"
     ) in system.log().replace(str(system.dir) + "/", "")
+
+
+# hostile configs: any mix of nowcast's own keys (and near misses) and any values
+
+
+def _keys() -> list[str]:
+    from nowcast import schema
+
+    names = set()
+
+    def collect(section):
+        for name, spec in section.keys.items():
+            names.add(name)
+            if isinstance(spec, schema.Section):
+                collect(spec)
+            elif isinstance(spec, schema.Entries):
+                collect(spec.entry)
+
+    collect(schema.SCHEMA)
+    return sorted(names) + ["timout", "sucess", "success", "crash", "need", "w", "localhost"]
+
+
+def _values():
+    from hypothesis import strategies as st
+
+    leaves = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-5, 70000),
+        st.floats(allow_nan=False),
+        st.text(max_size=8),
+        st.sampled_from(["next_workers", "workers.x", "127.0.0.1", "0.0.0.0", "05:30"]),
+    )
+    return st.recursive(
+        leaves,
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=3),
+            st.dictionaries(st.sampled_from(_keys()), inner, max_size=4),
+        ),
+        max_leaves=20,
+    )
+
+
+def test_no_config_makes_the_check_raise(tmp_path, monkeypatch):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    monkeypatch.chdir(tmp_path)
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.dictionaries(st.sampled_from(_keys()), _values(), max_size=6))
+    def check_any(data):
+        path = tmp_path / "fuzz.yaml"
+        path.write_text(yaml.safe_dump(data))
+        for problem in check.check_file(str(path)):
+            assert problem.level in ("ERROR", "WARNING")
+            assert "\n" not in str(problem)  # one line per problem
+
+    check_any()
+
+
+@pytest.mark.timeout(60)
+def test_a_mistyped_next_workers_module_stops_the_manager_with_one_line(system):
+    system.write()
+    config = system.config_file.read_text()
+    system.config_file.write_text(
+        config.replace("next workers module: next_workers", "next workers module: next_worker")
+    )
+    manager = system.spawn("nowcast.manager")
+    assert manager.wait(30) == 2
+    out = (system.dir / "nowcast.manager.out").read_text()
+    assert "Traceback" not in out
+    assert "cannot import 'next_worker': ModuleNotFoundError: No module named 'next_worker'" in out
