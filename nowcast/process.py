@@ -30,7 +30,10 @@ class LongRunningProcess:
 
     def __init__(self, args: Any = None, name: str | None = None) -> None:
         """``args``: the parsed command line; None (as NEMO_Nowcast's
-        ``NowcastManager()``) parses ``sys.argv`` when the process runs."""
+        ``NowcastManager()``) parses ``sys.argv`` when the process runs. A string
+        first is the name, as in NEMO_Nowcast's ``NowcastManager("name")``."""
+        if isinstance(args, str):
+            name, args = args, None
         if name is not None:
             self.name = name
         self.args = args

@@ -127,8 +127,8 @@ def test_tutorial_toy_system_runs_with_only_the_import_changed(tmp_path):
         import yaml
 
         assert yaml.safe_load(checklist.read_text()) == {
-            "sleepyhead": {"sleep time": 0.0},
-            "awake": {"awake": True},
+            "sleepyhead": {"sleep time": 0},
+            "awake": {"awoke": True},
         }
     finally:
         for process in procs:

@@ -29,6 +29,7 @@ def test_nowcast_manager_needs_no_argument_and_takes_a_name(monkeypatch):
 
     assert NowcastManager().name == "manager"
     assert NowcastManager(name="manager_2").name == "manager_2"
+    assert NowcastManager("manager_3").name == "manager_3"  # NEMO_Nowcast's first argument
     monkeypatch.setattr(sys, "argv", ["manager", "nowcast.yaml", "--ignore-checklist"])
     args = NowcastManager.parse_args()
     assert (args.config_file, args.ignore_checklist) == ("nowcast.yaml", True)

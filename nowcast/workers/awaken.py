@@ -31,7 +31,7 @@ def failure(parsed_args) -> str:
 
 
 def awaken(parsed_args, config, *args) -> dict:
-    return {"awake": True}
+    return {"awoke": True}  # as NEMO_Nowcast's
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ Usage: ``python -m nowcast.workers.rotate_logs config.yaml``
 from __future__ import annotations
 
 import logging
+import logging.config  # as NEMO_Nowcast's: tests patch rotate_logs.logging.config
 
 from nowcast.worker import NowcastWorker, WorkerError
 
@@ -38,7 +39,7 @@ def rotate_logs(parsed_args, config, *args) -> dict:
     import logging.config
 
     rotated = []
-    handlers = _rotating_handlers(logging.getLogger())
+    handlers = _rotating_handlers(logger.root)
     aggregators = _aggregator_handlers(config, {h.baseFilename for h in handlers})
     handlers += aggregators
     if not handlers:
@@ -53,6 +54,16 @@ def rotate_logs(parsed_args, config, *args) -> dict:
     for handler in aggregators:
         handler.close()
     return {"log files": rotated}
+
+
+def _rolled_here(handler: logging.Handler) -> bool:
+    """A size-rotating file handler; timed ones roll on their own schedule (as in
+    NEMO_Nowcast, whose rotate_logs leaves them alone)."""
+    return (
+        hasattr(handler, "doRollover")
+        and not hasattr(handler, "when")
+        and bool(getattr(handler, "baseFilename", None))
+    )
 
 
 def _aggregator_handlers(config, known: set) -> list:
@@ -75,7 +86,7 @@ def _aggregator_handlers(config, known: set) -> list:
             handler = configurator.configure_handler(spec)
         except (ValueError, TypeError, AttributeError, ImportError) as e:
             raise WorkerError(f"logging: aggregator: handlers: {name}: cannot be made: {e}")
-        if hasattr(handler, "doRollover") and handler.baseFilename not in known:
+        if _rolled_here(handler) and handler.baseFilename not in known:
             handlers.append(handler)
             known.add(handler.baseFilename)
         else:
@@ -90,7 +101,7 @@ def _rotating_handlers(root: logging.Logger) -> list:
     ]
     for lg in loggers:
         for handler in lg.handlers:
-            if hasattr(handler, "doRollover") and getattr(handler, "baseFilename", None):
+            if _rolled_here(handler):
                 found.setdefault(handler.baseFilename, handler)
     return list(found.values())
 

@@ -17,19 +17,29 @@ logger = logging.getLogger(NAME)
 def main() -> None:
     worker = NowcastWorker(NAME, description=__doc__, package="nowcast.workers")
     worker.init_cli()
-    worker.cli.add_argument(
-        "--sleep-time", type=float, default=5, help="Seconds to sleep; defaults to 5."
+    # NEMO_Nowcast's command line: a whole number of seconds
+    worker.cli.parser.set_defaults(sleep_time=5)
+    worker.cli.parser.add_argument(
+        "--sleep-time", type=int, help="Whole seconds to sleep; defaults to 5."
     )
     worker.run(sleep, success, failure)
 
 
 def success(parsed_args) -> str:
-    logger.info("slept for %s seconds", parsed_args.sleep_time)
+    logger.info(
+        "slept for %s seconds",
+        parsed_args.sleep_time,
+        extra={"sleep_time": parsed_args.sleep_time},
+    )
     return "success"
 
 
 def failure(parsed_args) -> str:
-    logger.critical("failed to sleep for %s seconds", parsed_args.sleep_time)
+    logger.critical(
+        "failed to sleep for %s seconds",
+        parsed_args.sleep_time,
+        extra={"sleep_time": parsed_args.sleep_time},
+    )
     return "failure"
 
 
