@@ -36,7 +36,6 @@ def failure(parsed_args) -> str:
 
 def rotate_logs(parsed_args, config, *args) -> dict:
     """Roll over each rotating handler the logging config made in this process."""
-    import logging.config
 
     rotated = []
     handlers = _rotating_handlers(logger.root)
