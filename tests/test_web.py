@@ -255,3 +255,21 @@ def test_the_port_setting_is_checked(tmp_path):
     result = start_refused(web_config(tmp_path, ["a"], port=70000))
     assert result.returncode == 2
     assert "'web: port' must be a port number" in result.stdout + result.stderr
+
+
+@pytest.mark.timeout(60)
+def test_hostile_names_and_values_stay_text(history_system):
+    tmp_path, _, web = history_system
+    (tmp_path / "checklist.yaml").write_text(
+        "'<b>key</b>':\n  note: '</script><script>window.pwned = 1</script>'\n"
+    )
+    status, body = web.get("/checklist")
+    assert status == 200
+    assert b"</script><script>window.pwned" not in body  # the page data cannot end its script
+    assert web.json("/api/checklist.json")["checklist"]["<b>key</b>"]["note"].endswith("</script>")
+    status, body = web.get("/worker/%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E")
+    assert status == 200 and b"<img src=x" not in body and b"&lt;img src=x" in body
+    assert web.get("/static/../nowcast.yaml")[0] == 404
+    assert web.get("/static/%2e%2e/nowcast.yaml")[0] == 404
+    assert web.get("/api/run/..%2F..%2Fnowcast.yaml.json")[0] == 404
+    assert web.get("/api/nonesuch.json")[0] == 404

@@ -105,10 +105,12 @@ def test_the_dashboard_follows_a_good_and_a_failed_cycle(example):  # noqa: F811
             running = page.wait_for_selector(
                 "#timeline rect.bar.c-running[data-worker=run_model]", timeout=30000
             )
-            first = float(running.get_attribute("width"))
+            # the page redraws at each update: find the bar by its run each time
+            bar = f'#timeline rect.bar[data-run="{running.get_attribute("data-run")}"]'
+            first = float(page.get_attribute(bar, "width"))
             page.wait_for_timeout(700)
-            if running.get_attribute("class").endswith("c-running"):  # still running
-                assert float(running.get_attribute("width")) > first
+            assert page.get_attribute(bar, "data-class") == "running"  # run_model takes ~15 s
+            assert float(page.get_attribute(bar, "width")) > first
             assert launch.wait(30) == 0
             waited = run(
                 py,

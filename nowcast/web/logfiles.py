@@ -24,7 +24,8 @@ _STAMP = re.compile(rb"^(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2})(?:[,.](\d{1,6})
 
 
 def log_files(config: Config) -> list[str]:
-    """The files the config's logging handlers write, each once, the debug ones first."""
+    """The files the config's logging handlers write, each once, in the config's order
+    (the aggregator's first)."""
     section = config.get("logging")
     found: list[str] = []
     if not isinstance(section, dict):
@@ -36,10 +37,7 @@ def log_files(config: Config) -> list[str]:
         handlers = part.get("handlers")
         if not isinstance(handlers, dict):
             continue
-        for handler in sorted(
-            handlers.values(),
-            key=lambda h: 0 if isinstance(h, dict) and h.get("level") == "DEBUG" else 1,
-        ):
+        for handler in handlers.values():
             if isinstance(handler, dict) and isinstance(handler.get("filename"), str):
                 if handler["filename"] not in found:
                     found.append(handler["filename"])

@@ -325,8 +325,7 @@ def worker_view(
     if conn is not None:
         rows = history._rows(
             conn.execute(
-                "SELECT * FROM runs WHERE worker = ? AND started >= ? "
-                "ORDER BY started, rowid",
+                "SELECT * FROM runs WHERE worker = ? AND started >= ? ORDER BY started, rowid",
                 (name, now - days * 86400),
             )
         )

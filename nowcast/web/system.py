@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import platform
-import sys
 import time
 from typing import Any
 
@@ -154,7 +153,6 @@ def system_view(
             "checklist file": manager.get("checklist file"),
         },
         "versions": versions(),
-        "interpreter": sys.executable,
         "host": platform.node(),
         "rate": rate,
         "upcoming": upcoming,

@@ -64,7 +64,7 @@ function render(data) {
     ["time", "source", "type", "payload"],
     data.messages.map((m) => ({
       attrs: { "data-source": m.source, "data-class": m.class },
-      cells: [NC.clock(m.time, true), NC.workerLink(m.source), NC.chip(m.class, m.type), NC.el("code", {}, m.payload ?? "")],
+      cells: [NC.clock(m.time, true), NC.workerLink(m.source), NC.chip(m.class, m.type), NC.el("code", { class: "payload", title: m.payload ?? "" }, m.payload ?? "")],
     }))
   );
 }

@@ -21,7 +21,7 @@ function render(data) {
     ["pid", m.pid ?? "–"],
     ["fork server", fork ? `${fork.state}${fork.pid ? ", pid " + fork.pid : ""}` : "warm start off"],
     ["workers running", m.running],
-    ["checklist file", m["checklist file"] ?? "–"],
+    ["checklist file", NC.el("code", {}, m["checklist file"] ?? "–")],
   ]);
   NC.table(
     document.getElementById("rate"),
@@ -39,7 +39,7 @@ function render(data) {
   NC.table(
     document.getElementById("versions"),
     ["", ""],
-    [...Object.entries(data.versions), ["interpreter", data.interpreter], ["host", data.host]]
+    [...Object.entries(data.versions), ["host", data.host]]
   );
 }
 
