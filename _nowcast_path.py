@@ -9,8 +9,9 @@ makes such a package and this one a single package:
   wherever the other ``nowcast`` is on ``sys.path`` (first, as pytest and
   ``python -m`` put a checkout, or later);
 - the package's ``__path__`` (and that of ``nowcast.workers``) is this
-  distribution's directory followed by every other ``nowcast`` directory (with an
-  ``__init__.py``) on ``sys.path``, recomputed when ``sys.path`` changes, so
+  distribution's directory followed by every other ``nowcast`` package directory
+  on ``sys.path`` or provided by another import finder (setuptools' editable
+  installs), recomputed when either changes, so
   ``nowcast.next_workers`` and ``nowcast.workers.download_x`` are the system's and
   ``nowcast.manager`` and ``nowcast.workers.sleep`` are this distribution's;
 - a module name that two of those directories both define is refused with an
@@ -49,8 +50,9 @@ def framework_dir():
 
 
 class MergedPath:
-    """``__path__`` of a merged package: ``own`` first, then ``<entry>/<relative>``
-    for each ``sys.path`` entry that holds a package there (an ``__init__.py``)."""
+    """``__path__`` of a merged package: ``own`` first, then ``<other>/<relative>``
+    for each other package named nowcast (``_other_packages``) that holds a
+    package there (an ``__init__.py``)."""
 
     def __init__(self, own, relative):
         self.own = own
@@ -59,18 +61,14 @@ class MergedPath:
         self._dirs = [own]
 
     def _compute(self):
-        key = tuple(sys.path)
+        key = (tuple(sys.path), tuple(map(id, sys.meta_path)))
         if key != self._key:
             dirs = [self.own]
             seen = {os.path.realpath(self.own)}
-            for entry in key:
-                if not isinstance(entry, str):
-                    continue
-                candidate = os.path.join(entry or ".", "nowcast", self.relative)
+            for parent in _other_packages(key[0]):
+                candidate = os.path.join(parent, self.relative) if self.relative else parent
                 if not os.path.isfile(os.path.join(candidate, "__init__.py")):
                     continue
-                if _is_framework(entry or "."):
-                    continue  # another copy of nowcast itself, shadowed by the first
                 real = os.path.realpath(candidate)
                 if real not in seen:
                     seen.add(real)
@@ -100,6 +98,30 @@ class MergedPath:
     def append(self, item):  # pkgutil.extend_path and friends
         if item not in self._compute():
             self._dirs.append(item)
+
+
+def _other_packages(path):
+    """Directories of the packages named nowcast that are not nowcast itself: on
+    ``path`` (a path entry, or ``python -m`` and pytest putting a checkout first),
+    then those other import finders provide (setuptools' editable installs)."""
+    for entry in path:
+        if not isinstance(entry, str):
+            continue
+        if os.path.isfile(os.path.join(entry or ".", "nowcast", "__init__.py")):
+            if not _is_framework(entry or "."):  # a copy of nowcast is shadowed by the first
+                yield os.path.join(entry or ".", "nowcast")
+    for finder in sys.meta_path:
+        if finder is NowcastFinder or getattr(finder, "__module__", "").startswith(
+            ("_frozen_importlib", "importlib", "nemo_nowcast")
+        ):
+            continue
+        try:
+            spec = finder.find_spec("nowcast", None)
+        except Exception:  # a finder of someone else's; not ours to fail on
+            continue
+        for location in getattr(spec, "submodule_search_locations", None) or ():
+            if isinstance(location, str) and not _is_framework(os.path.dirname(location)):
+                yield location
 
 
 def _defines(directory, name):

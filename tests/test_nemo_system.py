@@ -27,12 +27,28 @@ from conftest import free_port, stop, wait_for
 SYSTEM = Path(__file__).parent / "nemo_system"
 
 
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory):
-    """The system copied, and installed editable (by pip) into a new environment."""
-    root = tmp_path_factory.mktemp("nemo_system")
+SETUPTOOLS_PYPROJECT = """
+[build-system]
+requires = ["setuptools>=64"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "estuary-nowcast"
+version = "24.1"
+requires-python = ">=3.11"
+
+[tool.setuptools]
+packages = ["nowcast", "nowcast.workers"]
+"""
+
+
+def install(root: Path, backend: str) -> tuple[Path, Path, Path]:
+    """The system copied, and installed editable (by pip) into a new environment:
+    with hatchling, a path entry; with setuptools, an import finder of its own."""
     system = root / "estuary"
     shutil.copytree(SYSTEM, system, ignore=shutil.ignore_patterns("__pycache__"))
+    if backend == "setuptools":
+        (system / "pyproject.toml").write_text(SETUPTOOLS_PYPROJECT)
     env_dir = root / "env"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", env_dir], check=True)
     python = env_dir / "bin" / "python"
@@ -56,7 +72,39 @@ def installed(tmp_path_factory):
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    if backend == "setuptools":  # the install is an import finder, not a path entry
+        assert list(Path(site).glob("__editable__*finder.py")), os.listdir(site)
     return system, env_dir, python
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    return install(tmp_path_factory.mktemp("nemo_system"), "hatchling")
+
+
+@pytest.mark.timeout(300)
+def test_the_systems_own_test_suite_passes_installed_by_setuptools(tmp_path_factory, tmp_path):
+    system, env_dir, python = install(tmp_path_factory.mktemp("nemo_system"), "setuptools")
+    result = subprocess.run(
+        [python, "-m", "pytest", system / "tests", "-q", "-p", "no:cacheprovider"],
+        cwd=tmp_path,  # not the checkout: the system comes from its install's finder
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "21 passed" in result.stdout, result.stdout
+    result = subprocess.run(
+        [python, "-m", "nowcast.workers.download_weather", "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.startswith("usage: python -m nowcast.workers.download_weather"), (
+        result.stderr
+    )
 
 
 @pytest.mark.timeout(300)
