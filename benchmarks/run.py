@@ -81,6 +81,7 @@ class System:
         checklist: dict | None = None,
         next_workers: str = "",
         level: str = "INFO",
+        history: bool = True,
     ) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="nowcast-bench-"))
         self.ports = {"manager": free_port(), "workers": free_port()}
@@ -111,6 +112,7 @@ class System:
                 "give up after": 120,
             },
             "message registry": registry,
+            "history": {"enabled": history},
         }
         self.config_file = self.dir / "nowcast.yaml"
         self.config_file.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -324,11 +326,13 @@ def run_startup(runs: int) -> list[dict]:
 REPORTER = {"reporter": {"checklist key": "reports", "success": "ok", "failure": "f", "crash": "c"}}
 
 
-def measure_burst(items: int, tag: str, n: int = 1000, clients: int = 20) -> float:
+def measure_burst(
+    items: int, tag: str, n: int = 1000, clients: int = 20, history: bool = True
+) -> float:
     """msgs/s for ``n`` messages from ``clients`` clients, against a fresh system
-    whose checklist starts with ``items`` entries."""
+    whose checklist starts with ``items`` entries (and with the run history on or off)."""
     checklist = {f"entry-{i}": {"value": i, "file": f"/data/forcing/{i}.nc"} for i in range(items)}
-    system = System(REPORTER, checklist=checklist).start()
+    system = System(REPORTER, checklist=checklist, history=history).start()
     try:
         address = f"tcp://127.0.0.1:{system.ports['workers']}"
         burst(address, bench_messages(20, f"warm-{tag}"), 20, "ack")  # connect every client first
@@ -486,7 +490,7 @@ def run_hop(runs: int, hops: int = 10) -> list[dict]:
 class HopChain:
     """A system running a chain of ``hops`` no-op workers, each launching the next."""
 
-    def __init__(self, hops: int, warm_start: bool) -> None:
+    def __init__(self, hops: int, warm_start: bool, history: bool = True) -> None:
         self.names = names = [f"hop{i}" for i in range(hops)]
         workers = {
             n: {"checklist key": n, "success": "s", "failure": "f", "crash": "c"} for n in names
@@ -502,7 +506,7 @@ class HopChain:
             )
             + "def i_ok(msg):\n    return msg.type == 'success'\n"
         )
-        self.system = system = System(workers, next_workers=next_workers)
+        self.system = system = System(workers, next_workers=next_workers, history=history)
         config = yaml.safe_load(system.config_file.read_text())
         config["run"] = {"warm start": warm_start}
         system.config_file.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -633,6 +637,45 @@ def run_web(runs: int, show) -> list[dict]:
     return run(runs, show)
 
 
+def run_history(runs: int, n: int = 1000, clients: int = 20, hops: int = 10) -> list[dict]:
+    """What the run history database costs: the burst and the hop with it on (the
+    default) and off, interleaved, the same systems otherwise."""
+    rounds = iter(range(10**6))
+    bursts = interleaved(
+        {
+            on: lambda on=on: [measure_burst(1000, f"h{on}{next(rounds)}", n, clients, on)]
+            for on in (True, False)
+        },
+        runs,
+    )
+    chains = {}
+    try:
+        for on in (True, False):
+            chains[on] = HopChain(hops, True, history=on)
+        times = interleaved({on: chains[on].run for on in (True, False)}, runs)
+    finally:
+        for chain in chains.values():
+            chain.system.stop()
+    return [
+        show(
+            f"burst {n} msgs, history on",
+            bursts[True],
+            "msg/s",
+            "history off",
+            bursts[False],
+            ">= 0.9x (costs <= 10%)",
+        ),
+        show(
+            f"hop ({hops}-worker chain), history on",
+            times[True],
+            "ms",
+            "history off",
+            times[False],
+            "<= 1.1x (costs <= 10%)",
+        ),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
@@ -652,6 +695,7 @@ def main() -> None:
         "growth": lambda: run_growth(max(2, runs - 2)),
         "memory": lambda: run_memory(max(1, runs - 2)),
         "web": lambda: run_web(runs * 2, show),
+        "history": lambda: run_history(runs),
     }
     for name, bench in benches.items():
         if args.only is None or name in args.only:

@@ -35,6 +35,7 @@ _WHERE = {
     "get_web_data": "nowcast.web_data",
 }
 
+
 def __getattr__(name: str):
     import importlib
 

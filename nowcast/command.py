@@ -25,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("nowcast.status:main", "what the running manager is doing (config.yaml [--json])"),
     "web": ("nowcast.web.server:main", "serve the web dashboard (config.yaml; needs nowcast[web])"),
     "check": ("nowcast.check:main", "check a config and its code before deploying (config.yaml)"),
+    "history": (
+        "nowcast.history:main",
+        "runs, durations and trends from the history (config.yaml [WORKER] [--days N] [--json])",
+    ),
     "keys": ("nowcast.keys:main", "make CurveZMQ keys (DIR [--client NAME])"),
     "ps": ("nowcast.processes:main_ps", "what of the system is running, workers included"),
     "stop": ("nowcast.processes:main_stop", "stop the whole system, workers included"),

@@ -98,3 +98,28 @@ WEB_GRAPH_DAYS = 30
 
 # Days of runs the dashboard's worker page shows.
 WEB_WORKER_DAYS = 90
+
+# Seconds of the window in which each event action sends at most EVENT_BURST
+# notifications; more events within it are held and sent as one digest.
+EVENT_DIGEST_WINDOW = 60.0
+
+# Notifications an event action sends in one window before it holds the rest for a digest.
+EVENT_BURST = 3
+
+# Events waiting for their actions; beyond this, events are dropped (and that is recorded).
+EVENT_QUEUE = 1000
+
+# Seconds the manager, when it stops, lets queued event actions run.
+EVENT_CLOSE_WAIT = 5.0
+
+# Seconds an event's command may run before it is killed.
+EVENT_COMMAND_TIMEOUT = 30.0
+
+# Seconds a webhook or mail server may take to answer.
+EVENT_NETWORK_TIMEOUT = 10.0
+
+# Tries of a webhook post (with 1 s, 2 s, 4 s... between them).
+WEBHOOK_TRIES = 3
+
+# Days of runs `nowcast history` lists unless told (--days).
+HISTORY_REPORT_DAYS = 7

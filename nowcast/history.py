@@ -128,7 +128,10 @@ def open_for_writing(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
+        # NORMAL: a commit is in the write-ahead log (safe from a crash of the process)
+        # without an fsync of its own, which would cost more than the rest of the
+        # manager's commit (docs/history.md, "Durability and cost")
+        conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute(f"PRAGMA busy_timeout={int(defaults.HISTORY_BUSY_TIMEOUT * 1000)}")
         migrate(conn, path)
     except sqlite3.DatabaseError as e:
@@ -340,3 +343,130 @@ def prune(
             if cursor.rowcount < batch:
                 break
     return deleted
+
+
+# nowcast history config.yaml [WORKER] [--days N] [--json]
+
+
+def report(
+    conn: sqlite3.Connection,
+    worker: str | None = None,
+    days: float = defaults.HISTORY_REPORT_DAYS,
+    now: float | None = None,
+) -> dict:
+    """The runs of the last ``days`` days (of ``worker``, if given), each with
+    ``slow`` (more than twice its worker's 30-day median), and per worker the
+    duration statistics of the last 30 days."""
+    stats = duration_stats(conn, worker, defaults.HISTORY_TREND_DAYS, now)
+    runs = runs_since(conn, days, worker, now)
+    for item in runs:
+        item["slow"] = is_slow(item, stats.get(item["worker"], {}).get("median"))
+    return {"runs": runs, "stats": stats}
+
+
+def render(data: dict, zone: Any = None, days: float = defaults.HISTORY_REPORT_DAYS) -> str:
+    """``report``'s result as text tables for people."""
+    from datetime import datetime
+
+    def when(t: float | None) -> str:
+        return datetime.fromtimestamp(t, zone).strftime("%Y-%m-%d %H:%M:%S") if t else "-"
+
+    def secs(d: float | None) -> str:
+        if d is None:
+            return "-"
+        if d < 60:
+            return f"{d:.1f} s"
+        if d < 3600:
+            return f"{d / 60:.1f} min"
+        return f"{d / 3600:.1f} h"
+
+    out = [f"runs of the last {days:g} day(s), times in {zone or 'local time'}:", ""]
+    if not data["runs"]:
+        out.append("  (none)")
+    else:
+        rows = [("started", "worker", "try", "duration", "outcome", "launched by", "")]
+        for r in data["runs"]:
+            rows.append(
+                (
+                    when(r["started"]),
+                    r["worker"],
+                    str(r["try"]),
+                    secs(r["duration"]) if r["ended"] else "running",
+                    r["outcome"] or "-",
+                    r["launched_by"],
+                    "* more than 2x its median" if r["slow"] else "",
+                )
+            )
+        out.extend(_table(rows, right={2, 3}))
+    out += ["", f"durations per worker, last {defaults.HISTORY_TREND_DAYS} days:", ""]
+    if not data["stats"]:
+        out.append("  (no finished runs)")
+    else:
+        rows = [("worker", "runs", "median", "p90", "last")]
+        for name, s in data["stats"].items():
+            rows.append((name, str(s["count"]), secs(s["median"]), secs(s["p90"]), secs(s["last"])))
+        out.extend(_table(rows, right={1, 2, 3, 4}))
+    return "\n".join(out)
+
+
+def _table(rows: list[tuple], right: set[int]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [
+            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
+            for i, cell in enumerate(row)
+        ]
+        lines.append("  " + "  ".join(cells).rstrip())
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``nowcast history`` and ``python -m nowcast.history``."""
+    import argparse
+    import sys
+
+    from nowcast.config import Config
+
+    parser = argparse.ArgumentParser(
+        prog="nowcast history",
+        description="Show the runs of the last days and each worker's durations, from the "
+        "history database the manager keeps.",
+    )
+    parser.add_argument("config_file", help="the system's config file (YAML)")
+    parser.add_argument("worker", nargs="?", help="only this worker")
+    parser.add_argument(
+        "--days",
+        type=float,
+        default=defaults.HISTORY_REPORT_DAYS,
+        help=f"show the runs of this many days; default {defaults.HISTORY_REPORT_DAYS}",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    args = parser.parse_args(argv)
+    if args.days <= 0:
+        parser.error(f"--days must be above 0, got {args.days:g}")
+    config = Config()
+    try:
+        config.load(args.config_file)
+        path = history_path(config)
+        conn = open_readonly(path)
+    except (OSError, KeyError, ConfigError, HistoryError) as e:
+        print(f"nowcast history: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
+        sys.exit(2 if not isinstance(e, HistoryError) else 1)
+    try:
+        data = report(conn, args.worker, args.days)
+    except sqlite3.DatabaseError as e:
+        print(f"nowcast history: {path}: {e}", file=sys.stderr)
+        sys.exit(1)
+    finally:
+        conn.close()
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return
+    from nowcast.recorder import zone_of
+
+    print(render(data, zone_of(config), args.days))
+
+
+if __name__ == "__main__":
+    main()

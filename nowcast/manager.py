@@ -22,7 +22,7 @@ import sys
 import time
 from typing import Any
 
-from nowcast import check, defaults, lateness, launcher, processes, recorder, sockets
+from nowcast import check, defaults, launcher, processes, recorder, sockets
 from nowcast import checklist as checklist_file
 from nowcast.committer import Committer
 from nowcast.config import (
@@ -108,7 +108,6 @@ class NowcastManager(LongRunningProcess):
                     )
         launcher.warm_start_enabled(config)
         recorder.validate(config)
-        lateness.rules_of(config)
         require_number(
             config, "zmq", "max message size", default=defaults.MAX_MESSAGE_SIZE, minimum=1
         )
@@ -126,7 +125,7 @@ class NowcastManager(LongRunningProcess):
             self._import_next_workers()
         if self.warm is not None:
             self.warm.configure(new)
-        self.core.history.lateness.rules = lateness.rules_of(new)
+        self.core.history.reconfigure(new)
         check.log_problems(new, self.logger, self.core.next_workers)
 
     # start and stop

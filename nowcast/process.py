@@ -158,7 +158,6 @@ class LongRunningProcess:
     def _want_reload(self, signum: int, frame: Any) -> None:
         self._reload_wanted = True
 
-
     @classmethod
     def parse_args(cls, argv: list[str] | None = None, arguments: Any = ()) -> Any:
         """Parse the process's command line (``sys.argv`` unless ``argv``)."""

@@ -25,12 +25,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-import attrs
-
 from nowcast import defaults, history
 from nowcast.config import lookup
 from nowcast.errors import ConfigError
+from nowcast.events import Event, EventActions, rules_of
 from nowcast.lateness import Lateness
+from nowcast.lateness import rules_of as lateness_rules
 from nowcast.supervision import is_failure, worker_name
 
 if TYPE_CHECKING:
@@ -66,60 +66,31 @@ _INSERT_MESSAGE = (
 _INSERT_EVENT = "INSERT INTO events (time, event, worker, run, detail) VALUES (?, ?, ?, ?, ?)"
 
 
-@attrs.frozen
-class Event:
-    """Something an operator may want to be told about (docs/events.md)."""
-
-    event: str
-    time: float
-    worker: str | None = None
-    run: str | None = None
-    detail: dict = attrs.field(factory=dict)
-
-    def fields(self) -> dict:
-        """The event as a flat dict (what actions send)."""
-        return {
-            "event": self.event,
-            "time": self.time,
-            "time_iso": datetime.fromtimestamp(self.time).astimezone().isoformat(),
-            "worker": self.worker,
-            "run": self.run,
-            **self.detail,
-        }
-
-    def text(self) -> str:
-        """One line for people."""
-        about = f" {self.worker}" if self.worker else ""
-        said = self.detail.get("summary", "")
-        return f"nowcast {self.event}:{about}{': ' if said else ''}{said}"
+# The order a commit's rows are written in: a run's launch, then its end, then its
+# exit (each a statement run once over all of the commit's rows of its kind).
+_ORDER = (_LAUNCH_RUN, _INSERT_RUN, _EXIT_RUN, _INSERT_MESSAGE, _INSERT_EVENT)
 
 
 class Rows:
-    """The rows of one commit; ``write`` runs on the committer's thread."""
+    """The rows of one commit, by statement; ``write`` runs on the committer's thread."""
 
-    __slots__ = ("conn", "statements")
+    __slots__ = ("conn", "rows")
 
-    def __init__(self, conn: sqlite3.Connection, statements: list[tuple[str, tuple]]) -> None:
+    def __init__(self, conn: sqlite3.Connection, rows: dict[str, list[tuple]]) -> None:
         self.conn = conn
-        self.statements = statements
+        self.rows = rows
 
     def __bool__(self) -> bool:
-        return bool(self.statements)
+        return any(self.rows.values())
 
     def write(self) -> None:
         """One transaction; a failure is an ``OSError`` (the commit failed)."""
         conn = self.conn
         try:
             conn.execute("BEGIN IMMEDIATE")
-            start = 0
-            statements = self.statements
-            while start < len(statements):
-                sql = statements[start][0]
-                end = start + 1
-                while end < len(statements) and statements[end][0] is sql:
-                    end += 1
-                conn.executemany(sql, [params for _, params in statements[start:end]])
-                start = end
+            for sql in _ORDER:
+                if self.rows[sql]:
+                    conn.executemany(sql, self.rows[sql])
             conn.execute("COMMIT")
         except sqlite3.Error as e:
             try:
@@ -149,7 +120,9 @@ def history_enabled(config: Any) -> bool:
 
 
 def validate(config: Any) -> None:
-    """Check the ``history:`` section."""
+    """Check the ``history:`` and ``events:`` sections and ``late after`` settings."""
+    rules_of(config)
+    lateness_rules(config)
     section = config.get("history")
     if section is None:
         return
@@ -201,17 +174,19 @@ class Recorder:
         self.zone = zone_of(config)
         self.lateness = Lateness(config, self.zone)
         self.on_event: Callable[[Event], None] | None = None  # after the commit is on disk
-        self._rows: list[tuple[str, tuple]] = []
-        self._in_flight_rows: list[tuple[str, tuple]] = []
+        self._rows: dict[str, list[tuple]] = _no_rows()
+        self._in_flight_rows: dict[str, list[tuple]] = _no_rows()
         self._events: list[Event] = []
         self._in_flight_events: list[Event] = []
         self._current: tuple | None = None  # (message, its run, cycle, day)
         self._decided: list[tuple[NextWorker, str | None, str, str | None, str | None]] = []
         self._open: dict[str, tuple[str | None, str | None]] = {}  # run -> (cycle, day)
         self._cycles_touched: set[str] = set()
-        self._cycle_outcomes: dict[str, list[str]] = {}
+        self._cycle_days: dict[str, str | None] = {}
+        self._cycle_outcomes: dict[str, list[tuple[str, str]]] = {}
         self._fork_server_up: bool | None = None
         self._pruner: Pruner | None = None
+        self.actions: EventActions | None = None
 
     # opening
 
@@ -220,7 +195,9 @@ class Recorder:
         """The recorder of the system ``config`` describes; its database opened
         (created or migrated) unless ``history: enabled: false``."""
         if not history_enabled(config):
-            return cls(None, config, clock)
+            recorder = cls(None, config, clock)
+            recorder._start_actions(config, None)
+            return recorder
         path = history.history_path(config)
         try:
             conn = history.open_for_writing(path)
@@ -235,7 +212,18 @@ class Recorder:
         keep = lookup(config, "history", "keep days", default=defaults.HISTORY_KEEP_DAYS)
         recorder._pruner = Pruner(path, float(keep))
         recorder._pruner.start()
+        recorder._start_actions(config, path)
         return recorder
+
+    def _start_actions(self, config: Any, path: str | None) -> None:
+        self.actions = EventActions(rules_of(config), path)
+        self.on_event = self.actions.publish
+
+    def reconfigure(self, config: Any) -> None:
+        """After a config reload: the new ``late after`` settings and event rules."""
+        self.lateness.rules = lateness_rules(config)
+        if self.actions is not None:
+            self.actions.rules = rules_of(config)
 
     def start(self, running: list[Launched]) -> None:
         """At the manager's start: notice an unexpected stop of the previous
@@ -322,7 +310,8 @@ class Recorder:
         self._current = (msg, rid, cycle, day)
         if cycle is not None:
             self._cycles_touched.add(cycle)
-            self._cycle_outcomes.setdefault(cycle, []).append(f"{msg.source}: {msg.type}")
+            self._cycle_outcomes.setdefault(cycle, []).append((msg.source, msg.type))
+            self._cycle_days[cycle] = day
         self.lateness.reported(msg.source, msg.type, cycle, now)
         tries = launched.tries if launched is not None else 1
         if msg.type == "crash" and not (launched is not None and launched.term_sent is not None):
@@ -454,22 +443,22 @@ class Recorder:
     @property
     def has_rows(self) -> bool:
         """Whether something waits for a commit (events with no database too)."""
-        return bool(self._rows or self._events)
+        return bool(self._events) or any(self._rows.values())
 
     # commits
 
     def add_to(self, commit: Any) -> None:
         """Hand the rows since the last commit to ``commit``."""
         self._check_cycles()
-        if self._rows:
+        if self.conn is not None and any(self._rows.values()):
             commit.history = Rows(self.conn, self._rows)
-        self._in_flight_rows, self._rows = self._rows, []
+        self._in_flight_rows, self._rows = self._rows, _no_rows()
         self._in_flight_events, self._events = self._events, []
 
     def committed(self) -> None:
         """The commit is on disk: its events go to their actions."""
         events, self._in_flight_events = self._in_flight_events, []
-        self._in_flight_rows = []
+        self._in_flight_rows = _no_rows()
         if self.on_event is not None:
             for event in events:
                 if event.event != "manager stopped":
@@ -477,13 +466,18 @@ class Recorder:
 
     def failed(self) -> None:
         """The commit was not written: its rows go into the next one."""
-        self._rows[:0] = self._in_flight_rows
+        for sql, rows in self._in_flight_rows.items():
+            rows.extend(self._rows[sql])
+        self._rows = self._in_flight_rows
         self._events[:0] = self._in_flight_events
-        self._in_flight_rows, self._in_flight_events = [], []
+        self._in_flight_rows, self._in_flight_events = _no_rows(), []
 
     def close(self) -> None:
         if self._pruner is not None:
             self._pruner.stop()
+        if self.actions is not None:
+            self.actions.close()
+            self.actions = None
         if self.conn is not None:
             self.conn.close()
             self.conn = None
@@ -495,7 +489,7 @@ class Recorder:
 
     def _add(self, sql: str, params: tuple) -> None:
         if self.conn is not None:
-            self._rows.append((sql, params))
+            self._rows[sql].append(params)
 
     def _cycle_of(self, rid: str | None, started: float | None) -> tuple[str | None, str | None]:
         """The cycle and day of run ``rid``: the one just reported, an open one,
@@ -554,15 +548,21 @@ class Recorder:
         busy = {c for c, _ in self._open.values()} | {d[3] for d in self._decided}
         for cycle in self._cycles_touched - busy:
             outcomes = self._cycle_outcomes.pop(cycle, [])
-            failed = [o for o in outcomes if is_failure(o.split(": ", 1)[1])]
+            if len(outcomes) < 2:  # a lone run: its own events say how it went
+                self._cycle_days.pop(cycle, None)
+                continue
+            failed = [f"{name} ({kind})" for name, kind in outcomes if is_failure(kind)]
+            day = self._cycle_days.pop(cycle, None)
+            begun = f"the cycle {cycle.split(':', 1)[0]} began" + (f" on {day}" if day else "")
             self.event(
                 "cycle complete",
                 None,
                 cycle,
-                summary=f"cycle {cycle} complete: {len(outcomes)} run(s), "
-                + (f"{len(failed)} failed ({'; '.join(failed)})" if failed else "none failed"),
+                summary=f"{begun} is complete: {len(outcomes)} run(s), "
+                + (f"{len(failed)} failed: {', '.join(failed)}" if failed else "none failed"),
                 runs=len(outcomes),
                 failed=failed,
+                day=day,
             )
         self._cycles_touched.clear()
 
@@ -602,6 +602,10 @@ class Pruner(threading.Thread):
     def stop(self) -> None:
         self._stop_event.set()
         self.join(5)
+
+
+def _no_rows() -> dict[str, list[tuple]]:
+    return {sql: [] for sql in _ORDER}
 
 
 def _iso(when: float) -> str:

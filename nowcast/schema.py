@@ -159,7 +159,9 @@ SCHEMA = Section(
         "logging": Section(
             {
                 "aggregator": Key(mapping, "dictConfig of the log aggregator"),
-                "publisher": Key(mapping, "NEMO_Nowcast's distributed logging: what processes log through"),
+                "publisher": Key(
+                    mapping, "NEMO_Nowcast's distributed logging: what processes log through"
+                ),
             },
             doc="a logging.config.dictConfig dict",
             open=True,
@@ -210,6 +212,9 @@ SCHEMA = Section(
                 "file": Key(string, "the database; default: beside the checklist file"),
             },
             doc="the run history database",
+        ),
+        "events": Key(
+            optional_list, "rules: which events run which command, webhook or mail (docs/events.md)"
         ),
         "web": Section(
             {

@@ -31,6 +31,7 @@ fi
 url=$("$PY" -m nowcast.web config/nowcast.yaml --url 2>/dev/null)
 [ -n "$url" ] && echo "== the dashboard: $url (Today, Graph, Checklist, System; live)"
 
+events_before=$(cat "$NOWCAST_LOGS/events.log" 2>/dev/null | wc -l)
 since=$("$PY" -c 'import time; print(time.time())')
 echo "== launching the first worker of today's cycle: workers.prepare_run $*"
 "$PY" -m workers.prepare_run config/nowcast.yaml "$@" || exit 1
@@ -60,5 +61,13 @@ if [ -n "$url" ]; then
     fi
 fi
 echo
-echo "== shutting down"
+echo "== shutting down (the manager sends the notifications it still holds)"
+cleanup
+trap - EXIT
+echo
+echo "== notifications of this run ($NOWCAST_LOGS/events.log, from the events: section)"
+tail -n +$((events_before + 1)) "$NOWCAST_LOGS/events.log" 2>/dev/null
+echo
+echo "== nowcast history config/nowcast.yaml --days 1"
+"$PY" -m nowcast.history config/nowcast.yaml --days 1
 exit $result

@@ -3,8 +3,12 @@ read-only queries."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 
@@ -160,3 +164,48 @@ def test_the_pruner_thread_prunes_in_the_background(tmp_path):
     finally:
         pruner.stop()
     assert not pruner.is_alive()
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "nowcast.history", *args], capture_output=True, text=True, timeout=30
+    )
+
+
+@pytest.mark.timeout(60)
+def test_nowcast_history_shows_runs_durations_and_marks_a_slow_run(tmp_path):
+    config = tmp_path / "nowcast.yaml"
+    config.write_text(f"checklist file: {tmp_path}/checklist.yaml\nscheduler: {{timezone: UTC}}\n")
+    conn = history.open_for_writing(f"{tmp_path}/checklist.yaml.history.sqlite")
+    now = time.time()
+    for i, seconds in enumerate([10, 11, 12, 9, 30]):
+        _run(conn, f"m{i}", "run_model", now - (20 - i) * DAY, seconds)
+    _run(conn, "w", "get_weather", now - 3600, 2.5)
+    conn.execute("UPDATE runs SET outcome = 'failure' WHERE id = 'w'")
+    text = _cli(str(config), "--days", "30")
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    slow = [line for line in lines if "more than 2x its median" in line]
+    assert len(slow) == 1 and "30.0 s" in slow[0] and "run_model" in slow[0]
+    assert any("get_weather" in line and "2.5 s" in line and "failure" in line for line in lines)
+    (stats,) = [line for line in lines if line.split()[:2] == ["run_model", "5"]]
+    assert stats.split()[2:] == ["11.0", "s", "22.8", "s", "30.0", "s"]  # median, p90, last
+    recent = _cli(str(config), "run_model", "--json")  # the last 7 days: none of run_model
+    data = json.loads(recent.stdout)
+    assert data["runs"] == [] and data["stats"]["run_model"]["count"] == 5
+    assert list(data["stats"]) == ["run_model"]
+    month = json.loads(_cli(str(config), "--days", "30", "--json").stdout)
+    assert [r["slow"] for r in month["runs"]] == [False, False, False, False, True, False]
+
+
+@pytest.mark.timeout(30)
+def test_nowcast_history_says_clearly_what_is_missing(tmp_path):
+    config = tmp_path / "nowcast.yaml"
+    config.write_text(f"checklist file: {tmp_path}/checklist.yaml\n")
+    absent = _cli(str(config))
+    assert absent.returncode == 1 and "no history database" in absent.stderr
+    assert "Traceback" not in absent.stderr
+    config.write_text("checklist file: [1, 2]\n")
+    bad = _cli(str(config))
+    assert bad.returncode == 2 and "key 'checklist file'" in bad.stderr
+    assert _cli(str(tmp_path / "absent.yaml")).returncode == 2

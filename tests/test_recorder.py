@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -72,7 +74,7 @@ def test_a_chain_is_recorded_with_who_launched_what_and_how_it_ended(system):
     detail = json.loads(
         query(system, "SELECT detail FROM events WHERE event='cycle complete'")[0][0]
     )
-    assert detail["failed"] == ["second: crash"]
+    assert detail["failed"] == ["second (crash)"]
 
 
 @pytest.mark.timeout(60)
@@ -213,3 +215,119 @@ def test_a_race_groups_launch_names_every_member(system):
         "slow": "after_fork",
         "joined": "after_quick+after_slow",
     }
+
+
+NOTIFY = """#!{python}
+import json, os, sys
+with open({out!r}, "a") as f:
+    f.write(json.dumps({{"stdin": json.load(sys.stdin), "event": os.environ["NOWCAST_EVENT"]}}) + "\\n")
+"""
+
+
+def notify_script(system) -> tuple[str, object]:
+    out = system.dir / "notified.jsonl"
+    script = system.dir / "notify.py"
+    script.write_text(NOTIFY.format(python=sys.executable, out=str(out)))
+    script.chmod(0o755)
+
+    def seen() -> list[dict]:
+        if not out.exists():
+            return []
+        return [json.loads(line) for line in out.read_text().splitlines()]
+
+    return str(script), seen
+
+
+@pytest.mark.timeout(60)
+def test_the_manager_runs_event_actions_for_failure_late_and_cycle_complete(system):
+    script, seen = notify_script(system)
+    system.config_extra["events"] = [
+        {"on": ["failure", "crash"], "workers": ["get_rivers"], "command": [script]},
+        {"on": ["late", "cycle complete"], "command": script},
+    ]
+    system.worker_module("prepare", "return {}")
+    system.worker_module("get_rivers", "raise WorkerError('river gauge offline')")
+    system.worker_module("run_model", "time.sleep(2); return {}", **{"late after": "1s"})
+    system.after(
+        "def after_prepare(msg, config, checklist):\n"
+        "    return [NextWorker('get_rivers'), NextWorker('run_model')]\n"
+        "def after_get_rivers(msg, config, checklist):\n    return []\n"
+        "def after_run_model(msg, config, checklist):\n    return []\n"
+    )
+    system.start()
+    assert system.run_worker("prepare").returncode == 0
+    wait_for(lambda: len(seen()) == 3, timeout=30, what="three notifications")
+    got = {n["event"]: n["stdin"] for n in seen()}
+    assert got["failure"]["worker"] == "get_rivers"
+    assert got["failure"]["summary"] == "get_rivers reported failure"
+    assert got["late"]["worker"] == "run_model"
+    assert "after the cycle's first launch" in got["late"]["summary"]
+    assert got["cycle complete"]["failed"] == ["get_rivers (failure)"]
+    wait_for(
+        lambda: (
+            query(system, "SELECT action, outcome FROM notifications") == [("command", "sent")] * 3
+        ),
+        what="the notifications in the history",
+    )
+
+
+@pytest.mark.timeout(60)
+def test_a_fork_server_that_dies_is_an_event(system):
+    import os
+    import signal as signals
+
+    system.worker_module("first")
+    system.after("def after_first(msg, config, checklist):\n    return []\n")
+    system.start()
+    status = wait_for(
+        lambda: (
+            (s := system.request({"source": "nowcast.status", "type": "status"}))
+            and s["payload"]["manager"]["fork server"]["state"] == "ready"
+            and s
+        ),
+        what="a ready fork server",
+    )
+    os.kill(status["payload"]["manager"]["fork server"]["pid"], signals.SIGKILL)
+    wait_for(lambda: "fork server down" in events(system), what="fork server down")
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_the_scheduler_started_is_recorded_as_the_schedulers(system):
+    system.worker_module("first", "time.sleep(0.2); return {}")
+    system.after("def after_first(msg, config, checklist):\n    return []\n")
+    system.start()
+    # a parent whose command line names nowcast.scheduler, as the scheduler's does
+    parent = "import subprocess, sys; sys.exit(subprocess.call(sys.argv[2:]))"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            parent,
+            "nowcast.scheduler",
+            sys.executable,
+            "-m",
+            "first",
+            str(system.config_file),
+        ],
+        cwd=system.dir,
+        timeout=30,
+    )
+    assert done.returncode == 0
+    assert system.run_worker("first").returncode == 0
+    scheduled, by_hand = runs(system)
+    assert scheduled["launched_by"] == "scheduler" and scheduled["launched"] is not None
+    assert by_hand["launched_by"] == "by hand" and by_hand["launched"] is None
+    assert scheduled["duration"] >= 0.2 and scheduled["pid"] != by_hand["pid"]
+
+
+@pytest.mark.timeout(60)
+def test_a_history_file_that_is_not_a_database_is_moved_aside_and_a_new_one_started(system):
+    system.worker_module("first")
+    system.after("def after_first(msg, config, checklist):\n    return []\n")
+    (system.dir / "checklist.yaml.history.sqlite").write_bytes(b"garbage, not SQLite" * 200)
+    system.start()
+    assert system.run_worker("first").returncode == 0
+    wait_for(lambda: runs(system), what="a run in the new database")
+    aside = list(system.dir.glob("checklist.yaml.history.sqlite.unreadable-*"))
+    assert len(aside) == 1 and aside[0].read_bytes().startswith(b"garbage")
+    assert "moved it to" in system.log()

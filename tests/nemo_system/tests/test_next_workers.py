@@ -29,9 +29,7 @@ def test_after_make_forcing_clears_the_checklist(config):
 
 
 def test_after_clear_checklist_rotates_logs(config):
-    workers = next_workers.after_clear_checklist(
-        Message("clear_checklist", "success"), config, {}
-    )
+    workers = next_workers.after_clear_checklist(Message("clear_checklist", "success"), config, {})
     assert workers == [NextWorker("nemo_nowcast.workers.rotate_logs", args=[], host="localhost")]
 
 
