@@ -101,7 +101,10 @@ def test_retries_timeouts_and_their_events(system):
     ]
     assert tries[1]["parent"] == tries[0]["id"] and tries[1]["cycle"] == tries[0]["cycle"]
     (slow,) = by_worker["slow"]
-    assert slow["outcome"] == "timeout" and slow["exit_code"] == 143  # 128 + SIGTERM, its own exit
+    assert slow["outcome"] == "timeout"
+    # its own exit after SIGTERM (128 + 15), or SIGTERM itself if it came before the
+    # worker's handler was set (a loaded machine)
+    assert (slow["exit_code"], slow["signal"]) in [(143, None), (None, 15)]
     seen = events(system)
     assert seen.count("failure") == 2 and seen.count("retry") == 1
     assert seen.count("retries exhausted") == 1 and seen.count("timeout") == 1
