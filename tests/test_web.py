@@ -273,3 +273,55 @@ def test_hostile_names_and_values_stay_text(history_system):
     assert web.get("/static/%2e%2e/nowcast.yaml")[0] == 404
     assert web.get("/api/run/..%2F..%2Fnowcast.yaml.json")[0] == 404
     assert web.get("/api/nonesuch.json")[0] == 404
+
+
+@pytest.mark.timeout(90)
+def test_held_results_retries_and_scheduled_launches_come_from_the_live_manager(system):
+    """A race group's reported member is drawn held, a retry waiting is shown
+    with its due time, and a launch the scheduler will make soon is a marker."""
+    from conftest import free_port, wait_for
+
+    system.worker_module("fork")
+    system.worker_module("quick")
+    system.worker_module("slow", "time.sleep(30); return {}", timeout=60)
+    system.worker_module("flaky", "raise WorkerError('down')", retries=1, **{"retry delay": 60})
+    system.after(
+        """
+        def after_fork(msg, config, checklist):
+            return [NextWorker("quick"), NextWorker("slow"), NextWorker("flaky")], {"quick", "slow"}
+        def after_quick(msg, config, checklist):
+            return []
+        def after_slow(msg, config, checklist):
+            return []
+        def after_flaky(msg, config, checklist):
+            return []
+        """
+    )
+    system.config_extra = {
+        "web": {"port": free_port()},
+        "scheduled workers": [{"fork": {"cron": "* * * * *"}}],
+    }
+    system.start()
+    web = Web(system.config_file)
+    try:
+        assert system.run_worker("fork").returncode == 0
+
+        def live_today():
+            today = web.json("/api/today.json")
+            held = [r for r in today["runs"] if r.get("held")]
+            return today if held and today["retries"] else None
+
+        today = wait_for(live_today, timeout=30, what="a held result and a retry waiting")
+        assert [r["worker"] for r in today["runs"] if r.get("held")] == ["quick"]
+        assert today["groups"] == [{"waiting": ["slow"], "reported": ["quick"], "then": []}]
+        [retry] = today["retries"]
+        assert retry["worker"] == "flaky" and retry["try"] == 2
+        assert retry["due"] > time.time() + 30
+        [flaky] = [r for r in today["runs"] if r["worker"] == "flaky"]
+        assert flaky["class"] == "failure"
+        assert [r["class"] for r in today["runs"] if r["worker"] == "slow"] == ["running"]
+        soon = [s for s in today["scheduled"] if s["worker"] == "fork"]
+        if time.strftime("%H:%M", time.gmtime(time.time() + 60)) != "00:00":  # not past midnight
+            assert soon and 0 < soon[0]["at"] - time.time() <= 61
+    finally:
+        web.stop()
