@@ -64,7 +64,7 @@ def fill_history(
                         f"system.workers.{name}",
                         json.dumps(["--run-date", day]),
                         "localhost",
-                        parent,
+                        parent if attempt == 1 else "retry",
                         None,
                         start - 0.01,
                         start,
@@ -91,18 +91,20 @@ def fill_history(
                     )
                 )
                 t = end
-            parent = name
-    with conn:
-        conn.executemany(
-            "INSERT INTO runs (id, worker, module, args, host, launched_by, parent, launched, "
-            "started, ended, outcome, exit_code, signal, try, pid, job_id, cycle, day) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            runs,
-        )
-        conn.executemany(
-            "INSERT INTO messages (id, time, source, type, payload, reply, run) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            messages,
-        )
+            parent = f"after_{name}"
+    conn.execute("BEGIN")  # one transaction (the connection autocommits otherwise)
+    conn.executemany(
+        "INSERT INTO runs (id, worker, module, args, host, launched_by, parent, launched, "
+        "started, ended, outcome, exit_code, signal, try, pid, job_id, cycle, day) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        runs,
+    )
+    conn.executemany(
+        "INSERT INTO messages (id, time, source, type, payload, reply, run) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        messages,
+    )
+    conn.execute("COMMIT")
     conn.close()
     return names
 

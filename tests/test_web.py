@@ -202,6 +202,9 @@ def test_pages_follow_the_history_live(history_system):
     assert int(line[6:]) > version
     assert time.monotonic() - before < 1.0
     assert any(r["pid"] == 77 for r in web.json("/api/today.json")["runs"])
+    # supervisord's TERM stops it promptly, open event streams and all
+    web.process.terminate()
+    assert web.process.wait(5) == 0
     connection.close()
 
 

@@ -81,8 +81,24 @@ def _run_view(run: dict) -> dict:
     }
 
 
+# Seconds a computation of the 30-day medians is reused (they move slowly).
+MEDIANS_TTL = 30.0
+_medians_cache: dict[Any, tuple[float, dict[str, float]]] = {}
+
+
 def medians(conn: sqlite3.Connection, now: float, days: float = 30) -> dict[str, float]:
-    """Each worker's median duration over its finished runs of the last ``days`` days."""
+    """Each worker's median duration over its finished runs of the last ``days``
+    days (computed at most every ``MEDIANS_TTL`` seconds per database)."""
+    key = (conn.execute("PRAGMA database_list").fetchone()[2], days)
+    cached = _medians_cache.get(key)
+    if cached is not None and 0 <= now - cached[0] < MEDIANS_TTL:
+        return cached[1]
+    found = _medians(conn, now, days)
+    _medians_cache[key] = (now, found)
+    return found
+
+
+def _medians(conn: sqlite3.Connection, now: float, days: float) -> dict[str, float]:
     durations: dict[str, list[float]] = defaultdict(list)
     cursor = conn.execute(
         "SELECT worker, ended - started FROM runs WHERE started >= ? AND ended IS NOT NULL",
@@ -116,7 +132,8 @@ def today_view(
     if conn is not None:
         rows = history._rows(
             conn.execute(
-                "SELECT * FROM runs WHERE day = ? OR started >= ? ORDER BY started, rowid",
+                "SELECT * FROM runs WHERE rowid IN (SELECT rowid FROM runs WHERE day = ? "
+                "UNION SELECT rowid FROM runs WHERE started >= ?) ORDER BY started, rowid",
                 (day, start),
             )
         )
@@ -130,7 +147,7 @@ def today_view(
     for r in runs:
         if r["class"] == "success" and r["worker"] in held:
             r["held"] = True
-    scheduled = [s for s in upcoming_launches(config, now, 50) if s["at"] < end]
+    scheduled = upcoming_launches(config, now, 50, until=end)
     order: list[str] = []
     for r in runs:
         if r["worker"] not in order:
@@ -185,8 +202,11 @@ def live_parts(status: dict | None, now: float) -> dict:
     }
 
 
-def upcoming_launches(config: Config, now: float, count: int = 10) -> list[dict]:
-    """The next ``count`` launches the scheduler will make, soonest first."""
+def upcoming_launches(
+    config: Config, now: float, count: int = 10, until: float | None = None
+) -> list[dict]:
+    """The next ``count`` launches the scheduler will make (before ``until``, if
+    given), soonest first."""
     from datetime import UTC
 
     from nowcast.scheduler import read_schedule
@@ -202,6 +222,8 @@ def upcoming_launches(config: Config, now: float, count: int = 10) -> list[dict]
         due = moment
         for _ in range(count):
             due = entry.next_after(due)
+            if until is not None and due.timestamp() >= until:
+                break
             found.append(
                 {
                     "worker": worker_name(entry.module),

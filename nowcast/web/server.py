@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 
 from nowcast.config import Config
@@ -81,7 +82,13 @@ def main(argv: list[str] | None = None) -> None:
         settings.url,
         " (password required)" if settings.password else "",
     )
+    stopped: list[int] = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        # uvicorn handles these while it serves, then raises them again once it has
+        # stopped; this handler (only a flag) makes that a normal exit
+        signal.signal(signum, lambda signum, frame: stopped.append(signum))
     server.run()
+    logger.info("dashboard stopped")
     sys.exit(0 if server.started else 1)
 
 

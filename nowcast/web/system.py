@@ -9,6 +9,7 @@ they are looked for among this machine's processes, by their command line
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import time
@@ -79,11 +80,9 @@ def _from_proc(config: Config) -> list[dict]:
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 argv = f.read().split(b"\0")
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
         except OSError:
             continue
-        if b"-m" not in argv or fields[0] == b"Z":
+        if b"-m" not in argv:
             continue
         module = argv[argv.index(b"-m") + 1 : argv.index(b"-m") + 2]
         if not module or not module[0].startswith(b"nowcast."):
@@ -92,6 +91,13 @@ def _from_proc(config: Config) -> list[dict]:
         if name not in PROCESSES or not any(
             a.decode(errors="replace").endswith(config_file) for a in argv
         ):
+            continue
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] == b"Z":
             continue
         since = boot + int(fields[19]) / ticks
         if name not in seen or since < seen[name]["since"]:
@@ -110,6 +116,7 @@ def _from_proc(config: Config) -> list[dict]:
     ]
 
 
+@functools.cache
 def versions() -> dict[str, str]:
     """Versions of what this dashboard runs on (the system's processes share them
     when they run from the same installation)."""
