@@ -90,15 +90,21 @@ message registry:
 
 
 @pytest.mark.timeout(60)
-def test_tutorial_toy_system_runs_with_only_the_import_changed(tmp_path):
+@pytest.mark.parametrize("package", ["nowcast", "nemo_nowcast"])
+def test_tutorial_toy_system_runs_with_only_the_import_changed(tmp_path, package):
+    # nemo_nowcast: the tutorial verbatim, its imports and commands included
     env_dir = os.path.dirname(os.path.dirname(sys.executable))
     env = {**os.environ, "NOWCAST_LOGS": str(tmp_path), "NOWCAST_ENV": env_dir}
-    (tmp_path / "next_workers.py").write_text(TUTORIAL_NEXT_WORKERS)
+    (tmp_path / "next_workers.py").write_text(
+        TUTORIAL_NEXT_WORKERS.replace("from nowcast import", f"from {package} import").replace(
+            '"nowcast.workers.awaken"', f'"{package}.workers.awaken"'
+        )
+    )
     config = tmp_path / "nowcast.yaml"
     config.write_text(TUTORIAL_CONFIG.format(manager=free_port(), workers=free_port()))
     procs = []
     try:
-        for module in ("nowcast.message_broker", "nowcast.manager"):
+        for module in (f"{package}.message_broker", f"{package}.manager"):
             out = open(tmp_path / f"{module}.log", "wb")
             procs.append(
                 subprocess.Popen(
@@ -110,10 +116,11 @@ def test_tutorial_toy_system_runs_with_only_the_import_changed(tmp_path):
                 )
             )
         wait_for(
-            lambda: "listening" in (tmp_path / "nowcast.manager.log").read_text(), what="manager"
+            lambda: "listening" in (tmp_path / f"{package}.manager.log").read_text(),
+            what="manager",
         )
         result = subprocess.run(
-            [sys.executable, "-m", "nowcast.workers.sleep", str(config), "--sleep-time", "0"],
+            [sys.executable, "-m", f"{package}.workers.sleep", str(config), "--sleep-time", "0"],
             cwd=tmp_path,
             env=env,
             capture_output=True,
