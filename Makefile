@@ -51,7 +51,7 @@ bench: venv
 	$(PY) benchmarks/run.py
 
 $(VENV)/.mutation: $(VENV)/.installed
-	$(PY) -m pip install --quiet -e '.[test,dev,mutation]' --config-settings editable_mode=compat
+	$(PY) -m pip install --quiet -e '.[test,dev,mutation]'
 	@touch $@
 
 ## make mutate: mutation testing of the modules that carry guarantees (slow: hours;
