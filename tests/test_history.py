@@ -11,6 +11,8 @@ import threading
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nowcast import history
 from nowcast.config import Config
@@ -209,3 +211,22 @@ def test_nowcast_history_says_clearly_what_is_missing(tmp_path):
     bad = _cli(str(config))
     assert bad.returncode == 2 and "key 'checklist file'" in bad.stderr
     assert _cli(str(tmp_path / "absent.yaml")).returncode == 2
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
+    max_leaves=50,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(payload=json_values)
+def test_any_payload_is_kept_as_a_bounded_summary(payload):
+    from nowcast.recorder import _summary
+
+    text = _summary(payload)
+    assert text is None if payload is None else isinstance(text, str)
+    if text is not None:
+        assert len(text) <= 500
+        assert "\0" not in text  # JSON escapes control characters
