@@ -65,6 +65,7 @@ class Lateness:
         self.cycle_success: dict[str, set[str]] = {}
         self.cycle_start: dict[str, float] = {}
         self.fired: set[tuple[str, str]] = set()  # (worker, day)
+        self._forgotten_at = 0.0
 
     def load(self, conn: sqlite3.Connection, now: float) -> None:
         """Pick up the successes and late events of the last two days."""
@@ -83,21 +84,30 @@ class Lateness:
     def reported(self, worker: str, msg_type: str, cycle: str | None, now: float) -> None:
         if msg_type.startswith("success"):
             self.last_success[worker] = now
-            if cycle is not None:
+            if cycle in self.cycle_start:
                 self.cycle_success.setdefault(cycle, set()).add(worker)
 
     def cycle_began(self, cycle: str, when: float) -> None:
-        if cycle not in self.cycle_start:
+        """Note a cycle's first launch; only needed (and kept) for duration rules."""
+        if cycle not in self.cycle_start and self._durations():
             self.cycle_start[cycle] = when
-            for old in [c for c, t in self.cycle_start.items() if t < when - 2 * 86400]:
-                del self.cycle_start[old]
-                self.cycle_success.pop(old, None)
+
+    def _durations(self) -> bool:
+        return any(kind == "after" for kind, _ in self.rules.values())
+
+    def _forget_old_cycles(self, now: float) -> None:
+        for old in [c for c, t in self.cycle_start.items() if t < now - 2 * 86400]:
+            del self.cycle_start[old]
+            self.cycle_success.pop(old, None)
 
     def due(self, now: float) -> list[tuple[str, dict]]:
         """The late events to fire at ``now``: (worker, detail)."""
         if not self.rules:
             return []
         late = []
+        if now - self._forgotten_at > 60:
+            self._forgotten_at = now
+            self._forget_old_cycles(now)
         today = self._day(now)
         for worker, (kind, value) in self.rules.items():
             if (worker, today) in self.fired:
