@@ -29,7 +29,7 @@ _WHERE = {
     "CommandLineInterface": "nowcast.cli",
     "Config": "nowcast.config",
     "Message": "nowcast.message",
-    "NextWorker": "nowcast.worker",
+    "NextWorker": "nowcast.next_worker",
     "NowcastWorker": "nowcast.worker",
     "WorkerError": "nowcast.errors",
     "get_web_data": "nowcast.web_data",

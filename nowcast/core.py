@@ -30,9 +30,9 @@ from nowcast.committer import Commit
 from nowcast.config import Config
 from nowcast.errors import MessageError
 from nowcast.message import Message, load_message_data
+from nowcast.next_worker import NextWorker
 from nowcast.state import ManagerState
 from nowcast.supervision import Launched, Retry, is_failure, worker_name
-from nowcast.worker import NextWorker
 
 # Keys of a worker's registry entry that are settings, not message types.
 SETTINGS_KEYS = frozenset(

@@ -19,9 +19,7 @@ has, it refuses, so the manager starts the worker cold and a fresh fork server.
 It exits when the manager goes away (end of file on the socket), leaving its
 running workers running.
 
-``ForkServer`` is the manager's handle on the process, ``WarmProcess`` its handle
-on one worker (what supervision needs of a ``Popen``). ``launcher.WarmStart`` keeps
-one fork server going and falls back to ``Popen`` while there is none ready.
+The manager's side of the conversation is ``nowcast.forkclient``.
 
 Usage (the manager starts it): ``python -m nowcast.forkserver FD CONFIG_FILE``
 """
@@ -29,17 +27,12 @@ Usage (the manager starts it): ``python -m nowcast.forkserver FD CONFIG_FILE``
 from __future__ import annotations
 
 import json
-import logging
 import os
 import select
 import signal
 import socket
-import subprocess
 import sys
-import time
 from typing import Any, NoReturn
-
-from nowcast.errors import NowcastError
 
 # What a worker imports on its way to its first message (``python -X importtime -m``
 # on a worker lists them), and libraries workers commonly use (NEMO-style workers
@@ -64,246 +57,6 @@ PRELOAD = (
     "nowcast.worker",
     "setproctitle",
 )
-
-
-class ForkServerError(NowcastError):
-    """The fork server cannot start this worker; start it cold."""
-
-
-class StaleForkServer(ForkServerError):
-    """A file the fork server imported has changed since it started."""
-
-
-# ---------------------------------------------------------------- the manager's side
-
-
-class WarmProcess:
-    """A worker the fork server started: what supervision needs of a ``Popen``."""
-
-    def __init__(self, server: ForkServer, pid: int, args: list[str]) -> None:
-        self.pid = pid
-        self.args = args
-        self.returncode: int | None = None
-        self._server = server
-
-    @property
-    def lost(self) -> bool:
-        """Whether its fork server died before reporting its exit: watch it by pid."""
-        return self.returncode is None and self._server.lost
-
-    def poll(self) -> int | None:
-        if self.returncode is None:
-            self._server.pump()
-            self.returncode = self._server.exits.pop(self.pid, None)
-        return self.returncode
-
-    def __repr__(self) -> str:
-        return f"<WarmProcess pid={self.pid} returncode={self.returncode}>"
-
-
-class ForkServer:
-    """The manager's handle on one fork server process."""
-
-    def __init__(self, python: str, config_file: str, logger: logging.Logger) -> None:
-        self.python = python
-        self.config_file = config_file
-        self.logger = logger
-        self.process: subprocess.Popen | None = None
-        self.sock: socket.socket | None = None
-        self.state = "new"  # starting, ready, retiring, gone
-        self.lost = False  # it went away with workers whose exit it had not reported
-        self.children: set[int] = set()
-        self.exits: dict[int, int] = {}
-        self._replies: list[dict] = []
-        self._buffer = b""
-        self._env: dict[str, str] = {}
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process is not None else None
-
-    def start(self) -> None:
-        """Start the server process without waiting for its imports.
-
-        :raises OSError: the interpreter cannot be run.
-        """
-        ours, theirs = socket.socketpair()
-        self._env = dict(os.environ)
-        cmd = [
-            self.python,
-            "-m",
-            "nowcast.forkserver",
-            str(theirs.fileno()),
-            self.config_file,
-        ]
-        try:
-            self.process = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                pass_fds=(theirs.fileno(),),
-                start_new_session=True,  # no terminal's Ctrl-C; it stops on end of file
-            )
-        except OSError:
-            ours.close()
-            raise
-        finally:
-            theirs.close()
-        self.sock = ours
-        self.state = "starting"
-
-    def pump(self) -> None:
-        """Read whatever the server has said, without waiting."""
-        while self.sock is not None:
-            try:
-                readable, _, _ = select.select([self.sock], [], [], 0)
-                if not readable:
-                    return
-                data = self.sock.recv(65536)
-            except OSError:
-                data = b""
-            if not data:
-                self._gone()
-                return
-            self._read(data)
-
-    def launch(self, module: str, args: list[str], cwd: str, timeout: float) -> WarmProcess:
-        """Have the server start ``python -m module *args`` in ``cwd``.
-
-        :raises StaleForkServer: a file it imported changed; it starts no more workers.
-        :raises ForkServerError: it is not ready, is gone, refused or did not answer.
-        """
-        self.pump()
-        if self.state != "ready":
-            raise ForkServerError(f"the fork server is {self.state}")
-        request: dict[str, Any] = {"module": module, "args": args, "cwd": cwd}
-        if os.environ != self._env:
-            request["env"] = dict(os.environ)
-        try:
-            self.sock.sendall(json.dumps(request).encode() + b"\n")
-        except OSError as e:
-            self._gone()
-            raise ForkServerError(f"cannot reach the fork server: {e}") from None
-        reply = self._reply(timeout)
-        if "pid" in reply:
-            self.children.add(reply["pid"])
-            return WarmProcess(self, reply["pid"], [self.python, "-m", module, *args])
-        if reply.get("refused") == "stale":
-            self.state = "retiring"
-            raise StaleForkServer(f"{reply.get('path')} changed since it started")
-        raise ForkServerError(f"the fork server refused: {reply.get('refused')}")
-
-    def retire(self) -> None:
-        """Start no more workers; exit once those started have exited."""
-        if self.sock is None or self.state == "gone":
-            return
-        self.state = "retiring"
-        try:
-            self.sock.sendall(b'{"retire": true}\n')
-        except OSError:
-            self._gone()
-
-    def close(self, wait: float = 1.0) -> None:
-        """Hang up: the server exits and leaves its running workers running."""
-        if self.sock is not None:
-            self.sock.close()
-            self.sock = None
-        if self.process is not None and self.process.poll() is None:
-            try:
-                self.process.wait(wait)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.state = "gone"
-
-    # reading the server
-
-    def _reply(self, timeout: float) -> dict:
-        deadline = time.monotonic() + timeout
-        while not self._replies:
-            if self.sock is None:
-                raise ForkServerError("the fork server went away before it answered")
-            remaining = deadline - time.monotonic()
-            readable, _, _ = select.select([self.sock], [], [], max(0.0, remaining))
-            if readable:
-                self.pump()
-            elif remaining <= 0:
-                self.logger.error(
-                    "the fork server (pid %s) did not answer within %g s; stopping it",
-                    self.pid,
-                    timeout,
-                )
-                self.process.kill()
-                self._gone()
-                raise ForkServerError("the fork server did not answer in time")
-        return self._replies.pop(0)
-
-    def _read(self, data: bytes) -> None:
-        self._buffer += data
-        *lines, self._buffer = self._buffer.split(b"\n")
-        for line in lines:
-            try:
-                said = json.loads(line)
-            except ValueError:
-                self.logger.error("the fork server said something unreadable: %r", line[:200])
-                continue
-            if "exit" in said:
-                pid = said["exit"]
-                self.exits[pid] = said["code"]
-                self.children.discard(pid)
-            elif "ready" in said:
-                self.state = "ready"
-                self.logger.info(
-                    "fork server (pid %s) ready: %d modules imported ahead for workers",
-                    self.pid,
-                    said.get("modules", 0),
-                )
-                if said.get("skipped"):
-                    self.logger.debug(
-                        "the fork server could not import %s", ", ".join(said["skipped"])
-                    )
-            else:
-                self._replies.append(said)
-
-    def _gone(self) -> None:
-        """The server closed its end: note how it ended, once."""
-        if self.sock is None:
-            return
-        self.sock.close()
-        self.sock = None
-        was, self.state = self.state, "gone"
-        self.lost = bool(self.children)
-        code = None
-        if self.process is not None:
-            try:
-                code = self.process.wait(1)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                code = self.process.wait()
-        if was == "retiring" and not self.children:
-            self.logger.debug("retired fork server (pid %s) exited", self.pid)
-            return
-        from nowcast.supervision import describe_exit
-
-        self.logger.error(
-            "the fork server (pid %s) %s%s%s",
-            self.pid,
-            describe_exit(code),
-            " before it was ready (its error is in the manager's standard error)"
-            if was == "starting"
-            else "",
-            "" if was == "retiring" else "; starting workers cold",
-        )
-        if self.children:
-            self.logger.warning(
-                "%d worker(s) the fork server (pid %s) started are watched by pid from now "
-                "on; their exit codes are unknown: %s",
-                len(self.children),
-                self.pid,
-                ", ".join(str(pid) for pid in sorted(self.children)),
-            )
-
-
-# ---------------------------------------------------------------- the server
 
 
 class _Server:

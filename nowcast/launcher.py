@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 from nowcast import defaults
 from nowcast.config import Config, key_path
 from nowcast.errors import ConfigError
-from nowcast.forkserver import ForkServer, ForkServerError, StaleForkServer, WarmProcess
+from nowcast.forkclient import ForkServer, ForkServerError, StaleForkServer, WarmProcess
 
 if TYPE_CHECKING:
-    from nowcast.worker import NextWorker
+    from nowcast.next_worker import NextWorker
 
 
 def command(worker: NextWorker, config: Config) -> list[str]:

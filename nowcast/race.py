@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from nowcast.worker import NextWorker
+from nowcast.next_worker import NextWorker
 
 
 @attrs.define

@@ -252,7 +252,7 @@ class Scheduler(LongRunningProcess):
 
     def _launch(self, entry: Scheduled, due: datetime) -> None:
         from nowcast.launcher import launch
-        from nowcast.worker import NextWorker
+        from nowcast.next_worker import NextWorker
 
         self.logger.info("%s: due at %s", entry.module, due.astimezone(entry.zone).isoformat())
         try:

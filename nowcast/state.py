@@ -28,9 +28,9 @@ import attrs
 
 from nowcast import defaults
 from nowcast.committer import Commit
+from nowcast.next_worker import NextWorker
 from nowcast.race import RaceGroups, worker_from_plain, worker_to_plain
 from nowcast.supervision import Supervision
-from nowcast.worker import NextWorker
 
 logger = logging.getLogger(__name__)
 

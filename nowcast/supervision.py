@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 
 from nowcast import defaults
-from nowcast.worker import NextWorker
+from nowcast.next_worker import NextWorker
 
 
 def worker_name(module: str) -> str:

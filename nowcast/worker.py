@@ -44,6 +44,7 @@ from nowcast.errors import (
     WorkerError,
 )
 from nowcast.message import Message, to_plain
+from nowcast.next_worker import NextWorker
 
 EXIT_SUCCESS = 0
 EXIT_FAILURE = 1
@@ -72,34 +73,6 @@ __all__ = ["NextWorker", "NowcastWorker", "WorkerError"]
 
 class ManagerRefusedError(NowcastError):
     """The manager answered a message with one of ``ERROR_REPLIES``."""
-
-
-class NextWorker:
-    """A worker for the manager to launch: ``python -m module config_file *args`` on
-    ``host``. Returned by ``after_<worker>`` functions in the next workers module."""
-
-    __slots__ = ("module", "args", "host")
-
-    def __init__(self, module: str, args: list | None = None, host: str = "localhost"):
-        self.module = module
-        self.args = [] if args is None else args
-        self.host = host
-
-    def launch(self, config: Config, logger_name: str):
-        """Start the worker without waiting for it; return its ``Popen``."""
-        from nowcast.launcher import launch
-
-        return launch(self, config, logging.getLogger(logger_name))
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return (self.module, self.args, self.host) == (other.module, other.args, other.host)
-
-    __hash__ = None  # mutable, as NEMO_Nowcast's is
-
-    def __repr__(self) -> str:
-        return f"NextWorker(module={self.module!r}, args={self.args!r}, host={self.host!r})"
 
 
 class NowcastWorker:

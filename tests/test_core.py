@@ -11,8 +11,8 @@ import pytest
 from nowcast.checklist import Checklist
 from nowcast.config import Config
 from nowcast.core import ManagerCore
+from nowcast.next_worker import NextWorker
 from nowcast.state import ManagerState
-from nowcast.worker import NextWorker
 
 ENVELOPE = [b"client", b""]
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from nowcast.next_worker import NextWorker
 from nowcast.race import RaceGroups
-from nowcast.worker import NextWorker
 
 D = NextWorker("workers.d")
 E = NextWorker("workers.e", ["--x"])
