@@ -17,7 +17,8 @@ or with a cron expression (minute hour day-of-month month day-of-week)::
 
 Each worker is launched at most once per due time. Daylight-saving changes are
 handled as cron does: a time in the skipped hour runs at the first valid instant
-after it, a time in the repeated hour runs once. The last due time launched is
+after it, a time in the repeated hour runs once (schedules of every hour or more
+often run in both copies of the repeated hour, by the real clock). The last due time launched is
 kept in ``<checklist file>.scheduler-state.json``, so a restarted scheduler knows
 what it missed; with ``catch up: false`` (the default) it logs what it missed and
 waits for the next due time.
@@ -38,7 +39,7 @@ import attrs
 
 from nowcast import defaults
 from nowcast.config import Config, key_path, lookup, require_str
-from nowcast.errors import ConfigError
+from nowcast.errors import ConfigError, NowcastError
 from nowcast.fileutils import atomic_write
 from nowcast.process import LongRunningProcess
 
@@ -72,17 +73,34 @@ class Scheduled:
         return f"{self.module} {' '.join(self.args)} @ {self.cron} +{self.seconds}s {self.zone}".strip()
 
     def next_after(self, moment: datetime) -> datetime:
-        """The first due time strictly after ``moment`` (aware), in UTC."""
+        """The first due time strictly after ``moment`` (aware), in UTC.
+
+        The offset of ``seconds`` is taken in UTC on the way in and added with
+        ``replace`` on the way out: wall-clock arithmetic on an aware datetime
+        drops its ``fold``, which in the repeated hour of a daylight-saving change
+        turns the second 01:00 back into the first, and the search never ends.
+        The search is bounded: it raises ``ScheduleError`` rather than loop.
+        """
         from cronsim import CronSim
 
-        start = moment.astimezone(self.zone) - timedelta(seconds=self.seconds)
-        due = next(CronSim(self.cron, start.replace(microsecond=0)))
-        due = due + timedelta(seconds=self.seconds)
-        while due <= moment:  # CronSim counts from the start minute
-            due = next(CronSim(self.cron, due - timedelta(seconds=self.seconds))) + timedelta(
-                seconds=self.seconds
-            )
-        return due.astimezone(UTC)
+        start = (moment.astimezone(UTC) - timedelta(seconds=self.seconds)).astimezone(self.zone)
+        times = CronSim(self.cron, start.replace(microsecond=0))
+        for _ in range(_SEARCH_LIMIT):
+            due = next(times).replace(second=self.seconds)
+            if due.astimezone(UTC) > moment:  # CronSim counts from the start minute
+                return due.astimezone(UTC)
+        raise ScheduleError(
+            f"{self.module}: no due time of {self.cron!r} (+{self.seconds} s) in {self.zone} "
+            f"after {moment.isoformat()} within {_SEARCH_LIMIT} steps"
+        )
+
+
+# Most cron times ``next_after`` looks at before it gives up (it needs one or two).
+_SEARCH_LIMIT = 100
+
+
+class ScheduleError(NowcastError):
+    """No next due time could be found for a scheduled worker."""
 
 
 def read_schedule(config: Config) -> list[Scheduled]:
@@ -239,7 +257,12 @@ class Scheduler(LongRunningProcess):
             if due <= now:
                 self._launch(entry, due)
                 self._last[entry.key] = due.isoformat()
-                self.due[entry.key] = entry.next_after(max(due, now))
+                try:
+                    self.due[entry.key] = entry.next_after(max(due, now))
+                except ScheduleError as e:
+                    self.logger.error("%s; trying again in an hour", e)
+                    self.due[entry.key] = max(due, now) + timedelta(hours=1)
+                    continue
                 self._write_state()
                 self.logger.info(
                     "%s: next launch at %s",

@@ -149,18 +149,19 @@ def test_a_worker_scheduled_seconds_ahead_is_launched_once(tmp_path):
     (tmp_path / "marker_worker.py").write_text(
         "import sys\nopen('marker.txt', 'a').write(' '.join(sys.argv[2:]) + '\\n')\n"
     )
-    at = (datetime.now(UTC) + timedelta(seconds=3)).strftime("%H:%M:%S")
-    path = scheduler_config(
-        tmp_path,
-        [{"marker_worker": {"every": "day", "at": at, "cmd line opts": "--run-date today"}}],
-    )
+    def config_due_in(seconds: float) -> Path:
+        at = (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%H:%M:%S")
+        entry = {"every": "day", "at": at, "cmd line opts": "--run-date today"}
+        return scheduler_config(tmp_path, [{"marker_worker": entry}])
+
     listed = subprocess.run(
-        [PY, "-m", "nowcast.scheduler", str(path), "--list"],
+        [PY, "-m", "nowcast.scheduler", str(config_due_in(60)), "--list"],
         capture_output=True,
         text=True,
         timeout=30,
     )
     assert listed.returncode == 0 and "marker_worker --run-date today" in listed.stdout
+    path = config_due_in(5)  # made just before the start, so a slow machine still makes it
     scheduler = subprocess.Popen([PY, "-m", "nowcast.scheduler", str(path)], cwd=tmp_path)
     try:
         marker = tmp_path / "marker.txt"
@@ -216,3 +217,144 @@ def test_sighup_rereads_the_schedule_and_refuses_a_bad_one(tmp_path):
         assert scheduler.poll() is None
     finally:
         stop(scheduler)
+
+
+# Every schedule form, in zones whose clocks change in different ways: an hour
+# either way (north and south), half an hour (Lord Howe), a negative summer
+# offset in the zone database (Dublin), a half-hour base offset (St John's).
+DST_ZONES = [
+    "America/Vancouver",
+    "Europe/London",
+    "Europe/Dublin",
+    "Australia/Sydney",
+    "Australia/Lord_Howe",
+    "America/St_Johns",
+    "UTC",
+]
+SCHEDULE_FORMS = [
+    ({"cron": "0 * * * *"}, timedelta(hours=1)),
+    ({"cron": "*/15 * * * *"}, timedelta(minutes=15)),
+    ({"cron": "* * * * *"}, timedelta(minutes=1)),
+    ({"cron": "30 1 * * *"}, timedelta(days=1)),
+    ({"cron": "30 2 * * *"}, timedelta(days=1)),
+    ({"cron": "0 0 * * 0"}, timedelta(days=7)),
+    ({"cron": "15 1-3 * * *"}, timedelta(days=1)),
+    ({"every": "day", "at": "01:30"}, timedelta(days=1)),
+    ({"every": "day", "at": "02:00:30"}, timedelta(days=1)),
+    ({"every": "sunday", "at": "01:59:59"}, timedelta(days=7)),
+]
+
+
+def _transitions(zone_name: str, year: int = 2026) -> list[datetime]:
+    """The instants (UTC, to the minute) at which ``zone_name``'s offset changes."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(zone_name)
+    found, step = [], timedelta(hours=1)
+    moment = utc(year, 1, 1)
+    while moment.year == year:
+        after = moment + step
+        if moment.astimezone(zone).utcoffset() != after.astimezone(zone).utcoffset():
+            low = moment
+            while after - low > timedelta(minutes=1):
+                middle = low + (after - low) / 2
+                if low.astimezone(zone).utcoffset() == middle.astimezone(zone).utcoffset():
+                    low = middle
+                else:
+                    after = middle
+            found.append(after.replace(second=0, microsecond=0))
+        moment += step
+    return found
+
+
+def _entries(tmp_path: Path) -> list:
+    entries = [
+        {f"w{i}": {**form, "timezone": zone}}
+        for zone in DST_ZONES
+        for i, (form, _) in enumerate(SCHEDULE_FORMS)
+    ]
+    return schedule_of(tmp_path, entries)
+
+
+def _check_walk(entry, start: datetime, end: datetime, longest: timedelta) -> int:
+    """Walk ``entry``'s due times from ``start`` to ``end``: each strictly later
+    than the last and no further apart than ``longest`` (+ the hour a change skips)."""
+    moment, steps = start, 0
+    while moment < end:
+        due = entry.next_after(moment)
+        assert due > moment, (entry.key, moment, due)
+        assert due - moment <= longest + timedelta(hours=1), (entry.key, moment, due)
+        moment, steps = due, steps + 1
+    return steps
+
+
+@pytest.mark.timeout(60)
+def test_every_form_in_every_zone_gets_through_both_changes(tmp_path):
+    """The autumn change made hourly and sub-hourly schedules loop for ever."""
+    entries = _entries(tmp_path)
+    longest = {f"w{i}": period for i, (_, period) in enumerate(SCHEDULE_FORMS)}
+    for entry in entries:
+        changes = _transitions(str(entry.zone))
+        assert len(changes) in (0, 2), (entry.zone, changes)
+        for change in changes:
+            start = change - timedelta(days=1)
+            period = longest[entry.module]
+            steps = _check_walk(entry, start, change + max(period, timedelta(days=1)), period)
+            assert steps >= 1
+
+
+def test_the_repeated_hour_runs_hourly_schedules_in_both_and_daily_once(tmp_path):
+    hourly, quarterly, daily = schedule_of(
+        tmp_path,
+        [
+            {"a": {"cron": "0 * * * *", "timezone": VANCOUVER}},
+            {"b": {"cron": "*/15 * * * *", "timezone": VANCOUVER}},
+            {"c": {"cron": "30 1 * * *", "timezone": VANCOUVER}},
+        ],
+    )
+    start = utc(2026, 11, 1, 7, 30)  # 00:30 PDT; the clocks go back at 09:00 UTC
+    walk = [start]
+    for _ in range(4):
+        walk.append(hourly.next_after(walk[-1]))
+    assert walk[1:] == [utc(2026, 11, 1, h) for h in (8, 9, 10, 11)]
+    assert quarterly.next_after(utc(2026, 11, 1, 8, 45)) == utc(2026, 11, 1, 9, 0)
+    assert daily.next_after(utc(2026, 11, 1, 8, 30)) == utc(2026, 11, 2, 9, 30)
+
+
+@pytest.mark.timeout(120)
+def test_any_moment_near_a_change_has_one_next_due_time(tmp_path):
+    """Property: for any moment near any change, ``next_after`` returns a later
+    time, and no due time lies between the moment and it (asking again from any
+    instant in between gives the same answer)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    entries = _entries(tmp_path)
+    changes = {zone: _transitions(zone) or [utc(2026, 6, 1)] for zone in DST_ZONES}
+
+    @settings(max_examples=300, deadline=None, derandomize=True)
+    @given(
+        st.sampled_from(entries),
+        st.integers(0, 1),
+        st.integers(-3 * 3600, 3 * 3600),
+        st.floats(0, 1),
+    )
+    def check(entry, which, offset, fraction):
+        zone_changes = changes[str(entry.zone)]
+        moment = zone_changes[which % len(zone_changes)] + timedelta(seconds=offset)
+        due = entry.next_after(moment)
+        assert due > moment
+        between = moment + (due - moment) * fraction
+        if between < due:
+            assert entry.next_after(between) == due
+
+    check()
+
+
+def test_plan_across_a_change_is_bounded(tmp_path):
+    """A restart after a long stop walks the missed times a bounded number of steps."""
+    [entry] = schedule_of(tmp_path, [{"w": {"cron": "* * * * *", "timezone": VANCOUVER}}])
+    last = {entry.key: utc(2026, 10, 1).isoformat()}
+    due, notes = plan([entry], last, utc(2026, 11, 2))
+    assert due[entry.key] == utc(2026, 11, 2, 0, 1)
+    assert "launch(es) missed" in notes[0]
