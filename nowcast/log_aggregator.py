@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import socket as net
+import time
 
 from nowcast import defaults, sockets
 from nowcast.config import Config, require_mapping
@@ -37,6 +39,7 @@ def _with_origin(factory):
         record.logger_name = record.name  # NEMO_Nowcast's aggregator formats use it
         return record
 
+    make.gives_origin = True
     return make
 
 
@@ -68,7 +71,11 @@ class LogAggregator(LongRunningProcess):
             )
 
     def logging_config(self, config: Config) -> Config:
-        """The aggregator logs through the ``logging: aggregator`` section."""
+        """The aggregator logs through the ``logging: aggregator`` section (its
+        own records get an origin first: the formats there may use it)."""
+        factory = logging.getLogRecordFactory()
+        if not getattr(factory, "gives_origin", False):
+            logging.setLogRecordFactory(_with_origin(factory))
         own = Config()
         own.file = config.file
         own._dict = {**config._dict, "logging": config["logging"]["aggregator"]}
@@ -101,31 +108,25 @@ class LogAggregator(LongRunningProcess):
             self.write(raw)
 
     def write(self, raw: bytes) -> None:
-        """Write one received record through the aggregator's handlers."""
+        """Write one received record through the aggregator's handlers.
+
+        Any bytes are taken: fields of the wrong type or out of range (a level of
+        Infinity, a time of NaN) are replaced by sane values, and what cannot be
+        read at all is dropped with a log line. The record goes to the nearest
+        logger the aggregator already has for its name (or the root), never to a
+        new one, so a stream of distinct names does not make it grow.
+        """
         try:
             data = json.loads(raw)
             if not isinstance(data, dict):
                 raise ValueError("not a mapping")
-            record = logging.makeLogRecord(
-                {
-                    "name": str(data.get("name", "unknown")),
-                    "levelno": int(data.get("levelno", logging.INFO)),
-                    "levelname": str(data.get("levelname", "INFO")),
-                    "msg": str(data.get("msg", "")),
-                    "args": None,
-                    "created": float(data.get("created", 0)),
-                    "msecs": float(data.get("msecs", 0)),
-                    "exc_text": data.get("exc_text"),
-                    "origin_host": str(data.get("origin_host", "?")),
-                    "origin_pid": data.get("origin_pid", "?"),
-                    "origin_name": str(data.get("origin_name", data.get("name", "?"))),
-                    "logger_name": str(data.get("logger_name", data.get("name", "?"))),
-                }
+            record = _record(data)
+        except Exception as e:  # any bytes, any JSON: never a traceback per record
+            self.logger.warning(
+                "dropped an unreadable log record (%s): %r", type(e).__name__, bytes(raw[:80])
             )
-        except (ValueError, TypeError) as e:
-            self.logger.warning("dropped an unreadable log record (%s): %r", e, raw[:80])
             return
-        logging.getLogger(record.name).handle(record)
+        _nearest_logger(record.name).handle(record)
 
     def shutdown(self) -> None:
         if hasattr(self, "context"):
@@ -133,6 +134,69 @@ class LogAggregator(LongRunningProcess):
             if self.authenticator is not None:
                 self.authenticator.stop()
             self.context.term()
+
+
+# Longest logger name, host name or message text kept from a received record.
+_NAME_MAX = 200
+_TEXT_MAX = 100_000
+
+
+def _record(data: dict) -> logging.LogRecord:
+    """A log record from a received mapping, each field checked and made sane."""
+    name = _text(data.get("name"), "unknown", _NAME_MAX)
+    levelno = _level(data.get("levelno"))
+    created = _number(data.get("created"), time.time())
+    if not 0 <= created < 1e11:  # time.localtime() must be able to take it
+        created = time.time()
+    msecs = _number(data.get("msecs"), 0.0)
+    exc_text = data.get("exc_text")
+    return logging.makeLogRecord(
+        {
+            "name": name,
+            "levelno": levelno,
+            "levelname": logging.getLevelName(levelno),
+            "msg": _text(data.get("msg"), "", _TEXT_MAX),
+            "args": None,
+            "created": created,
+            "msecs": msecs if 0 <= msecs < 1000 else 0.0,
+            "exc_text": _text(exc_text, "", _TEXT_MAX) if exc_text else None,
+            "origin_host": _text(data.get("origin_host"), "?", _NAME_MAX),
+            "origin_pid": _text(data.get("origin_pid"), "?", _NAME_MAX),
+            "origin_name": _text(data.get("origin_name"), name, _NAME_MAX),
+            "logger_name": _text(data.get("logger_name"), name, _NAME_MAX),
+        }
+    )
+
+
+def _text(value: object, default: str, limit: int) -> str:
+    if value is None:
+        return default
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text[:limit]
+
+
+def _number(value: object, default: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return default
+    value = float(value)
+    return value if math.isfinite(value) else default
+
+
+def _level(value: object) -> int:
+    """A level between NOTSET and CRITICAL (INFO when it is not a number)."""
+    return int(min(max(_number(value, logging.INFO), logging.NOTSET), logging.CRITICAL))
+
+
+def _nearest_logger(name: str) -> logging.Logger:
+    """The logger already made for ``name`` or its nearest ancestor, else the
+    root: looked up, never created."""
+    existing = logging.Logger.manager.loggerDict
+    while name:
+        logger = existing.get(name)
+        if isinstance(logger, logging.Logger):
+            return logger
+        name = name.rpartition(".")[0]
+    return logging.getLogger()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -149,6 +149,7 @@ def test_a_worker_scheduled_seconds_ahead_is_launched_once(tmp_path):
     (tmp_path / "marker_worker.py").write_text(
         "import sys\nopen('marker.txt', 'a').write(' '.join(sys.argv[2:]) + '\\n')\n"
     )
+
     def config_due_in(seconds: float) -> Path:
         at = (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%H:%M:%S")
         entry = {"every": "day", "at": at, "cmd line opts": "--run-date today"}
