@@ -136,6 +136,53 @@ def _reopen_when_rotated(handler: logging.Handler) -> None:
     handler.emit = emit_to_current_file
 
 
+def _escapes() -> dict[int, str]:
+    table = {code: f"\\x{code:02x}" for code in [*range(0x20), *range(0x7F, 0xA0)]}
+    table.update({0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x2028: "\\u2028", 0x2029: "\\u2029"})
+    return table
+
+
+_ESCAPES = _escapes()
+
+
+def escape(text: str) -> str:
+    """``text`` with control characters and line breaks written as escapes
+    (``\\n``, ``\\x1b``...), so it stays on one log line and cannot forge another."""
+    return text.translate(_ESCAPES)
+
+
+class EscapeArgs(logging.Filter):
+    """Escape control characters in the arguments of every record of the logger it
+    is added to (a long-running process's own): those arguments carry text from
+    messages (a worker's name, a message type or id, a parse error), which must
+    not be able to start a log line of its own. The format string, written in
+    nowcast's code, and tracebacks are left as they are."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple):
+            if any(not isinstance(a, _PLAIN) for a in args):
+                record.args = tuple(_escaped(a) for a in args)
+        elif isinstance(args, dict):
+            record.args = {k: _escaped(v) for k, v in args.items()}
+        return True
+
+
+_PLAIN = (int, float, type(None))
+
+
+def _escaped(value: object) -> object:
+    """``value``, or its text escaped when that text holds a control character."""
+    if isinstance(value, _PLAIN):
+        return value
+    try:
+        text = value if isinstance(value, str) else str(value)
+    except Exception:
+        return value  # the handler reports it, as it would have
+    escaped = escape(text)
+    return value if escaped == text else escaped
+
+
 class AggregatorHandler(logging.Handler):
     """Send log records to the log aggregator (``zmq: ports: logging``).
 

@@ -18,6 +18,9 @@ from typing import Any
 
 from nowcast.config import Config
 from nowcast.errors import ConfigError
+from nowcast.logs import EscapeArgs
+
+_escape_args = EscapeArgs()
 
 
 class LongRunningProcess:
@@ -39,6 +42,7 @@ class LongRunningProcess:
         self.args = args
         self.config = Config()
         self.logger = logging.getLogger(self.name)
+        self.logger.addFilter(_escape_args)  # message text never starts a log line of its own
         self._stop_signal: int | None = None
         self._reload_wanted = False
 
