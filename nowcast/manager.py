@@ -38,7 +38,7 @@ from nowcast.core import STATUS_SOURCE, ManagerCore, Reply
 from nowcast.errors import ConfigError
 from nowcast.process import LongRunningProcess, run_process
 from nowcast.state import ManagerState
-from nowcast.supervision import describe_exit, signal_worker
+from nowcast.supervision import describe_exit, kill_group, signal_worker
 
 __all__ = ["STATUS_SOURCE", "NowcastManager", "run"]
 
@@ -330,6 +330,14 @@ class NowcastManager(LongRunningProcess):
                     launched.grace,
                 )
             signal_worker(launched, signum)
+        for pgid in supervision.groups_to_kill(now):
+            self.core.dirty = True
+            self.logger.error(
+                "process group %s of a worker stopped for its timeout still runs after "
+                "the grace period; sending SIGKILL to it",
+                pgid,
+            )
+            kill_group(pgid)
         exited = supervision.poll_exits()
         if any(not w.reported for w in exited) and self.socket.poll(0):
             return  # apply the messages already waiting first: one may be from them

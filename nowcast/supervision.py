@@ -83,6 +83,9 @@ class Supervision:
     def __init__(self) -> None:
         self.running: list[Launched] = []
         self.retries: list[Retry] = []
+        # process groups of timed-out workers whose leader exited on SIGTERM while
+        # others in the group may not have: [pgid, when to send them SIGKILL]
+        self.stopping: list[list] = []
 
     def add(self, worker: NextWorker, process: Any, entry: dict, tries: int = 1) -> Launched:
         timeout = entry.get("timeout") if isinstance(entry, dict) else None
@@ -144,7 +147,29 @@ class Supervision:
         return gone
 
     def remove(self, launched: Launched) -> None:
+        """Forget a worker that exited. If it was sent SIGTERM for its timeout and
+        not yet SIGKILL, what else runs in its process group is still sent
+        SIGKILL when the grace period ends (``groups_to_kill``)."""
         self.running.remove(launched)
+        if (
+            launched.term_sent is not None
+            and launched.kill_sent is None
+            and launched.host in ("localhost", "", None)
+            and _group_alive(launched.pid)
+        ):
+            self.stopping.append([launched.pid, launched.term_sent + launched.grace])
+
+    def groups_to_kill(self, now: float) -> list[int]:
+        """Process groups of stopped workers whose grace period is over and which
+        still have processes; forgets groups that are empty."""
+        due, kept = [], []
+        for pgid, kill_at in self.stopping:
+            if now >= kill_at:
+                due.append(pgid)
+            else:
+                kept.append([pgid, kill_at])
+        self.stopping = [entry for entry in kept if _group_alive(entry[0])]
+        return [pgid for pgid in due if _group_alive(pgid)]
 
     def overdue(self, now: float) -> list[tuple[Launched, int]]:
         """Signals to send now: SIGTERM past the timeout, SIGKILL past the grace."""
@@ -174,6 +199,7 @@ class Supervision:
         return {
             "running": [w.to_plain() for w in self.running],
             "retries": [attrs.asdict(r) for r in self.retries],
+            "stopping": self.stopping,
         }
 
     @classmethod
@@ -181,6 +207,7 @@ class Supervision:
         table = cls()
         table.running = [Launched.from_plain(w) for w in data.get("running", [])]
         table.retries = [Retry(**r) for r in data.get("retries", [])]
+        table.stopping = [[int(pgid), float(kill_at)] for pgid, kill_at in data.get("stopping", [])]
         return table
 
 
@@ -196,6 +223,39 @@ def signal_worker(launched: Launched, signum: int) -> None:
         pass
     except PermissionError:
         os.kill(launched.pid, signum)
+
+
+def kill_group(pgid: int) -> None:
+    """Send SIGKILL to every process of the process group ``pgid``."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether the process group ``pgid`` has a process that is not a zombie."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return True
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[-1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != b"Z":
+            return True
+    return False
 
 
 def describe_exit(code: int | None) -> str:

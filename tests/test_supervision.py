@@ -243,3 +243,35 @@ def test_a_race_group_survives_a_manager_restart(system):
     wait_for(lambda: (system.dir / "joined.marker").exists(), timeout=30, what="joined")
     wait_for(lambda: "joined" in system.checklist(), what="joined to report")
     assert (system.dir / "joined.marker").read_text() == "x"
+
+
+@pytest.mark.timeout(60)
+def test_sigkill_reaches_the_group_when_the_leader_exits_on_sigterm(system):
+    """The worker exits on SIGTERM; a child of it that ignores SIGTERM must still
+    be killed when the grace period ends."""
+    system.worker_module(
+        "leader",
+        "import subprocess\n"
+        "subprocess.Popen([sys.executable, '-c', 'import os, signal, time; "
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        'open("child.pid", "w").write(str(os.getpid())); time.sleep(60)\'])\n'
+        "time.sleep(60)",
+        timeout=1,
+        **{"timeout grace": 1},
+    )
+    record_after(system, "leader")
+    start_with_launcher(system, "leader")
+    pid_file = system.dir / "child.pid"
+    wait_for(lambda: pid_file.exists() and pid_file.read_text(), what="the child")
+    child = int(pid_file.read_text())
+    wait_for(lambda: after_calls(system) == ["leader crash"], timeout=20, what="after_leader")
+    wait_for(lambda: not _running(child), timeout=10, what="the child to be killed")
+    assert "sending SIGKILL to it" in system.log()
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except OSError:
+        return False
