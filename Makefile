@@ -30,7 +30,9 @@ demo: venv
 ## make run: run the example system in the foreground; Ctrl-C stops all of it
 run: venv
 	@mkdir -p $(NOWCAST_LOGS) $(NOWCAST_DATA)
-	@echo "supervisord in the foreground; in another shell: supervisorctl -c supervisord.ini status"
+	@echo "supervisord in the foreground; in another shell:"
+	@echo "  NOWCAST_LOGS=$(NOWCAST_LOGS) $(VENV)/bin/supervisorctl -c supervisord.ini status"
+	@echo "  (it talks to supervisord through $(NOWCAST_LOGS)/supervisord.sock, mode 0700)"
 	@echo "in another shell: make cycle (start today's cycle), make status"
 	$(VENV)/bin/supervisord -n -c supervisord.ini
 

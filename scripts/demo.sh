@@ -5,6 +5,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY="${NOWCAST_ENV:?}/bin/python"
+# supervisorctl reaches supervisord through $NOWCAST_LOGS/supervisord.sock (supervisord.ini)
 CTL=("$NOWCAST_ENV/bin/supervisorctl" -c supervisord.ini)
 mkdir -p "$NOWCAST_LOGS" "$NOWCAST_DATA"
 

@@ -29,8 +29,7 @@ def example(tmp_path):
     config = config.replace("workers: 5776", f"workers: {free_port()}")
     config = config.replace("port: 5780", f"port: {free_port()}")  # the dashboard's
     (tmp_path / "config" / "nowcast.yaml").write_text(config)
-    ini = (ROOT / "supervisord.ini").read_text().replace("9775", str(free_port()))
-    (tmp_path / "supervisord.ini").write_text(ini)
+    shutil.copy(ROOT / "supervisord.ini", tmp_path / "supervisord.ini")
     env = {
         **os.environ,
         "NOWCAST_ENV": str(BIN.parent),
@@ -42,6 +41,47 @@ def example(tmp_path):
     ctl = [str(BIN / "supervisorctl"), "-c", str(tmp_path / "supervisord.ini")]
     subprocess.run([*ctl, "shutdown"], env=env, capture_output=True, timeout=30)
     subprocess.run(["pkill", "-f", str(tmp_path)], capture_output=True)
+
+
+def test_supervisord_is_controlled_through_a_private_socket_file(example):
+    """No TCP control port (any local user could stop the system, and two systems
+    on one host would collide): a socket file in the logs directory, mode 0700."""
+    import configparser
+    import stat
+
+    directory, env = example
+    ini = configparser.RawConfigParser()
+    ini.read(directory / "supervisord.ini")
+    assert "inet_http_server" not in ini
+    assert ini["unix_http_server"]["chmod"] == "0700"
+    ctl = [str(BIN / "supervisorctl"), "-c", "supervisord.ini"]
+    (directory / "logs").mkdir()
+    started = subprocess.run(
+        [str(BIN / "supervisord"), "-c", "supervisord.ini"], cwd=directory, env=env, timeout=30
+    )
+    assert started.returncode == 0
+    sock = directory / "logs" / "supervisord.sock"
+    assert stat.S_ISSOCK(sock.stat().st_mode)
+    assert stat.S_IMODE(sock.stat().st_mode) == 0o700
+    status = subprocess.run(
+        [*ctl, "pid"], cwd=directory, env=env, capture_output=True, text=True, timeout=30
+    )
+    assert status.returncode == 0 and status.stdout.strip().isdigit(), status
+    pid = int(status.stdout)
+    fds = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+    assert not fds & _tcp_listeners(), "supervisord listens on a TCP port"
+
+
+def _tcp_listeners() -> set[str]:
+    """The ``socket:[inode]`` names of every TCP socket listening on this host."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in list(f)[1:]:
+                fields = line.split()
+                if fields[3] == "0A":  # LISTEN
+                    found.add(f"socket:[{fields[9]}]")
+    return found
 
 
 def live_processes(directory: Path) -> list[str]:
