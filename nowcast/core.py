@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from nowcast import checklist as checklist_file
-from nowcast import recorder
+from nowcast import defaults, recorder
 from nowcast.committer import Commit
 from nowcast.config import Config
 from nowcast.errors import MessageError
@@ -84,6 +84,11 @@ class ManagerCore:
         self.in_flight: list[Reply] = []  # replies waiting for the commit being written
         self._launch_after = 0  # pending launches the commit being written holds
 
+    @property
+    def max_message_size(self) -> int:
+        """``zmq: max message size``: larger messages get ``invalid message``."""
+        return int(self.config["zmq"].get("max message size", defaults.MAX_MESSAGE_SIZE))
+
     # receiving a message
 
     def receive(self, frames: list[bytes], now: float) -> Reply | None:
@@ -112,7 +117,7 @@ class ManagerCore:
                 envelope, f"expected one frame of text, got {len(body)} frames", body
             ), False
         try:
-            data, form = load_message_data(body[0])
+            data, form = load_message_data(body[0], self.max_message_size)
             msg = Message._from_dict(data)
         except MessageError as e:
             return self._invalid(envelope, str(e), body), False

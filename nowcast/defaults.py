@@ -5,8 +5,17 @@ from __future__ import annotations
 # Address the broker binds its two sockets to when `zmq: bind:` is absent.
 BIND = "127.0.0.1"
 
-# Largest message, in bytes, the broker accepts; larger ones are dropped by ZeroMQ.
+# Largest message, in bytes, the manager accepts (`zmq: max message size`); a worker
+# refuses to send a larger one, and the manager answers one with `invalid message`.
 MAX_MESSAGE_SIZE = 1024 * 1024
+
+# The broker lets messages up to this many times `zmq: max message size` through,
+# so the manager can answer them; ZeroMQ drops larger ones and closes the connection.
+OVERSIZE_FACTOR = 4
+
+# Largest YAML (NEMO_Nowcast-style) message, in bytes: YAML costs far more to read
+# than JSON, so one message may not block the manager for long.
+MAX_YAML_MESSAGE_SIZE = 256 * 1024
 
 # Seconds a worker waits for the manager's reply before it re-sends the message.
 REPLY_TIMEOUT = 5.0

@@ -2,7 +2,8 @@
 
 On the wire a message is one UTF-8 frame holding a JSON object
 ``{"source": ..., "type": ..., "payload": ..., "id": ...}``. ``deserialize`` also
-reads NEMO_Nowcast's YAML messages (safe loading only), so workers of a
+reads NEMO_Nowcast's YAML messages (safe loading only, with libyaml where it is
+available; at most ``MAX_YAML_MESSAGE_SIZE`` bytes), so workers of a
 NEMO_Nowcast system can talk to our manager unchanged.
 
 Payload values JSON cannot carry are converted before sending (``to_plain``):
@@ -90,8 +91,17 @@ class Message:
         )
 
 
-def load_message_data(message: str | bytes) -> tuple[Any, str]:
-    """Parse the text of a message; return the data and ``"json"`` or ``"yaml"``."""
+def load_message_data(message: str | bytes, max_size: int | None = None) -> tuple[Any, str]:
+    """Parse the text of a message; return the data and ``"json"`` or ``"yaml"``.
+
+    A message over ``max_size`` bytes (``zmq: max message size``), or a YAML one
+    over ``MAX_YAML_MESSAGE_SIZE``, is refused before it is parsed.
+    """
+    if max_size is not None and len(message) > max_size:
+        raise MessageError(
+            f"the message is {len(message)} bytes, over the limit of {max_size} bytes "
+            f"(zmq: max message size)"
+        )
     if isinstance(message, bytes):
         try:
             message = message.decode("utf-8")
@@ -112,17 +122,40 @@ def load_message_data(message: str | bytes) -> tuple[Any, str]:
 def _load_yaml(text: str) -> Any:
     import yaml
 
-    # The pure-Python loader, not libyaml's: libyaml crashes the process (a C stack
-    # overflow) on deeply nested input, where this one raises RecursionError.
-    # Only NEMO_Nowcast workers send YAML, so its speed does not matter here.
+    from nowcast.defaults import MAX_YAML_MESSAGE_SIZE
+
+    size = len(text.encode("utf-8"))
+    if size > MAX_YAML_MESSAGE_SIZE:
+        raise MessageError(
+            f"a YAML message is at most {MAX_YAML_MESSAGE_SIZE} bytes, this one is {size}; "
+            f"larger messages must be JSON"
+        )
     try:
-        data = yaml.load(text, Loader=yaml.SafeLoader)
+        data = yaml.load(text, Loader=yaml_loader())
     except RecursionError:
         raise MessageError("nested too deeply") from None
     except Exception as e:  # the YAML parser raises more than YAMLError on bad input
         raise MessageError(f"neither JSON nor YAML: {' '.join(str(e).split())[:200]}") from None
     _refuse_shared_nodes(data)
     return data
+
+
+def yaml_loader() -> type:
+    """libyaml's safe loader (several times faster) where PyYAML has it and its
+    libyaml refuses deep nesting (0.2.6 and later stop at 1,000 levels; older ones
+    overflow the C stack); else PyYAML's own, which raises RecursionError."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", None)
+    if loader is None:
+        return yaml.SafeLoader
+    from yaml import _yaml
+
+    try:
+        version = tuple(_yaml.get_version())
+    except Exception:
+        return yaml.SafeLoader
+    return loader if version >= (0, 2, 6) else yaml.SafeLoader
 
 
 def _refuse_shared_nodes(data: Any) -> None:

@@ -20,7 +20,9 @@ dropping what cannot be sent, until it can. The manager's socket never waits to
 send (``SNDTIMEO`` 0): a send that fails makes the proxy return ``EAGAIN``; that
 message is dropped and counted, and the relay starts again. Drops are logged at
 most once every 5 s. Replies to a worker that has gone are dropped by the ROUTER.
-Messages over ``zmq: max message size`` are refused by ZeroMQ itself.
+Messages over ``zmq: max message size`` are relayed (up to ``OVERSIZE_FACTOR``
+times it) for the manager to answer with ``invalid message``; ZeroMQ itself drops
+larger ones and closes their connection.
 
 It binds ``zmq: bind`` (default 127.0.0.1, loopback only). Binding any other
 address needs CurveZMQ keys (``zmq: curve keys``), or ``zmq: insecure: true``.

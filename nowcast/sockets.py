@@ -113,8 +113,10 @@ def server(context: Any, socket_type: int, config: Config, port_name: str) -> An
 
     socket = context.socket(socket_type)
     socket.setsockopt(zmq.LINGER, defaults.LINGER_MS)
-    max_size = config["zmq"].get("max message size", defaults.MAX_MESSAGE_SIZE)
-    socket.setsockopt(zmq.MAXMSGSIZE, int(max_size))
+    max_size = int(config["zmq"].get("max message size", defaults.MAX_MESSAGE_SIZE))
+    if port_name == "workers":  # let what is a little over through, for the manager to answer
+        max_size *= defaults.OVERSIZE_FACTOR
+    socket.setsockopt(zmq.MAXMSGSIZE, max_size)
     directory = keys_dir(config)
     if directory is not None:
         public, secret = _load(os.path.join(directory, "broker.key_secret"))

@@ -16,6 +16,7 @@ Exit codes (documented for operators and supervisors):
 4     no reply from the manager within the give-up time
 5     the manager answered with an error (unregistered worker or message type,
       an ``after_*`` function that raised, an invalid message)
+6     the message was over ``zmq: max message size``; nothing was sent
 143   stopped by SIGTERM (or 130 by SIGINT); nothing further was reported
 ====  ===========================================================================
 
@@ -52,6 +53,7 @@ EXIT_USAGE = 2
 EXIT_CRASH = 3
 EXIT_NO_MANAGER = 4
 EXIT_REFUSED = 5
+EXIT_TOO_BIG = 6
 
 # Replies that mean the manager did not accept a message, with what they mean.
 ERROR_REPLIES = {
@@ -73,6 +75,10 @@ __all__ = ["NextWorker", "NowcastWorker", "WorkerError"]
 
 class ManagerRefusedError(NowcastError):
     """The manager answered a message with one of ``ERROR_REPLIES``."""
+
+
+class MessageTooBigError(NowcastError):
+    """A message is over ``zmq: max message size``: the broker would drop it."""
 
 
 class NowcastWorker:
@@ -219,7 +225,7 @@ class NowcastWorker:
                     if str(e):
                         self.logger.error("%s", e)
                     msg_type, payload, code = self.failure(args), None, EXIT_FAILURE
-            except (NoManagerError, ManagerRefusedError, RegistrationError):
+            except (NoManagerError, ManagerRefusedError, RegistrationError, MessageTooBigError):
                 raise
             except PayloadError as e:
                 self.logger.critical("cannot report the result: %s", e)
@@ -233,6 +239,8 @@ class NowcastWorker:
             return EXIT_NO_MANAGER
         except ManagerRefusedError:
             return EXIT_REFUSED
+        except MessageTooBigError:
+            return EXIT_TOO_BIG
         except RegistrationError as e:
             self.logger.critical("%s", e)
             return EXIT_USAGE
@@ -247,6 +255,8 @@ class NowcastWorker:
             (a ``WorkerError`` and a ``ConfigError``); the worker exits with code 2.
         :raises NoManagerError: no reply in time.
         :raises ManagerRefusedError: the manager answered with an error.
+        :raises MessageTooBigError: the message is over ``zmq: max message size``
+            (nothing is sent).
         """
         registry = self.config.get("message registry") or {}
         try:
@@ -267,7 +277,9 @@ class NowcastWorker:
         self._sent += 1
         msg_id = f"{self.name}:{os.getpid()}:{os.urandom(6).hex()}:{self._sent}"
         message = Message(self.name, msg_type, to_plain(payload), msg_id)
-        reply_text = self._exchange(message.serialize(), msg_type)
+        text = message.serialize()
+        self._check_size(text, msg_type)
+        reply_text = self._exchange(text, msg_type)
         self.logger.debug("sent message: (%s) %s", msg_type, description)
         try:
             reply = Message.deserialize(reply_text)
@@ -285,6 +297,23 @@ class NowcastWorker:
             "manager refused (%s) message: (%s) %s%s", msg_type, reply.type, words, detail
         )
         raise ManagerRefusedError(reply.type)
+
+    def _check_size(self, text: str, msg_type: str) -> None:
+        """Refuse, at once, a message the broker would drop for its size."""
+        limit = int(self.config["zmq"].get("max message size", defaults.MAX_MESSAGE_SIZE))
+        if len(text) * 4 <= limit:  # no character takes more than 4 bytes
+            return
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if size > limit:
+            self.logger.critical(
+                "(%s) message of %d bytes is over the limit of %d bytes (zmq: max message "
+                "size in %s); not sent. Make the payload smaller, or raise the limit",
+                msg_type,
+                size,
+                limit,
+                self.config.file,
+            )
+            raise MessageTooBigError(f"{size} bytes, over the limit of {limit}")
 
     def _exchange(self, text: str, msg_type: str) -> str:
         """Send ``text``, wait for the reply; re-send on a fresh socket on time-out."""

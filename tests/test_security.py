@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import stat
 import subprocess
 import sys
 
 import pytest
+import yaml
 import zmq
 import zmq.auth
 from conftest import listening, wait_for
@@ -131,13 +133,69 @@ def test_public_bind_without_keys_is_refused_unless_insecure(system):
 
 
 @pytest.mark.timeout(60)
-def test_messages_over_the_size_limit_are_dropped_before_parsing(system):
+def test_messages_over_the_size_limit_are_answered_and_far_over_dropped(system):
     system.zmq_extra["max message size"] = 100_000
     system.worker_module("a")
     system.after("def after_a(msg, config, checklist):\n    return []\n")
     system.start()
     big = json.dumps({"source": "a", "type": "success", "payload": "x" * 200_000})
-    assert system.request(big, timeout=2) is None
-    assert "payload" not in system.log() and "invalid message" not in system.log()
+    reply = system.request(big)
+    assert reply["type"] == "invalid message"
+    assert "over the limit of 100000 bytes (zmq: max message size)" in reply["payload"]
+    huge = json.dumps({"source": "a", "type": "success", "payload": "x" * 500_000})
+    assert system.request(huge, timeout=2) is None  # over 4 times the limit: dropped
+    assert system.log().count("invalid message (") == 1  # the huge one never reached it
     assert system.run_worker("a").returncode == 0
     assert system.checklist()["a"] == {"done": True}
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_refuses_at_once_to_send_a_message_over_the_limit(system):
+    system.zmq_extra["max message size"] = 100_000
+    system.zmq_extra["give up after"] = 30
+    system.worker_module("big", "return {'data': 'x' * 150_000}")
+    system.after("def after_big(msg, config, checklist):\n    return []\n")
+    system.start()
+    result = system.run_worker("big")
+    assert result.returncode == 6, result.stderr
+    assert re.search(r"message of 1500\d\d bytes is over the limit of 100000 bytes", system.log())
+    assert "re-sending" not in system.log() and "big" not in system.checklist()
+
+
+@pytest.mark.timeout(60)
+def test_yaml_messages_are_bounded_and_deep_ones_refused(system):
+    system.worker_module("a")
+    system.after("def after_a(msg, config, checklist):\n    return []\n")
+    system.start()
+    large = "source: a\ntype: success\npayload:\n" + "  - xxxxxxxxxxxxxxx\n" * 20_000
+    reply = yaml.safe_load(_raw_request(system, large))
+    assert reply["type"] == "invalid message" and "YAML message is at most" in reply["payload"]
+    deep = "source: a\ntype: success\npayload: " + "[" * 5000 + "]" * 5000 + "\n"
+    reply = yaml.safe_load(_raw_request(system, deep))
+    assert reply["type"] == "invalid message"
+    fine = "source: a\ntype: success\npayload: {n: 1}\n"
+    assert yaml.safe_load(_raw_request(system, fine))["type"] == "ack"
+    assert system.checklist()["a"] == {"n": 1}
+
+
+def test_yaml_is_read_with_libyaml_where_it_is_available():
+    import yaml as pyyaml
+
+    from nowcast.message import yaml_loader
+
+    assert yaml_loader() is getattr(pyyaml, "CSafeLoader", pyyaml.SafeLoader)
+
+
+def _raw_request(system, text: str) -> str:
+    import zmq
+
+    context = zmq.Context.instance()
+    sock = context.socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(f"tcp://127.0.0.1:{system.ports['workers']}")
+    try:
+        sock.send_string(text)
+        assert sock.poll(10_000), "no reply"
+        return sock.recv_string()
+    finally:
+        sock.close()
