@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import re
-import time
 from typing import Any
 
 import yaml
@@ -333,11 +331,27 @@ def _dump_text(data: dict, dumper: type = _Dumper) -> bytes:
 _WIDTH = 4096
 
 
+# nowcast writes these first and last, so a file cut short by anything else is
+# told from a whole one (comments: NEMO_Nowcast and any YAML reader skip them)
+HEADER = b"# checklist written by nowcast; its last line is '# end of checklist'\n"
+END = b"# end of checklist\n"
+
+
+def to_file(checklist: Checklist) -> bytes:
+    """The bytes of the checklist file: the checklist's YAML between ``HEADER``
+    and ``END``."""
+    return HEADER + checklist.to_yaml() + END
+
+
 def load(path: str) -> Checklist:
     """Read the checklist file; an absent file gives an empty checklist.
 
-    A file that is not a YAML mapping is moved aside (never deleted) and the
-    manager starts with an empty checklist; both paths are logged.
+    Any file that cannot be taken whole (not readable, not UTF-8, not YAML, not a
+    mapping, or one nowcast wrote that does not end with ``END``: cut short by
+    another program) is moved aside to ``<file>.unreadable-<time>``, never
+    deleted, with one ERROR line, and the manager starts with an empty checklist.
+
+    :raises ConfigError: the file can be neither read nor moved aside.
     """
     try:
         with open(path, "rb") as f:
@@ -345,22 +359,43 @@ def load(path: str) -> Checklist:
     except FileNotFoundError:
         logger.warning("no checklist file at %s; running with an empty checklist", path)
         return Checklist()
+    except OSError as e:
+        return _unreadable(path, f"it cannot be read: {e.strerror}")
+    if HEADER.startswith(text[: len(HEADER)]) and not text.endswith(END):
+        # nowcast's own file (or nothing at all: no YAML writer makes an empty file)
+        return _unreadable(
+            path,
+            f"it does not end with the line {END.decode().strip()!r} that nowcast writes "
+            f"last: it was cut short by another program (or edited without that line), "
+            f"so entries may be missing",
+        )
     try:
         data = yaml.load(text, Loader=_Loader)
         if data is None:
             data = {}
         if not isinstance(data, dict):
             raise ValueError(f"expected a mapping at the top level, got {type(data).__name__}")
-    except (yaml.YAMLError, ValueError) as e:
-        aside = f"{path}.unreadable-{time.strftime('%Y%m%dT%H%M%S')}"
-        os.replace(path, aside)
-        logger.error(
-            "checklist file %s cannot be read (%s); moved it to %s and running with an "
-            "empty checklist",
-            path,
-            " ".join(str(e).split()),
-            aside,
-        )
-        return Checklist()
+    except Exception as e:  # any bytes: the YAML reader raises more than YAMLError
+        return _unreadable(path, " ".join(str(e).split())[:300] or type(e).__name__)
     logger.info("checklist read from %s: %d entries", path, len(data))
     return Checklist(data)
+
+
+def _unreadable(path: str, why: str) -> Checklist:
+    from nowcast.errors import ConfigError
+    from nowcast.fileutils import move_aside
+
+    try:
+        aside = move_aside(path)
+    except OSError as e:
+        raise ConfigError(
+            f"checklist file {path} cannot be used ({why}) and cannot be moved aside "
+            f"({e.strerror}); move it away by hand"
+        ) from None
+    logger.error(
+        "checklist file %s cannot be used (%s); moved it to %s and running with an empty checklist",
+        path,
+        why,
+        aside,
+    )
+    return Checklist()

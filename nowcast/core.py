@@ -87,7 +87,8 @@ class ManagerCore:
     @property
     def max_message_size(self) -> int:
         """``zmq: max message size``: larger messages get ``invalid message``."""
-        return int(self.config["zmq"].get("max message size", defaults.MAX_MESSAGE_SIZE))
+        zmq_config = self.config.get("zmq") or {}
+        return int(zmq_config.get("max message size", defaults.MAX_MESSAGE_SIZE))
 
     # receiving a message
 
@@ -271,7 +272,7 @@ class ManagerCore:
         self.dirty = False
         commit = Commit(os.path.dirname(os.path.abspath(checklist_path)))
         if self.checklist.changed:
-            commit.replace.append((checklist_path, self.checklist.to_yaml()))
+            commit.replace.append((checklist_path, checklist_file.to_file(self.checklist)))
         self.state.add_to(commit)
         self.history.add_to(commit)
         self.in_flight, self.unsent = self.unsent, []

@@ -1,8 +1,10 @@
-"""Durable file writes."""
+"""Durable file writes, and what a process does at start with files a crash or a
+stranger left behind (moved aside, never deleted; temporary files removed)."""
 
 from __future__ import annotations
 
 import os
+import re
 
 
 def atomic_write(path: str | os.PathLike, data: bytes, *, sync_dir: bool = True) -> None:
@@ -71,6 +73,56 @@ def fsync_dir(directory: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def move_aside(path: str) -> str:
+    """Rename ``path`` to ``<path>.unreadable-<time>`` (never over an earlier one);
+    return the new name. Raises ``OSError`` when it cannot be renamed."""
+    import time
+
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    aside, number = f"{path}.unreadable-{stamp}", 1
+    while os.path.lexists(aside):
+        number += 1
+        aside = f"{path}.unreadable-{stamp}-{number}"
+    os.replace(path, aside)
+    return aside
+
+
+def remove_stale_temporaries(path: str) -> list[str]:
+    """Remove the temporary files ``write_temporary`` left beside ``path`` when its
+    process was killed in the middle of a write (those of a live process other
+    than this one are left alone); return the names removed."""
+    directory = os.path.dirname(path) or "."
+    pattern = re.compile(rf"\.{re.escape(os.path.basename(path))}\.(\d+)\.tmp")
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match is None:
+            continue
+        pid = int(match[1])
+        if pid != os.getpid() and _alive(pid):
+            continue
+        try:
+            os.unlink(os.path.join(directory, name))
+        except OSError:
+            continue
+        removed.append(os.path.join(directory, name))
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):  # OverflowError: no such pid can exist
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def __getattr__(name: str):

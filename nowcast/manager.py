@@ -24,6 +24,7 @@ from typing import Any
 
 from nowcast import check, defaults, launcher, processes, recorder, sockets
 from nowcast import checklist as checklist_file
+from nowcast import state as state_files
 from nowcast.committer import Committer
 from nowcast.config import (
     Config,
@@ -140,6 +141,7 @@ class NowcastManager(LongRunningProcess):
         self.warm.configure(self.config)
         path = self.config["checklist file"]
         self._checklist_path = path
+        state_files.remove_temporaries(path)
         if self.args.ignore_checklist:
             self.logger.info("ignoring the checklist file, as --ignore-checklist asks")
             checklist = checklist_file.Checklist()

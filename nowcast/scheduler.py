@@ -191,7 +191,12 @@ def plan(
         if previous is None:
             due[entry.key] = entry.next_after(now)
             continue
-        first_missed = entry.next_after(datetime.fromisoformat(previous))
+        try:
+            first_missed = entry.next_after(datetime.fromisoformat(previous))
+        except Exception:  # a time no schedule can follow (year 9999, say)
+            notes.append(f"{entry.module}: last launch time {previous!r} cannot be used; ignored")
+            due[entry.key] = entry.next_after(now)
+            continue
         if first_missed > now:
             due[entry.key] = first_missed
             continue
@@ -293,15 +298,39 @@ class Scheduler(LongRunningProcess):
                 self.logger.debug("%s (pid %s) exited with code %s", module, process.pid, code)
 
     def _read_state(self) -> dict[str, str]:
+        """The last due time launched of each entry. A state file that cannot be
+        taken whole is moved aside with one ERROR line; temporary files a killed
+        write left are removed."""
+        from nowcast.fileutils import move_aside, remove_stale_temporaries
+
+        for name in remove_stale_temporaries(self._state_path):
+            self.logger.warning("removed %s, left by a write that was cut short", name)
         try:
             with open(self._state_path, "rb") as f:
                 data = json.loads(f.read())
-            return dict(data.get("last launched", {}))
+            last = data["last launched"] if isinstance(data, dict) else None
+            if not isinstance(last, dict):
+                raise ValueError("expected {'last launched': {entry: time}}")
+            for key, when in last.items():
+                if not isinstance(when, str) or datetime.fromisoformat(when).tzinfo is None:
+                    raise ValueError(f"{key!r}: expected a time with its UTC offset, got {when!r}")
+            return dict(last)
         except FileNotFoundError:
             return {}
-        except (ValueError, AttributeError) as e:
+        except Exception as e:  # any bytes, any JSON
+            why = " ".join(str(e).split())[:300] or type(e).__name__
+            try:
+                aside = move_aside(self._state_path)
+            except OSError as moving:
+                raise ConfigError(
+                    f"scheduler state {self._state_path} cannot be used ({why}) and cannot "
+                    f"be moved aside ({moving.strerror}); move it away by hand"
+                ) from None
             self.logger.error(
-                "scheduler state %s cannot be read (%s); starting without it", self._state_path, e
+                "scheduler state %s cannot be used (%s); moved it to %s and starting without it",
+                self._state_path,
+                why,
+                aside,
             )
             return {}
 

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import time
 from collections import OrderedDict
 
 import attrs
@@ -30,7 +28,7 @@ from nowcast import defaults
 from nowcast.committer import Commit
 from nowcast.next_worker import NextWorker
 from nowcast.race import RaceGroups, worker_from_plain, worker_to_plain
-from nowcast.supervision import Supervision
+from nowcast.supervision import Launched, Retry, Supervision
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +60,9 @@ class ReplyJournal:
         # append starts with a line end, lest its first line be glued onto that one
         self._torn = False
         self._torn_before = False  # as it was before the commit being written
+        # the file was moved aside: the next commit writes the remembered ids afresh
+        self._rewrite = False
+        self._rewriting = False  # the commit being written does that
 
     def __contains__(self, msg_id: str) -> bool:
         return msg_id in self.replies
@@ -77,35 +78,62 @@ class ReplyJournal:
             self.replies.popitem(last=False)
 
     def load(self) -> None:
-        """Read the journal; a line cut short by a crash is ignored (its reply was
-        never sent)."""
+        """Read the journal. A line cut short by a crash is ignored (its reply was
+        never sent). Any other line that is not ``[id, reply]`` (not written by
+        nowcast) makes the file unusable as it is: it is moved aside with one ERROR
+        line, the readable lines are kept, and the next commit writes them to a
+        fresh journal."""
         try:
-            with open(self.path, encoding="utf-8") as f:
-                lines = f.readlines()
+            with open(self.path, "rb") as f:
+                lines = f.read().split(b"\n")
         except FileNotFoundError:
             return
+        except OSError as e:
+            _set_aside(self.path, "reply journal", e)
+            return
+        torn, lines = lines[-1], lines[:-1]  # after the last newline: b"" or a torn line
+        bad, cut = [], 0
         for number, line in enumerate(lines, 1):
             try:
                 msg_id, reply = json.loads(line)
-            except ValueError:
-                logger.warning(
-                    "%s: line %d is incomplete or unreadable; ignored", self.path, number
-                )
+                if not (isinstance(msg_id, str) and isinstance(reply, str)):
+                    raise TypeError("expected [id, reply], two strings")
+            except Exception as e:  # any bytes, any JSON
+                if line.startswith(b'["') and isinstance(e, ValueError):
+                    cut += 1  # the start of a line a crash cut short; the next starts afresh
+                else:
+                    bad.append(f"line {number}: {type(e).__name__}")
                 continue
             self.replies[msg_id] = reply
             while len(self.replies) > self.remembered:
                 self.replies.popitem(last=False)
-        self._lines = len(lines)
-        self._torn = bool(lines) and not lines[-1].endswith("\n")
+        if torn or cut:
+            logger.warning(
+                "%s: %d line(s) cut short by a crash while they were written; ignored",
+                self.path,
+                cut + bool(torn),
+            )
+        if bad:
+            _set_aside(
+                self.path,
+                "reply journal",
+                f"{len(bad)} line(s) nowcast did not write, the first {bad[0]}; "
+                f"its {len(self.replies)} readable line(s) are kept",
+            )
+            self._rewrite = True
+            return
+        self._lines = len(lines) + bool(torn)
+        self._torn = bool(torn)
 
     def add_to(self, commit: Commit) -> None:
         """Add what was remembered since the last commit to ``commit``: appended,
         or, when the file has grown to twice what is remembered, after rewriting it
         with the older ids still remembered."""
-        if not self._unwritten:
+        if not (self._unwritten or self._rewrite):
             return
         new = "".join(line for _, line in self._unwritten).encode("utf-8")
-        if self._lines + len(self._unwritten) > 2 * self.remembered:
+        self._rewriting, self._rewrite = self._rewrite, False
+        if self._rewriting or self._lines + len(self._unwritten) > 2 * self.remembered:
             fresh = {msg_id for msg_id, _ in self._unwritten}
             kept = [_line(k, v) for k, v in self.replies.items() if k not in fresh]
             commit.replace.append((self.path, "".join(kept).encode("utf-8")))
@@ -125,6 +153,146 @@ class ReplyJournal:
         self._unwritten[:0] = self._in_flight
         self._in_flight = []
         self._torn = self._torn_before
+        self._rewrite = self._rewriting
+
+
+def remove_temporaries(checklist_file: str) -> None:
+    """Remove the temporary files a manager killed in the middle of a write left
+    beside the checklist, the state file and the reply journal (one line each)."""
+    from nowcast.fileutils import remove_stale_temporaries
+
+    for path in (checklist_file, state_path(checklist_file), replies_path(checklist_file)):
+        for name in remove_stale_temporaries(path):
+            logger.warning("removed %s, left by a write that was cut short", name)
+
+
+def _set_aside(path: str, what: str, why: object) -> None:
+    """Move an unusable file aside (never delete it) with one ERROR line.
+
+    :raises ConfigError: it cannot be moved either (the manager could not write
+        it afterwards): one clear line rather than a loop of failed writes.
+    """
+    from nowcast.errors import ConfigError
+    from nowcast.fileutils import move_aside
+
+    text = " ".join(str(why).split())[:300] or type(why).__name__
+    try:
+        aside = move_aside(path)
+    except OSError as e:
+        raise ConfigError(
+            f"{what} {path} cannot be used ({text}) and cannot be moved aside "
+            f"({e.strerror}); move it away by hand"
+        ) from None
+    logger.error("%s %s cannot be used (%s); moved it to %s", what, path, text, aside)
+
+
+def check_state_data(data: object) -> None:
+    """Raise ``ValueError`` naming the first field of a state file's data that is
+    not what the manager writes (so nothing is acted on with a wrong type)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+    for index, group in enumerate(_list(data, "race groups")):
+        where = f"race groups[{index}]"
+        _require(isinstance(group, dict), where, "an object", group)
+        waiting = group.get("waiting")
+        _require(
+            isinstance(waiting, dict) and all(_is_int(c) and c >= 0 for c in waiting.values()),
+            f"{where}.waiting",
+            "an object of counts",
+            waiting,
+        )
+        for number, worker in enumerate(_list(group, "collected")):
+            _check_worker(worker, f"{where}.collected[{number}]")
+    for index, worker in enumerate(_list(data, "pending launches")):
+        _check_worker(worker, f"pending launches[{index}]")
+        tries = worker.get("try", 1)
+        _require(
+            _is_int(tries) and tries >= 1, f"pending launches[{index}].try", "1 or more", tries
+        )
+    supervision = data.get("supervision", {})
+    _require(isinstance(supervision, dict), "supervision", "an object", supervision)
+    for index, launched in enumerate(_list(supervision, "running")):
+        _check_fields(launched, Launched, f"supervision.running[{index}]")
+        pid = launched["pid"]
+        _require(0 < pid < 2**22, f"supervision.running[{index}].pid", "a process id", pid)
+    for index, retry in enumerate(_list(supervision, "retries")):
+        _check_fields(retry, Retry, f"supervision.retries[{index}]")
+        _check_worker(retry["worker"], f"supervision.retries[{index}].worker")
+    for index, entry in enumerate(_list(supervision, "stopping")):
+        _require(
+            isinstance(entry, list)
+            and len(entry) == 2
+            and _is_int(entry[0])
+            and 0 < entry[0] < 2**22
+            and _is_number(entry[1]),
+            f"supervision.stopping[{index}]",
+            "[process group, time]",
+            entry,
+        )
+    for index, message in enumerate(_list(data, "recent messages")):
+        _require(isinstance(message, dict), f"recent messages[{index}]", "an object", message)
+
+
+def _list(data: dict, key: str) -> list:
+    value = data.get(key, [])
+    _require(isinstance(value, list), key, "a list", value)
+    return value
+
+
+def _require(ok: bool, where: str, expected: str, value: object) -> None:
+    if not ok:
+        raise ValueError(f"{where} must be {expected}, got {json.dumps(value)[:80]}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    import math
+
+    return (_is_int(value) and abs(value) < 2**53) or (
+        isinstance(value, float) and math.isfinite(value)
+    )
+
+
+_KINDS = {
+    "str": lambda v: isinstance(v, str),
+    "int": _is_int,
+    "float": _is_number,
+    "bool": lambda v: isinstance(v, bool),
+    "dict": lambda v: isinstance(v, dict),
+    "list[str]": lambda v: isinstance(v, list) and all(isinstance(i, str) for i in v),
+}
+
+
+def _check_fields(data: object, cls: type, where: str) -> None:
+    """Check ``data`` against the annotations of the attrs class ``cls``: each
+    field it needs is there, and each field's value has its type."""
+    _require(isinstance(data, dict), where, "an object", data)
+    for field in attrs.fields(cls):
+        kind = str(field.type)
+        if kind not in _KINDS and not kind.endswith(" | None"):
+            continue  # not kept in the file
+        if field.name not in data:
+            _require(field.default is not attrs.NOTHING, f"{where}.{field.name}", "present", None)
+            continue
+        value = data[field.name]
+        base, optional = kind.removesuffix(" | None"), kind.endswith(" | None")
+        ok = (optional and value is None) or _KINDS.get(base, lambda v: True)(value)
+        _require(ok, f"{where}.{field.name}", kind, value)
+
+
+def _check_worker(worker: object, where: str) -> None:
+    _require(isinstance(worker, dict), where, "an object", worker)
+    _require(
+        isinstance(worker.get("module"), str), f"{where}.module", "a string", worker.get("module")
+    )
+    args = worker.get("args", [])
+    _require(isinstance(args, list), f"{where}.args", "a list", args)
+    _require(
+        isinstance(worker.get("host", ""), str), f"{where}.host", "a string", worker.get("host")
+    )
 
 
 def _line(msg_id: str, reply: str) -> str:
@@ -186,14 +354,16 @@ class ManagerState:
 
     @classmethod
     def load(cls, checklist_file: str, remembered: int = defaults.REMEMBERED_IDS) -> ManagerState:
-        """Read the state files; absent ones give a fresh state, an unreadable
-        state file is moved aside with a log line."""
+        """Read the state files; absent ones give a fresh state. A state file that
+        cannot be taken whole (any bytes, any JSON, a field of the wrong type) is
+        moved aside with one ERROR line, and the manager starts without it."""
         journal = ReplyJournal(replies_path(checklist_file), remembered)
         journal.load()
         path = state_path(checklist_file)
         try:
             with open(path, "rb") as f:
                 data = json.loads(f.read())
+            check_state_data(data)
             state = cls(
                 journal,
                 RaceGroups.from_plain(data.get("race groups", [])),
@@ -204,12 +374,8 @@ class ManagerState:
             )
         except FileNotFoundError:
             return cls(journal, path=path)
-        except (ValueError, TypeError, KeyError, AttributeError) as e:
-            aside = f"{path}.unreadable-{time.strftime('%Y%m%dT%H%M%S')}"
-            os.replace(path, aside)
-            logger.error(
-                "manager state file %s cannot be read (%s); moved it to %s", path, e, aside
-            )
+        except Exception as e:  # any bytes, any JSON
+            _set_aside(path, "manager state file", e)
             return cls(journal, path=path)
         state._written = state._durable_json()
         logger.info(

@@ -136,3 +136,71 @@ def test_an_unreadable_file_is_moved_aside_not_lost(tmp_path):
     assert checklist_module.load(str(path)) == {}
     aside = list(tmp_path.glob("checklist.yaml.unreadable-*"))
     assert len(aside) == 1 and aside[0].read_text() == "a: [unclosed\n"
+
+
+def test_the_file_nowcast_writes_loads_back_whole(tmp_path):
+    path = tmp_path / "checklist.yaml"
+    checklist = checklist_module.Checklist({"a": {"b": [1, 2]}, "c": "d"})
+    path.write_bytes(checklist_module.to_file(checklist))
+    assert yaml.safe_load(path.read_text()) == {"a": {"b": [1, 2]}, "c": "d"}  # plain YAML
+    assert checklist_module.load(str(path)) == {"a": {"b": [1, 2]}, "c": "d"}
+
+
+def test_a_file_cut_short_by_another_program_is_not_loaded_silently(tmp_path, caplog):
+    path = tmp_path / "checklist.yaml"
+    checklist = checklist_module.Checklist({f"key {n}": {"n": n} for n in range(10)})
+    whole = checklist_module.to_file(checklist)
+    lines = whole.splitlines(keepends=True)
+    cut = b"".join(lines[: len(lines) // 2])  # at a line end: still valid YAML
+    assert isinstance(yaml.safe_load(cut), dict)
+    path.write_bytes(cut)
+    assert checklist_module.load(str(path)) == {}
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "cut short" in errors[0].getMessage()
+    [aside] = tmp_path.glob("checklist.yaml.unreadable-*")
+    assert aside.read_bytes() == cut
+
+
+def test_any_bytes_give_a_checklist_or_a_file_moved_aside(tmp_path):
+    """Property: whatever the file holds, load returns a checklist and never
+    raises; what it cannot take whole is moved aside, byte for byte."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    whole = checklist_module.to_file(checklist_module.Checklist({"a": {"b": 1}, "c": [1]}))
+    contents = st.one_of(
+        st.binary(max_size=200),
+        st.text(max_size=200).map(lambda t: t.encode("utf-8", "surrogatepass")),
+        st.integers(0, len(whole)).map(lambda n: whole[:n]),
+        st.sampled_from(
+            [
+                b"null",
+                b"[1, 2]",
+                b"\x00\x00",
+                b"a: !!python/object:os.system x",
+                b"? [a]\n: 1\n",
+                b"[" * 5000,
+            ]
+        ),
+    )
+
+    @settings(max_examples=200, deadline=None, derandomize=True)
+    @given(contents)
+    def check(content):
+        directory = tmp_path / "t"
+        directory.mkdir(exist_ok=True)
+        for old in directory.iterdir():
+            old.unlink()
+        path = directory / "checklist.yaml"
+        path.write_bytes(content)
+        loaded = checklist_module.load(str(path))
+        assert isinstance(loaded, dict)
+        aside = list(directory.glob("checklist.yaml.unreadable-*"))
+        if aside:
+            assert loaded == {} and aside[0].read_bytes() == content and not path.exists()
+        else:
+            assert path.read_bytes() == content
+        if content != whole and whole.startswith(content):  # cut short: never loaded
+            assert aside
+
+    check()

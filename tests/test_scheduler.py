@@ -359,3 +359,42 @@ def test_plan_across_a_change_is_bounded(tmp_path):
     due, notes = plan([entry], last, utc(2026, 11, 2))
     assert due[entry.key] == utc(2026, 11, 2, 0, 1)
     assert "launch(es) missed" in notes[0]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"\xff\xfe\x00",
+        b"null",
+        b'{"last launched": {"w": 5}}',
+        b'{"last launched": {"w": "2026-11-01T00:00:00"}}',  # no offset
+        b'{"last launched": ["w"]}',
+        b'{"last launched": {"w": "9999-12-31T23:59:00+00:00"}}',
+    ],
+)
+def test_a_scheduler_starts_whatever_its_state_file_holds(tmp_path, content):
+    path = scheduler_config(tmp_path, [{"w": {"cron": "0 3 * * *", "catch up": True}}])
+    state = tmp_path / "checklist.yaml.scheduler-state.json"
+    state.write_bytes(content)
+    dead = subprocess.run(
+        [PY, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    temporary = tmp_path / f".{state.name}.{int(dead.stdout)}.tmp"
+    temporary.write_bytes(b"half")
+    scheduler = subprocess.Popen([PY, "-m", "nowcast.scheduler", str(path)], cwd=tmp_path)
+    try:
+        log = tmp_path / "scheduler.log"
+        wait_for(lambda: log.exists() and "next launch at" in log.read_text(), what="the start")
+        scheduler.terminate()
+        assert scheduler.wait(10) == 0
+    finally:
+        stop(scheduler)
+    text = log.read_text()
+    assert "Traceback" not in text and not temporary.exists()
+    moved = list(tmp_path.glob("*.unreadable-*"))
+    if b"9999" in content:  # readable: kept, and the schedule goes on
+        assert not moved and "w: next launch at 20" in text
+    else:
+        assert len(moved) == 1 and moved[0].read_bytes() == content
+        assert text.count("cannot be used (") == 1  # one line, naming the file and why

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from nowcast import defaults
 from nowcast.committer import Commit
 from nowcast.state import ManagerState, ReplyJournal
@@ -86,3 +88,233 @@ def test_the_last_few_messages_are_kept_newest_last(tmp_path):
     assert [m["source"] for m in state.recent] == [
         f"w{n}" for n in range(5, defaults.RECENT_MESSAGES + 5)
     ]
+
+
+# What a manager writes, with one of everything, for the tests below to spoil.
+GOOD_STATE = {
+    "format": 2,
+    "recent messages": [{"time": 1.5, "source": "a", "type": "success"}],
+    "race groups": [
+        {
+            "waiting": {"a": 1, "b": 0},
+            "collected": [{"module": "w.c", "args": ["x"], "host": "localhost"}],
+        }
+    ],
+    "pending launches": [{"module": "w.d", "args": [], "host": "localhost", "try": 2}],
+    "supervision": {
+        "running": [
+            {
+                "module": "w.e",
+                "args": ["--x"],
+                "host": "localhost",
+                "pid": 4194000,
+                "started": 1.0,
+                "tries": 1,
+                "timeout": 5.0,
+                "grace": 1.0,
+                "proc_start": None,
+                "term_sent": None,
+                "kill_sent": None,
+                "reported": False,
+                "stderr_path": None,
+                "exit_code": None,
+                "exited": False,
+            }
+        ],
+        "retries": [
+            {"worker": {"module": "w.f", "args": [], "host": "localhost"}, "tries": 2, "due": 3.0}
+        ],
+        "stopping": [[4194001, 2.0]],
+    },
+}
+
+
+def _paths(value, path=()):
+    """Every place in a JSON value, as a path of keys and indexes."""
+    yield path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _paths(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _paths(item, (*path, index))
+
+
+def _replaced(value, path, new):
+    if not path:
+        return new
+    copy = json.loads(json.dumps(value))
+    place = copy
+    for key in path[:-1]:
+        place = place[key]
+    place[path[-1]] = new
+    return copy
+
+
+def _use(state: ManagerState) -> None:
+    """What the manager does with a state it read, at start and in its loop."""
+    import time
+
+    now = time.time()
+    state.add_to(Commit("."))
+    state.supervision.overdue(now)
+    state.supervision.poll_exits()
+    state.supervision.groups_to_kill(now)
+    state.supervision.due_retries(now)
+    state.races.report("a", [])
+    for worker, tries in state.pending:
+        assert isinstance(worker.module, str) and tries >= 1
+
+
+def test_a_state_file_of_any_content_is_read_or_moved_aside(tmp_path):
+    """Property: any JSON in any field (or any bytes) never raises at start; a
+    file that cannot be taken whole is moved aside with one ERROR line."""
+    import logging
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    json_values = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+        lambda inner: (
+            st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+        ),
+        max_leaves=6,
+    )
+    places = list(_paths(GOOD_STATE))
+    contents = st.one_of(
+        st.tuples(st.sampled_from(places), json_values).map(
+            lambda pair: json.dumps(_replaced(GOOD_STATE, *pair)).encode()
+        ),
+        st.binary(max_size=100),
+        st.just(json.dumps(GOOD_STATE).encode()),
+    )
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record)
+
+    keep = Keep(logging.ERROR)
+    logging.getLogger("nowcast.state").addHandler(keep)
+
+    @settings(max_examples=300, deadline=None, derandomize=True)
+    @given(contents)
+    def check(content):
+        directory = tmp_path / "t"
+        directory.mkdir(exist_ok=True)
+        for old in directory.iterdir():
+            old.unlink()
+        checklist = directory / "checklist.yaml"
+        (directory / "checklist.yaml.manager-state.json").write_bytes(content)
+        records.clear()
+        state = ManagerState.load(str(checklist))
+        _use(state)
+        aside = list(directory.glob("*.unreadable-*"))
+        assert len(aside) == len(records) <= 1
+        if aside:
+            assert aside[0].read_bytes() == content
+
+    try:
+        check()
+    finally:
+        logging.getLogger("nowcast.state").removeHandler(keep)
+
+
+def test_the_state_a_manager_writes_is_read_back(tmp_path):
+    path = tmp_path / "checklist.yaml.manager-state.json"
+    path.write_text(json.dumps(GOOD_STATE))
+    state = ManagerState.load(str(tmp_path / "checklist.yaml"))
+    assert not list(tmp_path.glob("*.unreadable-*"))
+    assert state.supervision.running[0].pid == 4194000 and len(state.pending) == 1
+
+
+def test_a_journal_with_lines_nowcast_did_not_write_is_moved_aside_keeping_the_rest(tmp_path):
+    path = tmp_path / "replies.jsonl"
+    content = b'["a", "ra"]\nnull\n[1, 2]\n\xff\xfe\n["b", "r\n["c", "rc"]\n\x00\n["d", "rd"]'
+    path.write_bytes(content)
+    journal = ReplyJournal(str(path))
+    journal.load()
+    assert dict(journal.replies) == {"a": "ra", "c": "rc"}
+    [aside] = tmp_path.glob("replies.jsonl.unreadable-*")
+    assert aside.read_bytes() == content and not path.exists()
+    commit(journal, tmp_path)  # the kept ids are written afresh, even with nothing new
+    again = ReplyJournal(str(path))
+    again.load()
+    assert dict(again.replies) == {"a": "ra", "c": "rc"}
+
+
+def test_any_journal_content_never_raises(tmp_path):
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    lines = st.lists(
+        st.one_of(
+            st.binary(max_size=20),
+            st.tuples(st.text(max_size=5), st.text(max_size=5)).map(
+                lambda p: json.dumps(list(p)).encode()
+            ),
+        ),
+        max_size=6,
+    )
+
+    @settings(max_examples=200, deadline=None, derandomize=True)
+    @given(lines)
+    def check(content):
+        path = tmp_path / "replies.jsonl"
+        for old in tmp_path.glob("replies.jsonl*"):
+            old.unlink()
+        path.write_bytes(b"\n".join(content))
+        journal = ReplyJournal(str(path))
+        journal.load()
+        assert all(isinstance(k, str) and isinstance(v, str) for k, v in journal.replies.items())
+        journal.remember("new", "reply")
+        commit(journal, tmp_path)
+        again = ReplyJournal(str(path))
+        again.load()
+        assert again.replies["new"] == "reply"
+
+    check()
+
+
+@pytest.mark.timeout(90)
+def test_a_manager_starts_whatever_its_files_hold_and_removes_temporaries(system):
+    """Real processes: every file the manager reads at start spoiled, temporary
+    files of a killed write beside them; it starts, answers, and says so once each."""
+    import subprocess
+    import sys
+
+    system.worker_module("known")
+    system.after("def after_known(msg, config, checklist):\n    return []\n")
+    system.write()
+    checklist = system.checklist_file
+    checklist.write_bytes(b"a: \xff\xfe\x00 not utf-8\n")
+    state = checklist.with_name(checklist.name + ".manager-state.json")
+    state.write_text('{"supervision": {"running": [{"pid": "not a pid"}]}}')
+    journal = checklist.with_name(checklist.name + ".manager-replies.jsonl")
+    journal.write_bytes(b'null\n["kept", "{}"]\n')
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    temporaries = [
+        checklist.with_name(f".{name}.{int(dead.stdout)}.tmp")
+        for name in (checklist.name, state.name, journal.name)
+    ]
+    for temporary in temporaries:
+        temporary.write_bytes(b"half a write")
+    system.start()
+    assert (
+        system.request({"source": "known", "type": "success", "payload": 1, "id": "k:1:ab:1"})[
+            "type"
+        ]
+        == "ack"
+    )
+    log = system.log()
+    errors = [line for line in log.splitlines() if " ERROR " in line]
+    assert len(errors) == 3, errors
+    assert len(list(system.dir.glob("*.unreadable-*"))) == 3
+    assert "Traceback" not in log
+    assert not any(t.exists() for t in temporaries)
+    assert system.checklist() == {"known": 1}
+    # the ids of the journal's readable lines were kept and written afresh
+    assert json.dumps(["kept", "{}"]) in journal.read_text()
