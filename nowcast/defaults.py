@@ -59,8 +59,14 @@ LOG_BUFFER = 10000
 # Whether the manager starts local workers through a warm fork server (`run: warm start`).
 WARM_START = True
 
-# Seconds the manager waits for the fork server to start a worker before starting it cold.
-FORK_SERVER_TIMEOUT = 5.0
+# Seconds the manager waits for the fork server to start a worker before starting it
+# cold (and a fresh fork server): a stopped one (SIGSTOP) is noticed sooner, after
+# FORK_SERVER_PATIENCE.
+FORK_SERVER_TIMEOUT = 1.0
+
+# Seconds without an answer after which the manager looks whether the fork server
+# is stopped (SIGSTOP, a debugger); if it is, the worker is started cold at once.
+FORK_SERVER_PATIENCE = 0.005
 
 # Seconds after a fork server died (or could not start) before the manager starts
 # another; doubled at each failure in a row, up to FORK_SERVER_RESTART_MAX.

@@ -30,6 +30,10 @@ class StaleForkServer(ForkServerError):
     """A file the fork server imported has changed since it started."""
 
 
+class UnresponsiveForkServer(ForkServerError):
+    """The fork server is stopped or did not answer in time; it was killed."""
+
+
 class WarmProcess:
     """A worker the fork server started: what supervision needs of a ``Popen``."""
 
@@ -123,11 +127,16 @@ class ForkServer:
         """Have the server start ``python -m module *args`` in ``cwd``.
 
         :raises StaleForkServer: a file it imported changed; it starts no more workers.
-        :raises ForkServerError: it is not ready, is gone, refused or did not answer.
+        :raises UnresponsiveForkServer: it is stopped or did not answer in time: it
+            was killed, and started no worker (a worker it had forked exits unrun).
+        :raises ForkServerError: it is not ready, is gone or refused.
         """
         self.pump()
         if self.state != "ready":
             raise ForkServerError(f"the fork server is {self.state}")
+        if self._stopped():
+            self._kill()
+            raise UnresponsiveForkServer(f"the fork server (pid {self.pid}) is stopped")
         request: dict[str, Any] = {"module": module, "args": args, "cwd": cwd}
         if os.environ != self._env:
             request["env"] = dict(os.environ)
@@ -171,24 +180,62 @@ class ForkServer:
     # reading the server
 
     def _reply(self, timeout: float) -> dict:
-        deadline = time.monotonic() + timeout
+        """The server's answer to a request. After ``FORK_SERVER_PATIENCE`` without
+        one, a stopped server (SIGSTOP) is killed at once; a server that does not
+        answer within ``timeout`` is killed too. Either way, an answer it had
+        already sent is still taken."""
+        from nowcast.defaults import FORK_SERVER_PATIENCE
+
+        start = time.monotonic()
+        checked = False
         while not self._replies:
             if self.sock is None:
                 raise ForkServerError("the fork server went away before it answered")
-            remaining = deadline - time.monotonic()
-            readable, _, _ = select.select([self.sock], [], [], max(0.0, remaining))
+            waited = time.monotonic() - start
+            wait = timeout - waited if checked else min(timeout, FORK_SERVER_PATIENCE) - waited
+            readable, _, _ = select.select([self.sock], [], [], max(0.0, wait))
             if readable:
                 self.pump()
-            elif remaining <= 0:
-                self.logger.error(
-                    "the fork server (pid %s) did not answer within %g s; stopping it",
-                    self.pid,
-                    timeout,
-                )
-                self.process.kill()
-                self._gone()
-                raise ForkServerError("the fork server did not answer in time")
+                continue
+            if not checked and waited < timeout and not self._stopped():
+                checked = True  # working, only slow: give it the whole timeout
+                continue
+            why = "is stopped" if not checked else f"did not answer within {timeout:g} s"
+            self.logger.error("the fork server (pid %s) %s; killing it", self.pid, why)
+            self._kill()
+            if self._replies and "pid" in self._replies[0]:
+                return self._replies.pop(0)  # it answered before it died
+            raise UnresponsiveForkServer(f"the fork server {why}")
         return self._replies.pop(0)
+
+    def _stopped(self) -> bool:
+        """Whether the server process is stopped (SIGSTOP, a debugger) or dead."""
+        if self.process is None:
+            return False
+        try:
+            with open(f"/proc/{self.process.pid}/stat", "rb") as f:
+                state = f.read().rsplit(b")", 1)[-1].split()[0]
+        except (OSError, IndexError):
+            return False
+        return state in (b"T", b"t", b"Z", b"X")
+
+    def _kill(self) -> None:
+        """Kill the server (a stopped one too) and read what it said before it died:
+        a worker it forked but did not answer for exits without running."""
+        if self.process is not None:
+            self.process.kill()
+            try:
+                self.process.wait(1)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.sock is not None:
+            self.sock.settimeout(0.5)
+            try:
+                while data := self.sock.recv(65536):
+                    self._read(data)
+            except OSError:
+                pass
+        self._gone()
 
     def _read(self, data: bytes) -> None:
         self._buffer += data

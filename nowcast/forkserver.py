@@ -133,12 +133,16 @@ class _Server:
             self._send({"refused": "stale", "path": stale})
             return
         try:
-            pid = self._fork(module, args, cwd, request.get("env"))
+            pid, go = self._fork(module, args, cwd, request.get("env"))
         except OSError as e:
             self._send({"refused": f"cannot fork: {e}"})
             return
         self.children.add(pid)
-        self._send({"pid": pid})
+        try:
+            self._send({"pid": pid})
+            os.write(go, b"g")  # only now, so the manager knows of every worker that runs
+        finally:
+            os.close(go)
 
     def _reap(self) -> None:
         """Collect exited children (no zombies) and report each one's exit status."""
@@ -162,17 +166,27 @@ class _Server:
                 return path
         return None
 
-    def _fork(self, module: str, args: list[str], cwd: str, env: dict | None) -> int:
-        """Fork a child for the worker; return its pid once it leads its own session."""
+    def _fork(self, module: str, args: list[str], cwd: str, env: dict | None) -> tuple[int, int]:
+        """Fork a child for the worker; return its pid once it leads its own
+        session, and the pipe end to tell it to go on with: the child runs the
+        worker only once the server has told the manager its pid, and exits
+        without running it if the server dies first (killed as unresponsive),
+        so no worker runs that the manager does not know of."""
         ready_r, ready_w = os.pipe()
+        go_r, go_w = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
             try:
                 os.close(ready_r)
+                os.close(go_w)
                 os.setsid()
                 os.close(ready_w)  # the server reads end of file: the session exists
+                if os.read(go_r, 1) != b"g":
+                    _say(f"the manager was not told of {module} (pid {os.getpid()}); not run")
+                    os._exit(1)
+                os.close(go_r)
                 self._become_worker(module, args, cwd, env)
             except BaseException:
                 import traceback
@@ -181,11 +195,12 @@ class _Server:
                 _flush()
                 os._exit(1)
         os.close(ready_w)
+        os.close(go_r)
         try:
             os.read(ready_r, 1)
         finally:
             os.close(ready_r)
-        return pid
+        return pid, go_w
 
     def _become_worker(self, module: str, args: list[str], cwd: str, env: dict | None) -> NoReturn:
         """In the child: undo what is the server's, then run the module as ``__main__``."""

@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING
 from nowcast import defaults
 from nowcast.config import Config, key_path
 from nowcast.errors import ConfigError
-from nowcast.forkclient import ForkServer, ForkServerError, StaleForkServer, WarmProcess
+from nowcast.forkclient import (
+    ForkServer,
+    ForkServerError,
+    StaleForkServer,
+    UnresponsiveForkServer,
+    WarmProcess,
+)
 
 if TYPE_CHECKING:
     from nowcast.next_worker import NextWorker
@@ -193,6 +199,12 @@ class WarmStart:
         except StaleForkServer as e:
             self.logger.info("starting a fresh fork server: %s; this worker is started cold", e)
             self._retire_current()
+            self._start()
+        except UnresponsiveForkServer as e:
+            self.logger.warning(
+                "%s; starting %s cold, and a fresh fork server for the next workers", e, module
+            )
+            self.current = None
             self._start()
         except ForkServerError as e:
             self.logger.debug("starting %s cold: %s", module, e)

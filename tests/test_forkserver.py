@@ -365,3 +365,70 @@ def test_a_fork_server_that_cannot_start_leaves_workers_started_cold(system):
     log = system.log()
     assert re.search(r"the fork server \(pid \d+\) exited with code 1 before it was ready", log)
     assert "No module named 'nowcast'" in manager_output(system)
+
+
+@pytest.mark.timeout(60)
+def test_a_stopped_fork_server_is_replaced_and_the_worker_started_cold_at_once(system):
+    """SIGSTOP made the manager wait 5 s for each launch, answering nothing."""
+    probe(system, "first", record=False)
+    probe(system, "second")
+    launcher(system, ("first", ["first.json"]))
+    system.after(
+        "def after_first(msg, config, checklist):\n"
+        "    return [NextWorker('second', ['second.json'])]\n"
+    )
+    stopped = start_warm(system)
+    os.kill(stopped, signal.SIGSTOP)
+    try:
+        launch(system)
+        first = read_json(system.dir / "first.json")
+        assert first["ppid"] == system.manager.pid  # started cold
+        log = system.log()
+        assert f"the fork server (pid {stopped}) is stopped; starting first cold" in log
+        assert "did not answer within" not in log
+        wait_for(lambda: not running(stopped), what="the stopped fork server killed")
+        # a fresh one, at once (not after the restart delay), starts the next worker
+        fresh = wait_for(
+            lambda: [p for p in server_pids(system) if p != stopped], what="a fresh one"
+        )
+        second = read_json(system.dir / "second.json")
+        assert second["ppid"] in (fresh[-1], system.manager.pid)
+        wait_for(lambda: after_calls(system) == ["second crash"], what="the chain")
+    finally:
+        if running(stopped):
+            os.kill(stopped, signal.SIGCONT)
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_whose_pid_the_manager_never_got_does_not_run(tmp_path):
+    """The child runs the worker only after the server has told the manager its
+    pid: if the manager is gone (or killed the server) first, it exits unrun."""
+    import socket
+    import time
+
+    (tmp_path / "marker_module.py").write_text("open('ran', 'w').write('yes')\n")
+    ours, theirs = socket.socketpair()
+    server = subprocess.Popen(
+        [PY, "-m", "nowcast.forkserver", str(theirs.fileno()), "unused.yaml"],
+        cwd=tmp_path,
+        pass_fds=(theirs.fileno(),),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    theirs.close()
+    try:
+        ours.settimeout(30)
+        assert b"ready" in ours.recv(65536)
+        request = {"module": "marker_module", "args": [], "cwd": str(tmp_path)}
+        ours.sendall(json.dumps(request).encode() + b"\n")
+        ours.close()  # gone before the answer could be read
+        _, stderr = server.communicate(timeout=30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline and not (tmp_path / "ran").exists():
+        time.sleep(0.05)
+    assert not (tmp_path / "ran").exists()
+    assert "not run" in stderr
