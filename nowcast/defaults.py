@@ -59,10 +59,10 @@ LOG_BUFFER = 10000
 # Whether the manager starts local workers through a warm fork server (`run: warm start`).
 WARM_START = True
 
-# Seconds the manager waits for the fork server to start a worker before starting it
-# cold (and a fresh fork server): a stopped one (SIGSTOP) is noticed sooner, after
-# FORK_SERVER_PATIENCE.
-FORK_SERVER_TIMEOUT = 1.0
+# Seconds the manager waits for a running fork server to start a worker before
+# starting it cold (and a fresh fork server); generous, for a loaded machine: a
+# stopped one (SIGSTOP) is noticed much sooner, after FORK_SERVER_PATIENCE.
+FORK_SERVER_TIMEOUT = 5.0
 
 # Seconds without an answer after which the manager looks whether the fork server
 # is stopped (SIGSTOP, a debugger); if it is, the worker is started cold at once.
