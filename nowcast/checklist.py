@@ -15,11 +15,10 @@ from typing import Any
 
 import yaml
 
-from nowcast.message import to_plain
+from nowcast.message import to_plain, yaml_loader
 
 logger = logging.getLogger(__name__)
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 _ALL = object()
@@ -370,7 +369,7 @@ def load(path: str) -> Checklist:
             f"so entries may be missing",
         )
     try:
-        data = yaml.load(text, Loader=_Loader)
+        data = yaml.load(text, Loader=yaml_loader())  # libyaml's, where it is safe
         if data is None:
             data = {}
         if not isinstance(data, dict):
