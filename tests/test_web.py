@@ -328,3 +328,24 @@ def test_held_results_retries_and_scheduled_launches_come_from_the_live_manager(
             assert soon and 0 < soon[0]["at"] - time.time() <= 61
     finally:
         web.stop()
+
+
+@pytest.mark.parametrize(
+    "moment, hours",
+    [
+        ("2026-11-01T12:00:00-08:00", 25),  # Vancouver leaves daylight-saving time
+        ("2026-03-08T12:00:00-07:00", 23),  # and enters it
+        ("2026-06-01T12:00:00-07:00", 24),
+    ],
+)
+def test_today_is_the_day_of_the_schedulers_time_zone_across_dst(moment, hours):
+    from datetime import datetime
+
+    from nowcast.config import Config
+    from nowcast.web.queries import cycle_day
+
+    config = Config()
+    config["scheduler"] = {"timezone": "America/Vancouver"}
+    day, start, end, zone = cycle_day(config, datetime.fromisoformat(moment).timestamp())
+    assert day == moment[:10] and zone == "America/Vancouver"
+    assert end - start == hours * 3600
