@@ -38,6 +38,7 @@ def checkout(tmp_path):
     config = (tmp_path / "config" / "nowcast.yaml").read_text()
     config = config.replace("manager: 5775", f"manager: {free_port()}")
     config = config.replace("workers: 5776", f"workers: {free_port()}")
+    config = config.replace("port: 5780", f"port: {free_port()}")  # the dashboard's
     (tmp_path / "config" / "nowcast.yaml").write_text(config)
     ini = (ROOT / "supervisord.ini").read_text().replace("9775", str(free_port()))
     (tmp_path / "supervisord.ini").write_text(ini)
