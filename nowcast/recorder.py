@@ -186,6 +186,7 @@ class Recorder:
         self._cycle_outcomes: dict[str, list[tuple[str, str]]] = {}
         self._fork_server_up: bool | None = None
         self._pruner: Pruner | None = None
+        self._day_minute, self._day = -1, ""
         self.actions: EventActions | None = None
 
     # opening
@@ -485,7 +486,11 @@ class Recorder:
     # helpers
 
     def day_of(self, when: float) -> str:
-        return datetime.fromtimestamp(when, self.zone).date().isoformat()
+        minute = int(when // 60)  # the date changes on a whole minute in every zone
+        if minute != self._day_minute:
+            self._day_minute = minute
+            self._day = datetime.fromtimestamp(minute * 60, self.zone).date().isoformat()
+        return self._day
 
     def _add(self, sql: str, params: tuple) -> None:
         if self.conn is not None:
@@ -620,11 +625,14 @@ def _exit(code: int | None) -> tuple[int | None, int | None]:
     return code, None
 
 
+_ENCODE = json.JSONEncoder(ensure_ascii=False, default=str).encode
+
+
 def _summary(payload: Any) -> str | None:
     if payload is None:
         return None
     try:
-        text = json.dumps(payload, ensure_ascii=False, default=str)
+        text = _ENCODE(payload)
     except (TypeError, ValueError, RecursionError):
         text = repr(payload)
     limit = defaults.HISTORY_PAYLOAD_CHARS
