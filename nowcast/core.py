@@ -36,7 +36,16 @@ from nowcast.supervision import Launched, Retry, is_failure, worker_name
 
 # Keys of a worker's registry entry that are settings, not message types.
 SETTINGS_KEYS = frozenset(
-    {"checklist key", "timeout", "timeout grace", "retries", "retry delay", "late after"}
+    {
+        "checklist key",
+        "timeout",
+        "timeout grace",
+        "retries",
+        "retry delay",
+        "late after",
+        "sbatch options",  # for batch jobs (nowcast.batch)
+        "queue timeout",
+    }
 )
 
 # Who asks the manager for its status (``python -m nowcast.status``); read-only.
@@ -311,11 +320,21 @@ class ManagerCore:
         self.dirty = True
         return pending
 
+    def entry(self, worker: NextWorker) -> dict:
+        """The registry entry of ``worker`` (empty for an unregistered one)."""
+        entry = self.config["message registry"]["workers"].get(worker_name(worker.module), {})
+        return entry if isinstance(entry, dict) else {}
+
     def launched(self, worker: NextWorker, process: Any, tries: int) -> None:
         """Record a worker just launched, to watch it."""
-        registry = self.config["message registry"]["workers"]
-        entry = registry.get(worker_name(worker.module), {})
-        self.history.launched(worker, self.state.supervision.add(worker, process, entry, tries))
+        self.history.launched(
+            worker, self.state.supervision.add(worker, process, self.entry(worker), tries)
+        )
+
+    def submitted(self, worker: NextWorker, launched: Launched) -> None:
+        """Record a worker just submitted as a batch job (nowcast.batch), to watch it."""
+        self.state.supervision.running.append(launched)
+        self.history.launched(worker, launched)
 
     def worker_gone(self, launched: Launched, now: float) -> None:
         """A launched worker's exit was handled; one that had not reported is
@@ -325,7 +344,7 @@ class ManagerCore:
         if launched.reported:
             self.history.exited(launched)
         else:
-            self.apply(Message(launched.name, "crash", None), now, launched)
+            self.apply(Message(launched.name, "crash", launched.end_payload), now, launched)
 
     def queue_due_retries(self, now: float) -> None:
         """Put the retries that are due among the pending launches."""
@@ -352,6 +371,7 @@ class ManagerCore:
                     "running for": now - w.started,
                     "try": w.tries,
                     "timeout": w.timeout,
+                    **({"job": w.job_view(now)} if w.job is not None else {}),
                 }
                 for w in supervision.running
             ],

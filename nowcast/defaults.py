@@ -138,3 +138,20 @@ WEBHOOK_TRIES = 3
 
 # Days of runs `nowcast history` lists unless told (--days).
 HISTORY_REPORT_DAYS = 7
+
+# Seconds between the manager's polls of a batch system (`poll interval` of a batch host).
+BATCH_POLL_INTERVAL = 30.0
+
+# Seconds before the first poll after a job is submitted or changes state; doubled
+# at each poll up to the poll interval.
+BATCH_FIRST_POLL = 0.5
+
+# Seconds a batch command (sbatch, squeue, scancel, over ssh too) may take before it is killed.
+BATCH_COMMAND_TIMEOUT = 60.0
+
+# Where job scripts and their output go on a login node reached over ssh (relative
+# to the login directory), when the host sets no `jobs directory`.
+BATCH_REMOTE_JOBS_DIRECTORY = "nowcast-jobs"
+
+# Lines of a batch job's output that go into the crash message and log line.
+BATCH_OUTPUT_LINES = 10

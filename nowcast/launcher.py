@@ -46,13 +46,19 @@ def command(worker: NextWorker, config: Config) -> list[str]:
     envvars = host_config.get("envvars")
     if envvars:
         remote = f"source {shlex.quote(envvars)}; {remote}"
+    return [*ssh_prefix(worker.host, host_config), remote]
+
+
+def ssh_prefix(host: str, host_config: dict) -> list[str]:
+    """``ssh [options] address``, to which a remote command line is added, for the
+    host called ``host`` in ``run: enabled hosts``."""
     ssh = ["ssh", "-o", "BatchMode=yes"]
     if "port" in host_config:
         ssh += ["-p", str(host_config["port"])]
     if "user" in host_config:
         ssh += ["-l", str(host_config["user"])]
     ssh += [str(option) for option in host_config.get("ssh options", [])]
-    return [*ssh, str(host_config.get("ssh host", worker.host)), remote]
+    return [*ssh, str(host_config.get("ssh host", host))]
 
 
 def is_local(host: str | None) -> bool:

@@ -25,6 +25,8 @@ from typing import Any
 from nowcast import check, defaults, launcher, processes, recorder, sockets
 from nowcast import checklist as checklist_file
 from nowcast import state as state_files
+from nowcast.batch import hosts as batch_hosts
+from nowcast.batch.jobs import BatchJobs
 from nowcast.committer import Committer
 from nowcast.config import (
     Config,
@@ -63,6 +65,7 @@ class NowcastManager(LongRunningProcess):
     )
     warm: launcher.WarmStart | None = None  # starts local workers through a fork server
     core: ManagerCore | None = None  # made in setup()
+    batch: BatchJobs | None = None  # submits workers to batch hosts and follows their jobs
 
     def __init__(self, args: Any = None, name: str | None = None) -> None:
         super().__init__(args, name)
@@ -89,6 +92,7 @@ class NowcastManager(LongRunningProcess):
         require_str(config, "checklist file")
         for name, entry in require_registry(config).items():
             _check_worker_settings(config, name, entry)
+            batch_hosts.check_worker(config, name, entry)
         python = lookup(config, "python", default=None)
         if python is not None:
             python = require_str(config, "python")
@@ -107,6 +111,7 @@ class NowcastManager(LongRunningProcess):
                         f"{config.file}: key 'run: enabled hosts: {host}: ssh options' must "
                         f"be a list of ssh arguments, got {options!r}"
                     )
+        batch_hosts.read(config)
         launcher.warm_start_enabled(config)
         recorder.validate(config)
         require_number(
@@ -127,6 +132,8 @@ class NowcastManager(LongRunningProcess):
         if self.warm is not None:
             self.warm.configure(new)
         self.core.history.reconfigure(new)
+        if self.batch is not None:
+            self.batch.configure(new)
         check.log_problems(new, self.logger, self.core.next_workers)
 
     # start and stop
@@ -157,6 +164,11 @@ class NowcastManager(LongRunningProcess):
         self._committer = Committer()
         self._import_next_workers()
         check.log_problems(self.config, self.logger, self.core.next_workers)
+        self.batch = BatchJobs(path, self.logger)
+        self.batch.configure(self.config)
+        registry = self.config["message registry"]["workers"]
+        if self.batch.reattach(self.state.pending, self.state.supervision.running, registry):
+            self.core.dirty = True
         if self.state.supervision.running:
             self.logger.info(
                 "watching %d worker(s) launched by the previous manager: %s",
@@ -299,6 +311,10 @@ class NowcastManager(LongRunningProcess):
         """Launch workers whose launch is on disk, and record each for the next commit."""
         for worker, tries in launches:
             try:
+                if self.batch.handles(worker.host):
+                    launched = self.batch.submit(worker, self.core.entry(worker), tries)
+                    self.core.submitted(worker, launched)
+                    continue
                 process = launcher.launch(worker, self.config, self.logger, self.warm)
             except (OSError, ConfigError) as e:
                 self.logger.error("cannot launch %s: %s", worker, e)
@@ -314,6 +330,8 @@ class NowcastManager(LongRunningProcess):
         if self.warm is not None:
             self.warm.tend()
         supervision = self.state.supervision
+        if self.batch.tend(now, supervision.running):
+            self.core.dirty = True
         for launched, signum in supervision.overdue(now):
             self.core.dirty = True
             if signum == signal.SIGTERM:
@@ -354,21 +372,14 @@ class NowcastManager(LongRunningProcess):
                     now - launched.started,
                 )
             else:
-                why = (
+                why = launched.end_note or (
                     f"ran past its timeout of {launched.timeout} s and was stopped"
                     if launched.term_sent is not None
                     else f"{describe_exit(launched.exit_code)} without reporting to the manager"
                 )
                 if ssh_said:
                     why += f"; ssh to {launched.host} said: {ssh_said}"
-                self.logger.error(
-                    "%s (pid %s, args %s, host %s) %s; handling it as a crash",
-                    launched.name,
-                    launched.pid,
-                    launched.args,
-                    launched.host,
-                    why,
-                )
+                self.logger.error("%s %s; handling it as a crash", launched.label(), why)
             self.core.worker_gone(launched, now)
         self.core.queue_due_retries(now)
         warm = self.warm

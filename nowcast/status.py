@@ -75,6 +75,26 @@ def _fork_server_line(server: dict | None) -> str:
     return f"fork server {server.get('state')}: workers are started cold meanwhile"
 
 
+def _job_cell(job: dict) -> str:
+    return f"job {job.get('id') or '-'} {job.get('state')}"
+
+
+def _job_line(job: dict) -> str:
+    """A batch job: its state, node and time in the queue."""
+    line = f"job {job.get('id') or '(being submitted)'} {job.get('state')}"
+    if job.get("reason"):
+        line += f" ({job['reason']})"
+    if job.get("node"):
+        line += f" on {job['node']}"
+    waited = _ago(job.get("in queue") or 0)
+    line += (
+        f", {waited} in the queue so far"
+        if job.get("running for") is None
+        else f", after {waited} in the queue"
+    )
+    return f"{line}; output {job.get('output')}"
+
+
 def render(status: dict[str, Any]) -> str:
     """The status as tables a person reads."""
     out = []
@@ -90,7 +110,7 @@ def render(status: dict[str, Any]) -> str:
                 w["name"],
                 " ".join(w["args"]) or "-",
                 w["host"],
-                w["pid"],
+                _job_cell(w["job"]) if w.get("job") else w["pid"],
                 _ago(w["running for"]),
                 w["try"],
                 f"{w['timeout']}s" if w.get("timeout") else "-",
@@ -101,6 +121,7 @@ def render(status: dict[str, Any]) -> str:
             "  " + r
             for r in _table(rows, ["NAME", "ARGS", "HOST", "PID", "RUNNING FOR", "TRY", "TIMEOUT"])
         ]
+        out += [f"  {w['name']}: {_job_line(w['job'])}" for w in running if w.get("job")]
     retries = status.get("retries pending", [])
     out.append(f"Retries pending: {len(retries)}")
     if retries:

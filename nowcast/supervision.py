@@ -37,7 +37,7 @@ class Launched:
     module: str
     args: list[str]
     host: str
-    pid: int
+    pid: int | None  # None for a batch job (see ``job``)
     started: float  # time.time() at launch
     tries: int = 1  # 1 for the first run, 2 for the first retry, ...
     timeout: float | None = None
@@ -49,11 +49,41 @@ class Launched:
     stderr_path: str | None = None  # ssh's standard error, for a worker on another host
     exit_code: int | None = None
     exited: bool = False
+    job: dict | None = None  # a batch job's id, state, node, ... (nowcast.batch.jobs)
+    queue_timeout: float | None = None  # a batch job's longest wait in the queue
+    end_note: str | None = None  # how it ended, when nowcast.batch.jobs saw it end
+    end_payload: dict | None = None  # the crash message's payload, when it did not report
     process: Any = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def name(self) -> str:
         return worker_name(self.module)
+
+    @property
+    def job_id(self) -> str | None:
+        """A batch job's id (None for a process, or before the batch system gave one)."""
+        return self.job.get("id") if self.job is not None else None
+
+    def label(self) -> str:
+        """Which worker this is, for log lines."""
+        if self.job is not None:
+            return f"{self.name} (job {self.job['id']}, args {self.args}, host {self.host})"
+        return f"{self.name} (pid {self.pid}, args {self.args}, host {self.host})"
+
+    def job_view(self, now: float) -> dict:
+        """A batch job as ``nowcast status`` shows it: id, state, node, time in the queue."""
+        job = self.job or {}
+        running_since = job.get("running since")
+        return {
+            "id": job.get("id"),
+            "state": job.get("state"),
+            "node": job.get("node"),
+            "reason": job.get("reason"),
+            "in queue": (running_since or now) - job.get("queued since", now),
+            "running for": now - running_since if running_since else None,
+            "script": job.get("script"),
+            "output": job.get("output"),
+        }
 
     def next_worker(self) -> NextWorker:
         return NextWorker(self.module, list(self.args), self.host)
@@ -132,6 +162,8 @@ class Supervision:
             if launched.exited:
                 gone.append(launched)
                 continue
+            if launched.job is not None:
+                continue  # a batch job: nowcast.batch.jobs marks it exited
             if launched.process is not None:
                 code = launched.process.poll()
                 if code is not None:
@@ -175,7 +207,7 @@ class Supervision:
         """Signals to send now: SIGTERM past the timeout, SIGKILL past the grace."""
         due = []
         for launched in self.running:
-            if launched.exited or launched.timeout is None:
+            if launched.exited or launched.timeout is None or launched.job is not None:
                 continue
             if launched.term_sent is None and now - launched.started >= launched.timeout:
                 launched.term_sent = now

@@ -364,3 +364,25 @@ def _kill_strays(directory: Path) -> None:
                 os.kill(int(pid), signal.SIGKILL)
             except OSError:
                 pass
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory):
+    """A real single-node SLURM cluster (munged, slurmctld, slurmd) on this machine,
+    started once per session; its environment (``SLURM_CONF``) is yielded."""
+    from nowcast.batch import local_cluster
+
+    why = local_cluster.missing()
+    if why:
+        pytest.skip(f"no local SLURM cluster: {why}")
+    directory = tmp_path_factory.mktemp("slurm")
+    environment = local_cluster.start(directory)
+    yield environment
+    local_cluster.stop(directory)
+
+
+@pytest.fixture
+def slurm(slurm_cluster, monkeypatch):
+    """The session's SLURM cluster, for processes this test starts (``SLURM_CONF``)."""
+    monkeypatch.setenv("SLURM_CONF", slurm_cluster["SLURM_CONF"])
+    return slurm_cluster

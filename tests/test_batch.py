@@ -1,0 +1,271 @@
+"""Workers as SLURM batch jobs, on a real single-node SLURM cluster started for
+the session (munged, slurmctld, slurmd; see nowcast.batch.local_cluster)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+
+import pytest
+from conftest import PY, wait_for
+
+from nowcast.batch import JobStatus, PollError, SubmitError
+from nowcast.batch.slurm import Slurm
+
+AFTER = """
+import json
+
+def after_start(msg, config, checklist):
+    return [NextWorker('middle', host='cluster')]
+
+def after_middle(msg, config, checklist):
+    with open('after_middle.log', 'a') as f:
+        f.write(json.dumps([msg.type, msg.payload]) + '\\n')
+    return [NextWorker('end')] if msg.type == 'success' else []
+
+def after_end(msg, config, checklist):
+    return []
+"""
+
+REPORT_JOB = "return {'job': os.environ.get('SLURM_JOB_ID'), 'pid': os.getpid()}"
+
+
+def chain(system, middle: str = REPORT_JOB, host: dict | None = None, **settings) -> None:
+    """start -> middle (a batch job on host 'cluster') -> end."""
+    system.worker_module("start")
+    system.worker_module("middle", middle, **settings)
+    system.worker_module("end")
+    system.after(AFTER)
+    system.config_extra["run"] = {
+        "enabled hosts": {
+            "cluster": {"batch": "slurm", "poll interval": 1, "sbatch options": ["--mem=50M"]}
+            | (host or {})
+        }
+    }
+
+
+def after_middle(system) -> list:
+    path = system.dir / "after_middle.log"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def wait_after_middle(system, timeout: float = 60) -> list:
+    return wait_for(lambda: after_middle(system), timeout=timeout, what="after_middle")[0]
+
+
+def job_ids(system) -> list[str]:
+    return re.findall(r"middle submitted to cluster as job (\d+)", system.log())
+
+
+def squeue(slurm, job_id: str, field: str = "State") -> str:
+    return subprocess.run(
+        ["squeue", "-h", "--states=all", "-j", job_id, "-O", field],
+        env=slurm,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
+def output(system) -> str:
+    return "".join(p.read_text() for p in (system.dir / "jobs").glob("middle-*.out"))
+
+
+def job_running(slurm, system) -> str:
+    """The id of the middle job once it runs on the node."""
+    job = wait_for(lambda: job_ids(system), timeout=30, what="the job's submission")[0]
+    wait_for(lambda: squeue(slurm, job) == "RUNNING", timeout=30, what=f"job {job} running")
+    return job
+
+
+@pytest.mark.timeout(90)
+def test_a_chain_with_its_middle_worker_as_a_batch_job(system, slurm):
+    chain(system)
+    system.start()
+    assert system.run_worker("start").returncode == 0
+    wait_for(lambda: "end" in system.checklist(), timeout=60, what="the end of the chain")
+    msg_type, payload = after_middle(system)[0]
+    assert msg_type == "success"
+    (job,) = job_ids(system)
+    assert payload["job"] == job  # it ran as that job, on the node
+    scripts = list((system.dir / "jobs").glob("middle-*-try1-*.sh"))
+    assert len(scripts) == 1
+    text = scripts[0].read_text()
+    assert "#SBATCH --mem=50M" in text and f"-m middle {system.config_file}" in text
+    assert re.search(
+        rf"middle \(job {job}\) running on \S+ after [\d.]+ s in the queue", system.log()
+    )
+    # the job's record is gone once it ended; nothing is left to follow
+    wait_for(
+        lambda: not list(system.dir.glob("checklist.yaml.manager-jobs/*.json")),
+        what="the submission record removed",
+    )
+
+
+@pytest.mark.timeout(90)
+def test_a_job_cancelled_from_outside_is_a_crash_with_its_state(system, slurm):
+    chain(system, "print('about to sleep', flush=True)\ntime.sleep(60)")
+    system.start()
+    assert system.run_worker("start").returncode == 0
+    job = job_running(slurm, system)
+    wait_for(lambda: "about to sleep" in output(system), what="the worker's output")
+    subprocess.run(["scancel", job], env=slurm, check=True)
+    msg_type, payload = wait_after_middle(system)
+    assert msg_type == "crash"
+    assert payload["job id"] == job and payload["state"] == "CANCELLED"
+    assert "about to sleep" in payload["output"]
+    line = next(line for line in system.log().splitlines() if "handling it as a crash" in line)
+    assert f"job {job} ended CANCELLED" in line and "its output ends: about to sleep" in line
+
+
+@pytest.mark.timeout(120)
+def test_a_job_over_its_slurm_time_limit_is_a_crash_with_timeout(system, slurm):
+    chain(system, "time.sleep(300)", **{"sbatch options": ["--time=0:01"]})
+    system.start()
+    assert system.run_worker("start").returncode == 0
+    msg_type, payload = wait_after_middle(system, timeout=110)
+    assert msg_type == "crash" and payload["state"] == "TIMEOUT"
+
+
+@pytest.mark.timeout(90)
+def test_a_worker_timeout_shorter_than_the_job_cancels_it(system, slurm):
+    chain(
+        system,
+        "import signal, sys\n"
+        "signal.signal(signal.SIGTERM, lambda *a: (print('got SIGTERM', flush=True), sys.exit(9)))\n"
+        "time.sleep(120)",
+        timeout=4,
+        **{"timeout grace": 2},
+    )
+    system.start()
+    assert system.run_worker("start").returncode == 0
+    msg_type, payload = wait_after_middle(system)
+    assert msg_type == "crash"
+    assert payload["state"] in ("CANCELLED", "FAILED")
+    assert "got SIGTERM" in payload["output"]  # signalled first, with a grace
+    assert "ran past its timeout of 4 s" in system.log()
+    assert "sending it SIGTERM" in system.log()
+
+
+@pytest.mark.timeout(90)
+def test_a_job_asking_for_more_memory_than_the_node_has_is_refused_at_submit(system, slurm):
+    chain(system, **{"sbatch options": ["--mem=100000000M"]})
+    system.start()
+    assert system.run_worker("start").returncode == 0
+    msg_type, payload = wait_after_middle(system)
+    assert msg_type == "crash" and payload["state"] == "REFUSED"
+    said = payload["submit error"]
+    assert "sbatch: error:" in said and re.search(r"[Mm]emory", said), said
+    assert job_ids(system) == []
+    assert "could not be submitted to cluster: sbatch: error:" in system.log()
+
+
+@pytest.mark.timeout(120)
+def test_retries_submit_the_job_again(system, slurm):
+    chain(
+        system,
+        "if not os.path.exists('tried'):\n    open('tried', 'w').close()\n    os._exit(7)\n"
+        + REPORT_JOB,
+        retries=1,
+    )
+    system.start()
+    assert system.run_worker("start").returncode == 0
+    msg_type, payload = wait_after_middle(system, timeout=90)
+    assert msg_type == "success"
+    first, second = job_ids(system)
+    assert payload["job"] == second != first
+    assert len(list((system.dir / "jobs").glob("middle-*-try2-*.sh"))) == 1
+    assert f"job {first} ended FAILED (exit code 7)" in system.log()
+
+
+@pytest.mark.timeout(90)
+def test_nowcast_status_shows_the_job(system, slurm):
+    chain(system, "time.sleep(60)")
+    system.start()
+    assert system.run_worker("start").returncode == 0
+    job = job_running(slurm, system)
+
+    def shown():
+        out = subprocess.run(
+            [PY, "-m", "nowcast.status", str(system.config_file), "--json"],
+            capture_output=True,
+            text=True,
+        ).stdout
+        running = json.loads(out)["running"]
+        return running and running[0].get("job", {}).get("state") == "RUNNING" and running[0]
+
+    entry = wait_for(shown, timeout=20, what="the job RUNNING in the status")
+    assert entry["job"]["id"] == job and entry["job"]["node"]
+    assert entry["job"]["in queue"] >= 0
+    text = subprocess.run(
+        [PY, "-m", "nowcast.status", str(system.config_file)], capture_output=True, text=True
+    ).stdout
+    assert f"job {job} RUNNING" in text
+    subprocess.run(["scancel", job], env=slurm)
+
+
+# reading SLURM's output (no cluster needed)
+
+
+def test_squeue_output_is_read_into_job_states():
+    out = (
+        "12|RUNNING|n1|0|0|None\n"
+        "13|PENDING||0|0|Resources\n"
+        "14|FAILED|n1|768|0|NonZeroExitCode\n"
+        "15|CANCELLED|n1|15|0|None\n"
+        "16|PENDING||0|2|BeginTime\n"
+    )
+    jobs = Slurm().read_poll(0, out, "")
+    assert jobs["12"] == JobStatus("12", "RUNNING", False, "n1", "", 0, None, 0)
+    assert jobs["13"].reason == "Resources" and not jobs["13"].ended
+    assert (jobs["14"].ended, jobs["14"].exit_code, jobs["14"].signal) == (True, 3, None)
+    assert (jobs["15"].exit_code, jobs["15"].signal) == (None, 15)
+    assert jobs["16"].restarts == 2
+    assert Slurm().read_poll(1, "", "slurm_load_jobs error: Invalid job id specified") == {}
+    with pytest.raises(PollError, match="Unable to contact"):
+        Slurm().read_poll(1, "", "squeue: error: Unable to contact slurm controller")
+
+
+def test_sbatch_output_is_read_into_a_job_id_or_its_error():
+    assert Slurm().read_submit(0, "123\n", "") == "123"
+    assert Slurm().read_submit(0, "124;cluster\n", "") == "124"
+    with pytest.raises(SubmitError, match="Requested node configuration"):
+        Slurm().read_submit(
+            1, "", "sbatch: error: Batch job submission failed: Requested node configuration"
+        )
+
+
+@pytest.mark.timeout(30)
+def test_a_bad_batch_setting_is_refused_naming_the_key(system):
+    system.worker_module("start")
+    system.config_extra["run"] = {
+        "enabled hosts": {"cluster": {"batch": "slurm", "sbatch options": "--mem=1G"}}
+    }
+    system.write()
+    result = subprocess.run(
+        [PY, "-m", "nowcast.manager", str(system.config_file)],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert result.returncode != 0
+    assert "run: enabled hosts: cluster: sbatch options" in result.stderr
+    assert "'--mem=1G'" in result.stderr
+    system.config_extra["run"] = {"enabled hosts": {"cluster": {"batch": "pbs"}}}
+    system.write()
+    result = subprocess.run(
+        [PY, "-m", "nowcast.manager", str(system.config_file)],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert "run: enabled hosts: cluster: batch" in result.stderr and "'pbs'" in result.stderr
+
+
+def _unused() -> None:  # keep imports used by helpers above
+    os.getpid()
+    time.time()
