@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import time
 
@@ -206,6 +207,50 @@ def test_nowcast_status_shows_the_job(system, slurm):
     ).stdout
     assert f"job {job} RUNNING" in text
     subprocess.run(["scancel", job], env=slurm)
+
+
+def jobs_of(slurm, system) -> list[str]:
+    """The ids of every job the cluster knows that runs in this test's directory."""
+    out = subprocess.run(
+        ["squeue", "-h", "--states=all", "-O", "JobID:|,WorkDir:|,Name"],
+        env=slurm,
+        capture_output=True,
+        text=True,
+    ).stdout
+    rows = [line.split("|") for line in out.splitlines()]
+    return [
+        r[0] for r in rows if len(r) > 2 and r[1] == str(system.dir) and r[2].startswith("middle.")
+    ]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("when", ["submitting", "pending", "running"])
+def test_a_manager_killed_while_its_job_waits_or_runs_follows_it_and_submits_once(
+    system, slurm, when, monkeypatch
+):
+    chain(system, "time.sleep(3)\n" + REPORT_JOB, **{"sbatch options": ["--begin=now+6"]})
+    if when == "submitting":  # an sbatch that takes 2 s, so the manager dies while it runs
+        bin_dir = system.dir / "bin"
+        bin_dir.mkdir()
+        (bin_dir / "sbatch").write_text(f'#!/bin/sh\nsleep 2\nexec {shutil.which("sbatch")} "$@"\n')
+        (bin_dir / "sbatch").chmod(0o755)
+        monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    system.start()
+    assert system.run_worker("start").returncode == 0
+    if when == "submitting":
+        wait_for(lambda: "submitting NextWorker" in system.log(), what="the submission")
+    elif when == "pending":
+        job = wait_for(lambda: job_ids(system), timeout=30, what="the job id")[0]
+        assert squeue(slurm, job) == "PENDING"
+    else:
+        job_running(slurm, system)
+    system.kill_manager()
+    system.start_manager()
+    wait_for(lambda: "end" in system.checklist(), timeout=60, what="the end of the chain")
+    msg_type, payload = after_middle(system)[0]
+    assert msg_type == "success"
+    assert jobs_of(slurm, system) == [payload["job"]]  # submitted exactly once
+    assert len(after_middle(system)) == 1
 
 
 # reading SLURM's output (no cluster needed)

@@ -231,7 +231,7 @@ class BatchJobs:
             argv, stdin = submit, None
         command = Command(argv, stdin, out=self._path(job["token"], ".submit.out"))
         self._submits[job["token"]] = command
-        self._update_record(job["token"], submit_pid=[command.pid, _proc_start(command.pid)])
+        self._update_record(job["token"], {"submit pid": [command.pid, _proc_start(command.pid)]})
 
     # following the jobs
 
@@ -315,7 +315,7 @@ class BatchJobs:
     def _submitted(self, launched: Launched, job_id: str) -> bool:
         job = launched.job
         job.update(id=job_id, state="PENDING")
-        self._update_record(job["token"], job=job)
+        self._update_record(job["token"], {"job": job})
         _unlink(self._path(job["token"], ".submit.out"))
         self.logger.info(
             "%s submitted to %s as job %s (output %s)",
@@ -650,7 +650,7 @@ class BatchJobs:
         except (OSError, ValueError):
             return None
 
-    def _update_record(self, token: str, **changes: Any) -> None:
+    def _update_record(self, token: str, changes: dict[str, Any]) -> None:
         record = self._load(token)
         if record is not None:
             record.update(changes)
