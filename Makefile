@@ -24,8 +24,9 @@ venv: $(VENV)/.installed compile
 
 ## make demo: run the example system through one daily cycle under supervisord, then stop
 ## (make demo OUTAGE=rivers: the same, with a forcing source down, to see the failure path)
+## (make demo SLURM=1: run_model as a SLURM batch job on a local single-node cluster)
 demo: venv
-	@scripts/demo.sh $(if $(OUTAGE),--simulate-outage $(OUTAGE))
+	@scripts/demo.sh $(if $(SLURM),--slurm) $(if $(OUTAGE),--simulate-outage $(OUTAGE))
 
 ## make run: run the example system in the foreground; Ctrl-C stops all of it
 run: venv

@@ -309,6 +309,17 @@ def test_a_bad_batch_setting_is_refused_naming_the_key(system):
         timeout=20,
     )
     assert "run: enabled hosts: cluster: batch" in result.stderr and "'pbs'" in result.stderr
+    system.config_extra["run"] = {"enabled hosts": {"cluster": {"batch": "slurm"}}}
+    system.workers["start"]["sbatch options"] = ["--output=/tmp/x"]
+    system.write()
+    result = subprocess.run(
+        [PY, "-m", "nowcast.manager", str(system.config_file)],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert "message registry: workers: start: sbatch options" in result.stderr
+    assert "'--output=/tmp/x' is set by the manager" in result.stderr
 
 
 def _unused() -> None:  # keep imports used by helpers above

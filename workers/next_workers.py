@@ -35,13 +35,19 @@ def after_prepare_run(msg, config, checklist):
     return forcing, {"get_weather", "get_rivers"}
 
 
+def _run_model(config, checklist) -> list[NextWorker]:
+    # here, or as a batch job on the cluster: the config's `example system: model host`
+    host = config["example system"].get("model host", "localhost")
+    return [NextWorker("workers.run_model", _run_date(checklist), host=host)]
+
+
 def after_get_weather(msg, config, checklist):
     # success or not, the model decides: it fails cleanly on missing input
-    return [NextWorker("workers.run_model", _run_date(checklist))]
+    return _run_model(config, checklist)
 
 
 def after_get_rivers(msg, config, checklist):
-    return [NextWorker("workers.run_model", _run_date(checklist))]
+    return _run_model(config, checklist)
 
 
 def after_run_model(msg, config, checklist):

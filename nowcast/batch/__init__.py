@@ -45,6 +45,7 @@ class BatchSystem:
     kind = ""
     directive = "#"  # the prefix of option lines in a job script
     job_id_variable = ""  # the environment variable holding the job id on the node
+    reserved_options: tuple[str, ...] = ()  # options the manager sets itself
 
     def directives(
         self, name: str, output: str, chdir: str | None, options: list[str]

@@ -77,7 +77,10 @@ def _read_host(config: Config, name: str, entry: dict) -> BatchHost:
             f"{', '.join(batch.KINDS)}, got {kind!r}"
         ) from None
     options = sbatch_options(
-        config, entry.get("sbatch options", []), _where(name, "sbatch options")
+        config,
+        entry.get("sbatch options", []),
+        _where(name, "sbatch options"),
+        system.reserved_options,
     )
     interval = entry.get("poll interval", defaults.BATCH_POLL_INTERVAL)
     if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
@@ -122,7 +125,9 @@ def _python() -> str:
     return sys.executable
 
 
-def sbatch_options(config: Config, options: Any, where: str) -> list[str]:
+def sbatch_options(
+    config: Config, options: Any, where: str, reserved: tuple[str, ...] = ()
+) -> list[str]:
     """A list of options for the batch system, each one line starting with ``-``."""
     if not isinstance(options, list) or not all(
         isinstance(o, str) and o.startswith("-") and "\n" not in o and "\r" not in o
@@ -133,6 +138,13 @@ def sbatch_options(config: Config, options: Any, where: str) -> list[str]:
             f"[--partition=debug, --time=01:00:00], each one line starting with '-', "
             f"got {options!r}"
         )
+    for option in options:
+        name = option.split("=", 1)[0].split()[0]
+        if name in reserved or any(name.startswith(r) and len(r) == 2 for r in reserved):
+            raise ConfigError(
+                f"{config.file}: key {where}: {option!r} is set by the manager (the job's "
+                f"name, output file and directory); leave it out"
+            )
     return options
 
 
@@ -140,7 +152,10 @@ def check_worker(config: Config, name: str, entry: dict) -> None:
     """Check the batch keys of a worker's registry entry."""
     where = ("message registry", "workers", name)
     if "sbatch options" in entry:
-        sbatch_options(config, entry["sbatch options"], key_path((*where, "sbatch options")))
+        reserved = tuple(r for kind in batch.KINDS for r in batch.system(kind).reserved_options)
+        sbatch_options(
+            config, entry["sbatch options"], key_path((*where, "sbatch options")), reserved
+        )
     if "queue timeout" in entry:
         value = entry["queue timeout"]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:

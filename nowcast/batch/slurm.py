@@ -30,6 +30,7 @@ class Slurm(BatchSystem):
     kind = "slurm"
     directive = "#SBATCH"
     job_id_variable = "SLURM_JOB_ID"
+    reserved_options = ("--job-name", "-J", "--output", "-o", "--chdir", "-D", "--parsable")
 
     def directives(
         self, name: str, output: str, chdir: str | None, options: list[str]
