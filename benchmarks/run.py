@@ -676,6 +676,113 @@ def run_history(runs: int, n: int = 1000, clients: int = 20, hops: int = 10) -> 
     ]
 
 
+SLURM_KICK = """
+import time
+from nowcast import NowcastWorker
+
+def work(parsed_args, config, tell_manager):
+    return {}
+
+worker = NowcastWorker("kick", "launches the batch job", package="")
+worker.init_cli()
+worker.run(work, lambda args: "success", lambda args: "failure")
+"""
+
+SLURM_JOB = """
+import time
+from nowcast import NowcastWorker
+
+def work(parsed_args, config, tell_manager):
+    with open("running.txt", "a") as f:
+        f.write(repr(time.time()) + "\\n")
+    return {}
+
+worker = NowcastWorker("job", "a no-op batch job", package="")
+worker.init_cli()
+worker.run(work, lambda args: "success", lambda args: "failure")
+"""
+
+
+def run_slurm(runs: int) -> list[dict]:
+    """From an ``after_`` function's return to its worker running as a SLURM job on
+    the node, against ``sbatch --wrap`` to the job running, on a local cluster."""
+    from nowcast.batch import local_cluster
+
+    why = local_cluster.missing()
+    if why:
+        print(f"{'slurm: after_ -> job running':<34} skipped: {why}")
+        return []
+    cluster = Path(tempfile.mkdtemp(prefix="nowcast-bench-slurm-"))
+    environment = local_cluster.start(cluster)
+    os.environ["SLURM_CONF"] = environment["SLURM_CONF"]
+    entry = {"success": "s", "failure": "f", "crash": "c"}
+    system = None
+    try:
+        system = System(
+            {"kick": entry, "job": entry},
+            next_workers=(
+                "import time\nfrom nowcast import NextWorker\n"
+                "def after_kick(msg, config, checklist):\n"
+                "    with open('after.txt', 'a') as f:\n"
+                "        f.write(repr(time.time()) + '\\n')\n"
+                "    return [NextWorker('job', host='cluster')]\n"
+                "def after_job(msg, config, checklist):\n    return []\n"
+            ),
+        )
+        config = yaml.safe_load(system.config_file.read_text())
+        config["run"] = {"enabled hosts": {"cluster": {"batch": "slurm", "poll interval": 5}}}
+        system.config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+        (system.dir / "kick.py").write_text(SLURM_KICK)
+        (system.dir / "job.py").write_text(SLURM_JOB)
+        system.start()
+
+        def nowcast_job() -> list[float]:
+            running = system.dir / "running.txt"
+            before = len(running.read_text().splitlines()) if running.exists() else 0
+            subprocess.run([PY, "-m", "kick", str(system.config_file)], cwd=system.dir, check=True)
+            wait_lines(running, before + 1)
+            after = float((system.dir / "after.txt").read_text().splitlines()[-1])
+            return [(float(running.read_text().splitlines()[-1]) - after) * 1000]
+
+        def bare_job() -> list[float]:
+            stamp = cluster / "stamp.txt"
+            stamp.unlink(missing_ok=True)
+            start = time.time()
+            subprocess.run(
+                ["sbatch", "--parsable", "-o", "/dev/null", "--wrap", f"date +%s.%N > {stamp}"],
+                env=environment,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            wait_lines(stamp, 1)
+            return [(float(stamp.read_text().split()[0]) - start) * 1000]
+
+        times = interleaved({"nowcast": nowcast_job, "sbatch": bare_job}, runs)
+    finally:
+        if system is not None:
+            system.stop()
+        local_cluster.stop(cluster)
+        shutil.rmtree(cluster, ignore_errors=True)
+    return [
+        show(
+            "slurm: after_ -> worker on the node",
+            times["nowcast"],
+            "ms",
+            "sbatch --wrap -> job running",
+            times["sbatch"],
+            "-",
+        )
+    ]
+
+
+def wait_lines(path: Path, count: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not (path.exists() and len(path.read_text().splitlines()) >= count):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{path} has not {count} lines after {timeout} s")
+        time.sleep(0.005)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
@@ -696,6 +803,7 @@ def main() -> None:
         "memory": lambda: run_memory(max(1, runs - 2)),
         "web": lambda: run_web(runs * 2, show),
         "history": lambda: run_history(runs),
+        "slurm": lambda: run_slurm(runs),
     }
     for name, bench in benches.items():
         if args.only is None or name in args.only:
