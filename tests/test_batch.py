@@ -12,6 +12,7 @@ import time
 
 import pytest
 from conftest import PY, wait_for
+from test_remote import remote_host, sshd  # noqa: F401 (a fixture)
 
 from nowcast.batch import JobStatus, PollError, SubmitError
 from nowcast.batch.slurm import Slurm
@@ -251,6 +252,45 @@ def test_a_manager_killed_while_its_job_waits_or_runs_follows_it_and_submits_onc
     assert msg_type == "success"
     assert jobs_of(slurm, system) == [payload["job"]]  # submitted exactly once
     assert len(after_middle(system)) == 1
+
+
+@pytest.mark.timeout(120)
+def test_jobs_submitted_through_ssh_to_a_login_node(system, slurm_cluster, sshd):  # noqa: F811
+    """sbatch, squeue, scancel run on the "login node" (this machine, through a real
+    sshd); the job's script and output live in its jobs directory. Only the login
+    node's environment names the cluster (SLURM_CONF)."""
+    slurm = slurm_cluster
+    assert "SLURM_CONF" not in os.environ
+    envvars = system.dir / "login-env.sh"
+    envvars.write_text(
+        f"export SLURM_CONF={slurm['SLURM_CONF']}\nexport PYTHONPATH={system.dir}\ncd {system.dir}\n"
+    )
+    login = remote_host(system, sshd)
+    login["envvars"] = str(envvars)
+    del login["port"]
+    login["ssh options"] = ["-p", str(sshd["port"]), *login["ssh options"]]
+    login["jobs directory"] = str(system.dir / "login-jobs")
+    chain(system, "time.sleep(float(open('sleep').read()))\n" + REPORT_JOB, host=login)
+    (system.dir / "sleep").write_text("0")
+    system.start()
+    assert system.run_worker("start").returncode == 0
+    wait_for(lambda: "end" in system.checklist(), timeout=60, what="the end of the chain")
+    (job,) = job_ids(system)
+    assert after_middle(system)[0] == [
+        "success",
+        {"job": job, "pid": after_middle(system)[0][1]["pid"]},
+    ]
+    assert len(list((system.dir / "login-jobs").glob("middle-*-try1-*.sh"))) == 1
+    # a job cancelled on the cluster: its state and output come back through ssh too
+    (system.dir / "sleep").write_text("60")
+    (system.dir / "after_middle.log").unlink()
+    assert system.run_worker("start").returncode == 0
+    job = wait_for(lambda: job_ids(system)[1:], timeout=30, what="the second job")[0]
+    wait_for(lambda: squeue(slurm, job) == "RUNNING", timeout=30, what=f"job {job} running")
+    subprocess.run(["scancel", job], env=slurm, check=True)
+    msg_type, payload = wait_after_middle(system)
+    assert (msg_type, payload["state"], payload["job id"]) == ("crash", "CANCELLED", job)
+    assert f"JOB {job} ON" in payload["output"]
 
 
 # reading SLURM's output (no cluster needed)

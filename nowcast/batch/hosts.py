@@ -39,12 +39,15 @@ class BatchHost:
         """``argv`` as run on the submit host."""
         if not self.ssh:
             return argv
-        return [*self.ssh, shlex.join(argv)]
+        return self.shell(shlex.join(argv))
 
     def shell(self, script: str) -> list[str]:
-        """A shell command line as run on the submit host."""
+        """A shell command line as run on the submit host; on a login node, after
+        ``envvars`` (which may set up the batch system's commands)."""
         if not self.ssh:
             return ["/bin/sh", "-c", script]
+        if self.envvars:
+            script = f"source {shlex.quote(self.envvars)}; {script}"
         return [*self.ssh, script]
 
 
