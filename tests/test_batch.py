@@ -184,6 +184,83 @@ def test_retries_submit_the_job_again(system, slurm):
     assert f"job {first} ended FAILED (exit code 7)" in system.log()
 
 
+@pytest.mark.timeout(120)
+def test_a_job_requeued_by_slurm_is_followed_not_counted_as_a_try(system, slurm):
+    chain(
+        system,
+        "if os.environ['SLURM_RESTART_COUNT'] == '0' if 'SLURM_RESTART_COUNT' in os.environ else True:\n"
+        "    time.sleep(60)\n"
+        "return {'job': os.environ.get('SLURM_JOB_ID'), 'restarts': os.environ.get('SLURM_RESTART_COUNT')}",
+        retries=1,
+    )
+    system.start()
+    assert system.run_worker("start").returncode == 0
+    job = job_running(slurm, system)
+    subprocess.run(["scontrol", "requeue", job], env=slurm, check=True)
+    # SLURM holds a requeued job two minutes before it may start again: not here
+    wait_for(lambda: squeue(slurm, job) == "PENDING", timeout=20, what="the job requeued")
+    wait_for(
+        lambda: (
+            subprocess.run(
+                ["scontrol", "update", f"jobid={job}", "StartTime=now"],
+                env=slurm,
+                capture_output=True,
+            ).returncode
+            == 0
+        ),
+        timeout=20,
+        what="the requeued job's start time moved",
+    )
+    msg_type, payload = wait_after_middle(system, timeout=60)
+    assert (msg_type, payload) == ("success", {"job": job, "restarts": "1"})
+    assert job_ids(system) == [job]
+    assert f"job {job} of middle was requeued by cluster (restart 1)" in system.log()
+    assert not list((system.dir / "jobs").glob("middle-*-try2-*"))
+
+
+@pytest.mark.timeout(90)
+def test_a_job_past_its_queue_timeout_is_cancelled_and_a_crash(system, slurm):
+    chain(system, **{"sbatch options": ["--begin=now+120"], "queue timeout": 2})
+    system.start()
+    assert system.run_worker("start").returncode == 0
+    msg_type, payload = wait_after_middle(system)
+    assert (msg_type, payload["state"]) == ("crash", "CANCELLED")
+    (job,) = job_ids(system)
+    line = next(line for line in system.log().splitlines() if "handling it as a crash" in line)
+    assert "waited in the queue past its queue timeout of 2 s and was cancelled" in line
+    assert f"job {job} ended CANCELLED" in line
+
+
+def test_a_recorded_submission_missing_from_the_state_is_followed_not_submitted(tmp_path):
+    """The manager died after recording a submission (and maybe running sbatch) but
+    before its state held the job: the new manager takes the launch out of its
+    pending launches and follows the job."""
+    import logging
+
+    from nowcast.batch.jobs import BatchJobs
+    from nowcast.worker import NextWorker
+
+    jobs = BatchJobs(str(tmp_path / "checklist.yaml"), logging.getLogger("test"))
+    worker = NextWorker("middle", ["--x", "1"], "cluster")
+    job = {"id": "42", "token": "abcd1234", "name": "middle.abcd1234", "state": "SUBMITTING"}
+    record = {"worker": {"module": "middle", "args": ["--x", "1"], "host": "cluster"}}
+    jobs._save("abcd1234", {**record, "tries": 2, "submitted": 1.0, "job": job})
+    stray = {**job, "id": "43", "token": "ffff0000"}
+    jobs._save("ffff0000", {**record, "tries": 1, "submitted": 1.0, "job": stray})
+    other = NextWorker("middle", ["--x", "2"], "cluster")
+    pending = [(other, 2), (worker, 2)]
+    running = []
+    assert jobs.reattach(pending, running, {"middle": {"timeout": 60, "queue timeout": 5}})
+    assert pending == [(other, 2)]
+    (launched,) = running
+    assert (launched.job["id"], launched.job["state"], launched.tries) == ("42", "PENDING", 2)
+    assert (launched.timeout, launched.queue_timeout, launched.pid) == (60, 5, None)
+    # a record neither the state nor a pending launch knows is dropped, not followed
+    assert sorted(p.name for p in (tmp_path / "checklist.yaml.manager-jobs").iterdir()) == [
+        "abcd1234.json"
+    ]
+
+
 @pytest.mark.timeout(90)
 def test_nowcast_status_shows_the_job(system, slurm):
     chain(system, "time.sleep(60)")

@@ -34,9 +34,7 @@ from nowcast.supervision import Launched, _alive, _proc_start, worker_name
 from nowcast.worker import NextWorker
 
 # States of a job that has started on its node (the rest of those not ended wait in the queue).
-STARTED = frozenset(
-    {"RUNNING", "COMPLETING", "CONFIGURING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT"}
-)
+STARTED = frozenset({"RUNNING", "CONFIGURING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT"})
 
 
 def records_path(checklist_file: str) -> str:
@@ -498,9 +496,7 @@ class BatchJobs:
         job.update(
             state=status.state, node=status.node, reason=status.reason, restarts=status.restarts
         )
-        if status.restarts > old_restarts or (
-            old in STARTED and status.state not in STARTED and not status.ended
-        ):
+        if status.restarts > old_restarts:
             self.logger.warning(
                 "job %s of %s was requeued by %s (restart %d); following it, as the same try",
                 job["id"],
@@ -641,6 +637,7 @@ class BatchJobs:
         return os.path.join(self.records, f"{token}{suffix}")
 
     def _save(self, token: str, record: dict) -> None:
+        os.makedirs(self.records, exist_ok=True)
         atomic_write(self._path(token), json.dumps(record, ensure_ascii=False).encode())
 
     def _load(self, token: str) -> dict | None:
