@@ -132,6 +132,8 @@ WORKER = Section(
             either(string, number(0), expected='must be a time of day like "08:30" or a duration'),
             "when the worker is late: a time of day, or a duration after the cycle's start",
         ),
+        "sbatch options": Key(string_list, "options of its batch jobs, after the host's"),
+        "queue timeout": Key(number(0.001), "seconds its batch job may wait in the queue"),
     },
     doc="one worker: its settings, and the message types it may send with descriptions",
     others=message_type,
@@ -147,8 +149,12 @@ HOST = Section(
         "user": Key(string, "the user ssh logs in as"),
         "port": Key(port, "ssh's port"),
         "ssh options": Key(string_list, "more arguments for ssh"),
+        "batch": Key(string, "slurm: run workers as batch jobs (docs/remote-hosts.md)"),
+        "sbatch options": Key(string_list, "#SBATCH options of every job"),
+        "jobs directory": Key(string, "where job scripts and their output go"),
+        "poll interval": Key(number(0.001), "seconds between polls of the batch system"),
     },
-    doc="a host workers may be launched on (over ssh)",
+    doc="a host workers may be launched on (over ssh, or as batch jobs)",
     open=True,
 )
 

@@ -374,7 +374,7 @@ def slurm_cluster(tmp_path_factory):
 
     why = local_cluster.missing()
     if why:
-        pytest.skip(f"no local SLURM cluster: {why}")
+        missing_component(f"no local SLURM cluster: {why}")
     directory = tmp_path_factory.mktemp("slurm")
     environment = local_cluster.start(directory)
     yield environment
