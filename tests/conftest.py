@@ -376,7 +376,7 @@ def slurm_cluster(tmp_path_factory):
     if why:
         missing_component(f"no local SLURM cluster: {why}")
     directory = tmp_path_factory.mktemp("slurm")
-    environment = local_cluster.start(directory)
+    environment = local_cluster.start(directory, tied=True)
     yield environment
     local_cluster.stop(directory)
 

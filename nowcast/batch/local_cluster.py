@@ -128,10 +128,12 @@ PartitionName=debug Nodes={node} Default=YES MaxTime=INFINITE State=UP
     return conf
 
 
-def start(directory: str | Path, timeout: float = 60) -> dict[str, str]:
+def start(directory: str | Path, timeout: float = 60, tied: bool = False) -> dict[str, str]:
     """Start munged, slurmctld and slurmd for a cluster in ``directory``; return
     once ``sbatch --wrap true`` runs to its end there. Returns the environment
-    for SLURM commands. Stops what it started if the cluster does not come up."""
+    for SLURM commands. Stops what it started if the cluster does not come up.
+    ``tied``: the daemons get SIGTERM when the calling process dies (a test
+    session killed before it could stop them)."""
     why = missing()
     if why:
         raise ClusterError(why)
@@ -156,7 +158,12 @@ def start(directory: str | Path, timeout: float = 60) -> dict[str, str]:
     def spawn(args: list[str], out: str) -> None:
         with open(log / out, "ab") as f:
             process = subprocess.Popen(
-                args, env=environment, stdout=f, stderr=subprocess.STDOUT, start_new_session=True
+                args,
+                env=environment,
+                stdout=f,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent if tied else None,
             )
         with open(pids, "a") as f:
             f.write(f"{process.pid}\n")
@@ -186,6 +193,16 @@ def start(directory: str | Path, timeout: float = 60) -> dict[str, str]:
         stop(directory)
         raise
     return environment
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the parent dies (Linux's prctl)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _runs_a_job(environment: dict, directory: Path) -> bool:
