@@ -131,6 +131,7 @@ class BatchJobs:
         self._tails: dict[str, tuple[Command, Launched, JobStatus]] = {}
         self._cancels: list[tuple[Command, str]] = []
         self._poll_failed_logged: dict[str, float] = {}
+        self._search_after: dict[str, float] = {}  # token -> when to search for it again
 
     def configure(self, config: Any) -> None:
         """Follow the config's batch hosts (already checked)."""
@@ -276,6 +277,8 @@ class BatchJobs:
         search = self._searches.get(token)
         if search is not None:
             return self._tend_search(launched, host, search)
+        if now < self._search_after.get(token, 0.0):
+            return False
         command = self._submits.get(token)
         if command is None:  # submitted by a manager that stopped before it knew the outcome
             record = self._load(token) or {}
@@ -290,7 +293,8 @@ class BatchJobs:
         if not command.done():
             return False
         del self._submits[token]
-        if command.timed_out:
+        if command.timed_out or (host.remote and command.returncode == 255):
+            # no answer, or ssh lost the connection: the job may exist all the same
             return self._search(launched, host)
         try:
             job_id = host.system.read_submit(command.returncode, command.stdout, command.stderr)
@@ -339,12 +343,15 @@ class BatchJobs:
         try:
             found = host.system.read_find(search.returncode, search.stdout, search.stderr)
         except PollError as e:
+            host_interval = host.poll_interval
             self.logger.warning(
-                "cannot tell whether job %s of %s was submitted (%s); asking again",
+                "cannot tell whether job %s of %s was submitted (%s); asking again in %g s",
                 launched.job["name"],
                 launched.name,
                 e,
+                host_interval,
             )
+            self._search_after[token] = time.time() + host_interval
             return False
         if found:
             self.logger.warning(
