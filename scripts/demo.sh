@@ -99,5 +99,5 @@ echo "== notifications of this run ($NOWCAST_LOGS/events.log, from the events: s
 tail -n +$((events_before + 1)) "$NOWCAST_LOGS/events.log" 2>/dev/null
 echo
 echo "== nowcast history config/nowcast.yaml --days 1"
-"$PY" -m nowcast.history config/nowcast.yaml --days 1
+"$PY" -m nowcast.history "$CONFIG" --days 1
 exit $result
