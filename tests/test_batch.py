@@ -98,12 +98,10 @@ def test_a_chain_with_its_middle_worker_as_a_batch_job(system, slurm):
     assert len(scripts) == 1
     text = scripts[0].read_text()
     assert "#SBATCH --mem=50M" in text and f"-m middle {system.config_file}" in text
-    assert re.search(
-        rf"middle \(job {job}\) running on \S+ after [\d.]+ s in the queue", system.log()
-    )
     # the job's record is gone once it ended; nothing is left to follow
     wait_for(
         lambda: not list(system.dir.glob("checklist.yaml.manager-jobs/*.json")),
+        timeout=30,
         what="the submission record removed",
     )
 
