@@ -28,7 +28,8 @@ venv: $(VENV)/.installed compile
 demo: venv
 	@scripts/demo.sh $(if $(SLURM),--slurm) $(if $(OUTAGE),--simulate-outage $(OUTAGE))
 
-## make run: run the example system in the foreground; Ctrl-C stops all of it
+## make run: run the example system in the foreground; Ctrl-C stops supervisord and what
+## it runs (workers still running finish; .venv/bin/nowcast stop config/nowcast.yaml stops them too)
 run: venv
 	@mkdir -p $(NOWCAST_LOGS) $(NOWCAST_DATA)
 	@echo "supervisord in the foreground; in another shell:"
