@@ -231,6 +231,17 @@ def stop(config: Config, grace: float, say: Any = print) -> list[Process]:
     config_file = str(config.file)
     processes = find(config_file)
     supervisors = [p for p in processes if p.role == "supervisord"]
+    ours = {p.pid for p in processes}
+    for p in supervisors:
+        others = _children(p.pid) - ours
+        if others:
+            say(
+                f"supervisord (pid {p.pid}) also runs processes of other systems (pids "
+                f"{', '.join(map(str, sorted(others)))}), so it is not stopped: stop this "
+                f"system's programs with supervisorctl (stop manager message_broker ...), "
+                f"then run nowcast stop again for the rest"
+            )
+            return processes
     if supervisors:
         for p in supervisors:
             say(f"stopping supervisord (pid {p.pid}) and the processes it runs")
@@ -258,6 +269,15 @@ def stop(config: Config, grace: float, say: Any = print) -> list[Process]:
         _signal(p, signal.SIGKILL, group=True)
     _wait_gone(workers, 5)
     return find(config_file)
+
+
+def _children(pid: int) -> set[int]:
+    children = set()
+    for child in filter(str.isdigit, os.listdir("/proc")):
+        found = _read(child)
+        if found is not None and found[1][0] != "Z" and int(found[1][1]) == pid:
+            children.add(int(child))
+    return children
 
 
 def _write_stopped(config: Config, workers: list[Process]) -> None:
