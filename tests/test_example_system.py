@@ -230,3 +230,32 @@ def test_a_cycle_past_its_time_limit_says_what_it_waits_for(system):
     assert lines[0] == "cycle did not end within 3 s"
     assert re.fullmatch(r"  running: slow \(pid \d+, for \d+ s, try 1\)", lines[1]), lines
     assert re.fullmatch(r"  last message: quick \(success\) at \d\d:\d\d:\d\d", lines[2]), lines
+
+
+@pytest.mark.timeout(120)
+def test_stop_leaves_a_supervisord_running_other_programs_alone(example):
+    directory, env = example
+    ini = directory / "supervisord.ini"
+    ini.write_text(ini.read_text() + "\n[program:other]\ncommand = sleep 600\n")
+    (directory / "logs").mkdir()
+    subprocess.run([str(BIN / "supervisord"), "-c", str(ini)], cwd=directory, env=env, check=True)
+    status = subprocess.run(
+        [str(BIN / "nowcast"), "status", "config/nowcast.yaml", "--timeout", "60"],
+        cwd=directory,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert status.returncode == 0, status.stderr
+    result = subprocess.run(
+        [str(BIN / "nowcast"), "stop", "config/nowcast.yaml"],
+        cwd=directory,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert result.returncode == 1
+    assert "also runs processes of other systems" in result.stdout
+    assert re.search(r"^\d+\s+manager\s+", result.stdout, re.M)  # still running, listed
