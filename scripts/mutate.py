@@ -158,8 +158,12 @@ def run_module(module: str, budget: float, survivors: bool = False) -> None:
                     [str(session), str(config)] if name == "cr-filter-operators" else [str(session)]
                 )
                 subprocess.run([tool(name), *arguments], cwd=work, check=True, env=env)
+            print(
+                f"{module}: {skip_annotations(session, module, work)} mutants in annotations skipped"
+            )
         elif survivors:
             print(f"{module}: testing {forget_survivors(session)} survivor(s) again")
+        print(f"{module}: {skip_annotations(session, module, work)} mutants in annotations skipped")
         started = time.monotonic()
         process = subprocess.Popen(
             [tool("cosmic-ray"), "--verbosity", "WARNING", "exec", str(config), str(session)],
@@ -176,6 +180,47 @@ def run_module(module: str, budget: float, survivors: bool = False) -> None:
         print(f"{module}: {time.monotonic() - started:.0f} s")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def annotation_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """Where the module's type annotations are, as ((line, col), (end line, end col)).
+    With ``from __future__ import annotations`` (every nowcast module has it) they
+    are never evaluated, so a mutant inside one cannot change anything."""
+    import ast
+
+    spans = []
+    for node in ast.walk(ast.parse(source)):
+        annotations = []
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            arguments = node.args
+            every = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]
+            every += [a for a in (arguments.vararg, arguments.kwarg) if a is not None]
+            annotations = [a.annotation for a in every if a.annotation is not None]
+            if node.returns is not None:
+                annotations.append(node.returns)
+        elif isinstance(node, ast.AnnAssign):
+            annotations = [node.annotation]
+        for a in annotations:
+            spans.append(((a.lineno, a.col_offset), (a.end_lineno, a.end_col_offset)))
+    return spans
+
+
+def skip_annotations(session: Path, module: str, work: Path) -> int:
+    """Mark the session's mutants inside type annotations as skipped; return how many."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+
+    spans = annotation_spans((work / f"nowcast/{module}.py").read_text())
+    skipped = 0
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        for item in db.work_items:
+            for mutation in item.mutations:
+                start = tuple(mutation.start_pos)
+                if any(low <= start < high for low, high in spans):
+                    db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED))
+                    skipped += 1
+                    break
+    return skipped
 
 
 def stop_tree(process: subprocess.Popen) -> None:
