@@ -199,3 +199,46 @@ def _raw_request(system, text: str) -> str:
         return sock.recv_string()
     finally:
         sock.close()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("bind", ["localhost", "127.0.0.1"])
+def test_a_loopback_bind_by_name_or_address_needs_no_keys(system, bind):
+    system.zmq_extra["bind"] = bind
+    system.start(manager=False)
+    assert set(listening(system.broker.pid)) == {
+        ("127.0.0.1", system.ports["workers"]),
+        ("127.0.0.1", system.ports["manager"]),
+    }
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("bind", ["0.0.0.0", "*", "nowcast.example", "192.0.2.7"])
+def test_a_bind_beyond_loopback_without_keys_is_refused(system, bind):
+    system.zmq_extra["bind"] = bind
+    system.write()
+    broker = system.spawn("nowcast.message_broker")
+    assert broker.wait(10) == 2
+    output = (system.dir / "nowcast.message_broker.out").read_text()
+    assert "'zmq: bind'" in output
+    assert "Traceback" not in output
+
+
+def test_key_files_are_checked_for_the_role_that_needs_them(tmp_path):
+    from nowcast.config import Config
+    from nowcast.errors import ConfigError
+    from nowcast.sockets import check_keys
+
+    make_keys(tmp_path / "all")
+    # a worker's host holds the broker's public key and its own key pair only
+    client_only = tmp_path / "client-only"
+    client_only.mkdir()
+    for name in ("broker.key", "client.key_secret"):
+        (client_only / name).write_bytes((tmp_path / "all" / name).read_bytes())
+    path = tmp_path / "nowcast.yaml"
+    path.write_text(f"zmq:\n  curve keys: {client_only}\n")
+    config = Config()
+    config.load(path)
+    check_keys(config, "client")
+    with pytest.raises(ConfigError, match="broker.key_secret"):
+        check_keys(config, "server")
