@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -811,6 +812,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--only", nargs="*", default=None)
     args = parser.parse_args()
+    # TERM (a time limit around the run) stops it through the finally blocks,
+    # which stop the systems it started
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     runs = 3 if args.quick else 5
     print(
         f"nowcast benchmarks on {platform.node() and 'this machine'}: {platform.machine()}, "
