@@ -331,3 +331,17 @@ def test_a_manager_starts_whatever_its_files_hold_and_removes_temporaries(system
     assert system.checklist() == {"known": 1}
     # the ids of the journal's readable lines were kept and written afresh
     assert json.dumps(["kept", "{}"]) in journal.read_text()
+
+
+def test_a_state_file_of_the_wrong_shape_is_moved_aside_not_fatal(tmp_path):
+    checklist_file = str(tmp_path / "checklist.yaml")
+    for text in ['["a list"]', '{"race groups": 5}', "{not json"]:
+        state_file = tmp_path / "checklist.yaml.manager-state.json"
+        state_file.write_text(text)
+        state = ManagerState.load(checklist_file)
+        assert state.races.groups == []
+        assert not state_file.exists()
+        aside = list(tmp_path.glob("checklist.yaml.manager-state.json.unreadable-*"))
+        assert len(aside) >= 1
+        for path in aside:
+            path.unlink()
