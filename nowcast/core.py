@@ -273,7 +273,8 @@ class ManagerCore:
         waits for a commit (invalid messages, answers given before)."""
         if self.dirty or writing:
             return []
-        return self.unsent
+        replies, self.unsent = self.unsent, []
+        return replies
 
     def start_commit(self, checklist_path: str) -> Commit:
         """The bytes of what changed, made now, so later messages do not change

@@ -94,3 +94,12 @@ def test_registry_replies(tmp_path, message, expected):
     else:
         replies = core.sendable(writing=False)
     assert reply_types(replies) == [expected]
+
+
+def test_replies_that_need_no_commit_are_sent_once(tmp_path):
+    core = make_core(tmp_path)
+    core.receive([*ENVELOPE, b"{not json"], 0.0)
+    assert reply_types(core.sendable(writing=False)) == ["invalid message"]
+    core.receive([*ENVELOPE, b"[1, 2"], 0.0)
+    assert reply_types(core.sendable(writing=False)) == ["invalid message"]
+    assert core.sendable(writing=False) == []

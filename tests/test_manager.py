@@ -378,3 +378,28 @@ def test_no_ack_while_the_checklist_cannot_be_written_then_it_is_written_and_ack
     log = system.log()
     assert log.count("cannot write the checklist") == 1  # not once a second
     assert "Is a directory" in log and "written to disk again, after" in log
+
+
+@pytest.mark.timeout(60)
+def test_every_message_gets_exactly_one_reply(known):
+    """Replies that need no commit (invalid messages, answers given before) go
+    out once, not again with every later batch."""
+    system = known
+    dealer = zmq.Context.instance().socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 0)
+    dealer.connect(f"tcp://127.0.0.1:{system.ports['workers']}")
+    applied = {"source": "known", "type": "success", "payload": {}, "id": "known:1:aa:1"}
+    sent = [b"{not json", json.dumps(applied).encode(), b"[1, 2"]
+    sent += [json.dumps(applied).encode(), b"42"] * 5  # answers given before, invalid
+    replies = []
+    try:
+        for body in sent:
+            dealer.send_multipart([b"", body])
+            assert dealer.poll(5000), "no reply"
+            replies.append(dealer.recv_multipart())
+        while dealer.poll(500):  # anything more is a duplicate
+            replies.append(dealer.recv_multipart())
+    finally:
+        dealer.close()
+    types = [json.loads(r[-1])["type"] for r in replies]
+    assert types == ["invalid message", "ack", "invalid message"] + ["ack", "invalid message"] * 5
