@@ -8,6 +8,7 @@ may have changed, so a write costs little more with 10,000 entries than with 10.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import logging
 import re
@@ -22,6 +23,7 @@ logger = logging.getLogger(__name__)
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 _ALL = object()
+_MISSING = object()
 
 
 class Checklist(dict):
@@ -44,6 +46,55 @@ class Checklist(dict):
         self._out: list[bytes] = []  # the fragments in checklist order
         self._position: dict[Any, int] = {}  # key -> index in _out
         self._reorder = True  # keys were added or removed since the last layout
+        self._undo: list[tuple] | None = None  # how to undo the changes since begin()
+        self._saved: set = set()  # entries whose value before begin() is in _undo
+
+    # all or nothing: the changes of one message and its after_* function
+
+    def begin(self) -> None:
+        """Start keeping what is needed to undo the changes that follow."""
+        self._undo, self._saved = [], set()
+
+    def end(self) -> None:
+        """Keep the changes made since ``begin``."""
+        self._undo, self._saved = None, set()
+
+    def rollback(self) -> None:
+        """Undo every change made since ``begin``."""
+        undo, self._undo = self._undo or [], None
+        self._saved = set()
+        for step in reversed(undo):
+            if step[0] == "entry":
+                _, key, old = step
+                if old is _MISSING:
+                    if dict.__contains__(self, key):
+                        del self[key]
+                else:
+                    self[key] = old
+            else:
+                _, key, sub_key, old = step
+                entry = dict.get(self, key)
+                if isinstance(entry, dict):
+                    if old is _MISSING:
+                        entry.pop(sub_key, None)
+                    else:
+                        entry[sub_key] = old
+                    self._touch(key)
+
+    def _save(self, key: Any) -> None:
+        """Before ``key``'s entry may change: keep a copy of it, once per ``begin``."""
+        if self._undo is None or key in self._saved:
+            return
+        self._saved.add(key)
+        old = dict.get(self, key, _MISSING)
+        if isinstance(old, (dict, list, set)):
+            old = copy.deepcopy(old)
+        self._undo.append(("entry", key, old))
+
+    def _save_all(self) -> None:
+        if self._undo is not None:
+            for key in list(dict.keys(self)):
+                self._save(key)
 
     def _touch(self, key: Any) -> None:
         if self._dirty is not _ALL:
@@ -55,6 +106,9 @@ class Checklist(dict):
     def __getitem__(self, key: Any) -> Any:
         value = dict.__getitem__(self, key)
         if isinstance(value, (dict, list)):
+            if self._undo is not None and key not in self._saved:
+                self._save(key)
+                value = dict.__getitem__(self, key)
             self._touch(key)
         return value
 
@@ -62,48 +116,58 @@ class Checklist(dict):
         return self[key] if key in self else default
 
     def __setitem__(self, key: Any, value: Any) -> None:
+        self._save(key)
         if not dict.__contains__(self, key):
             self._reorder = True
         dict.__setitem__(self, key, value)
         self._touch(key)
 
     def __delitem__(self, key: Any) -> None:
+        self._save(key)
         dict.__delitem__(self, key)
         self._reorder = True
         self._touch(key)
 
     def setdefault(self, key: Any, default: Any = None) -> Any:
+        self._save(key)
         if not dict.__contains__(self, key):
             self._reorder = True
         self._touch(key)
         return dict.setdefault(self, key, default)
 
     def pop(self, key: Any, *default: Any) -> Any:
+        self._save(key)
         self._reorder = True
         self._touch(key)
         return dict.pop(self, key, *default)
 
     def popitem(self) -> tuple:
+        self._save_all()
         self._touch_all()
         return dict.popitem(self)
 
     def update(self, *args: Any, **kwargs: Any) -> None:
+        self._save_all()
         self._touch_all()
         dict.update(self, *args, **kwargs)
 
     def clear(self) -> None:
+        self._save_all()
         dict.clear(self)
         self._touch_all()
 
     def values(self):
+        self._save_all()
         self._touch_all()
         return dict.values(self)
 
     def items(self):
+        self._save_all()
         self._touch_all()
         return dict.items(self)
 
     def copy(self) -> dict:
+        self._save_all()
         self._touch_all()
         return dict(dict.items(self))
 
@@ -112,6 +176,10 @@ class Checklist(dict):
         entry in place; anything else replaces the entry."""
         current = dict.get(self, key)
         if isinstance(current, dict) and isinstance(payload, dict):
+            if self._undo is not None and key not in self._saved:
+                self._undo.extend(
+                    ("sub", key, sub_key, current.get(sub_key, _MISSING)) for sub_key in payload
+                )
             current.update(payload)
             if self._dirty is not _ALL and key not in self._dirty:
                 self._dirty_parts.setdefault(key, set()).update(payload)

@@ -229,25 +229,33 @@ class ManagerCore:
         return _reply("ack", value)
 
     def _continue(self, msg: Message, entry: dict) -> Message:
-        key = entry.get("checklist key", msg.source)
-        self.checklist.merge(key, msg.payload)
-        self.logger.info("checklist updated with [%s] items from %s worker", key, msg.source)
+        """Merge the payload and call ``after_<worker>``, as one unit: when the
+        function is missing or raises, the checklist is left as it was."""
         after = getattr(self.next_workers, f"after_{msg.source}", None)
         if after is None:
             self.logger.error(
-                "no after_%s function in next workers module %s",
+                "no after_%s function in next workers module %s; the checklist is unchanged",
                 msg.source,
                 self.config["message registry"]["next workers module"],
             )
             return _reply("no after_worker function", f"after_{msg.source}")
+        key = entry.get("checklist key", msg.source)
+        self.checklist.begin()
         try:
+            self.checklist.merge(key, msg.payload)
             result = after(msg, self.config, self.checklist)
             next_workers, racers = read_after_result(result)
         except Exception as e:
+            self.checklist.rollback()
             self.logger.exception(
-                "after_%s raised an exception handling (%s) message", msg.source, msg.type
+                "after_%s raised an exception handling (%s) message; the checklist is unchanged",
+                msg.source,
+                msg.type,
             )
             return _reply("after_worker function failed", f"{type(e).__name__}: {e}")
+        finally:
+            self.checklist.end()
+        self.logger.info("checklist updated with [%s] items from %s worker", key, msg.source)
         held, launch_now = self.state.races.report(msg.source, next_workers)
         if held:
             if launch_now:

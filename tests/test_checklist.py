@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import yaml
@@ -204,3 +205,36 @@ def test_any_bytes_give_a_checklist_or_a_file_moved_aside(tmp_path):
             assert aside
 
     check()
+
+
+def test_rollback_undoes_every_kind_of_change():
+
+    original = {"a": {"x": 1, "deep": {"l": [1]}}, "b": [1, 2], "c": 3, "d": {"k": "v"}}
+    checklist = Checklist(json.loads(json.dumps(original)))
+    checklist.begin()
+    checklist.merge("a", {"x": 2, "new": 1})
+    checklist["a"]["deep"]["l"].append(2)
+    checklist["b"].append(3)
+    checklist.merge("c", {"replaced": True})
+    checklist.setdefault("e", []).append(1)
+    checklist.pop("d")
+    for _key, value in checklist.items():
+        if isinstance(value, dict):
+            value["via items"] = 1
+    checklist.rollback()
+    assert checklist == original
+    assert yaml.safe_load(checklist.to_yaml()) == original
+    checklist.begin()
+    checklist.clear()
+    checklist.rollback()
+    assert checklist == original
+
+
+def test_changes_after_end_are_kept():
+
+    checklist = Checklist({"a": {"x": 1}})
+    checklist.begin()
+    checklist.merge("a", {"x": 2})
+    checklist.end()
+    checklist.merge("a", {"y": 3})
+    assert checklist == {"a": {"x": 2, "y": 3}}

@@ -7,6 +7,7 @@ import logging
 import types
 
 import pytest
+import yaml
 
 from nowcast.checklist import Checklist
 from nowcast.config import Config
@@ -103,3 +104,32 @@ def test_replies_that_need_no_commit_are_sent_once(tmp_path):
     core.receive([*ENVELOPE, b"[1, 2"], 0.0)
     assert reply_types(core.sendable(writing=False)) == ["invalid message"]
     assert core.sendable(writing=False) == []
+
+
+def _raises_after_changing(msg, config, checklist):
+    checklist["a"]["added by after"] = 1
+    checklist["b"]["nested"].append(3)
+    checklist["c"] = "new entry"
+    del checklist["d"]
+    raise RuntimeError("after_a failed")
+
+
+@pytest.mark.parametrize("payload", [{"x": 2, "y": 1}, "replaces the entry", None])
+def test_an_after_function_that_raises_leaves_the_checklist_as_it_was(tmp_path, payload):
+    core = make_core(tmp_path, after_a=_raises_after_changing)
+    before = {"a": {"x": 1}, "b": {"nested": [1, 2]}, "d": 4}
+    core.checklist.update(json.loads(json.dumps(before)))
+    core.checklist.to_yaml()
+    core.receive(frames("a", payload=payload), 0.0)
+    assert dict(core.checklist) == before
+    commit = core.start_commit(core.config["checklist file"])
+    written = dict(commit.replace).get(core.config["checklist file"])
+    assert written is None or yaml.safe_load(written) == before
+    replies, launches = core.committed()
+    assert reply_types(replies) == ["after_worker function failed"] and launches == []
+
+
+def test_a_missing_after_function_leaves_the_checklist_as_it_was(tmp_path):
+    core = make_core(tmp_path)
+    core.receive(frames("b", payload={"x": 1}), 0.0)
+    assert dict(core.checklist) == {}

@@ -141,6 +141,7 @@ def test_after_function_that_raises_is_answered_and_manager_carries_on(system):
     log = system.log()
     assert "Traceback" in log and "ValueError: oops in user code" in log
     assert system.run_worker("good").returncode == 0
+    assert "bad" not in system.checklist()  # refused, so not applied
     assert system.manager.poll() is None
 
 
