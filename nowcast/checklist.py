@@ -341,7 +341,7 @@ def _dump_each(items: list[tuple[Any, Any]], indent: bool = False) -> list[bytes
         try:
             # without anchors: a value shared by two items must be written in each
             text = _dump_text(dict(items), _UnsharedDumper)
-        except (yaml.YAMLError, RecursionError):
+        except Exception:  # each item on its own says which one cannot be written
             text = None
         if text is not None:
             pieces = _top_level_pieces(text)
@@ -370,11 +370,24 @@ def _top_level_pieces(text: bytes) -> list[bytes]:
 def _dump(data: dict) -> bytes:
     try:
         return _dump_text(data)
-    except yaml.YAMLError:
+    except Exception:  # YAMLError, and what else user code may put in an entry
+        pass
+    try:
+        text = _dump_text(to_plain(data))
         logger.warning(
             "checklist entry %r holds values YAML cannot write; writing them as text", list(data)
         )
-        return _dump_text(to_plain(data))
+        return text
+    except Exception as e:
+        # only an after_* function can put such a thing in the checklist (messages are
+        # checked before they are applied); writing nothing at all would be worse
+        logger.error(
+            "checklist entry %r cannot be written (%s: %s); writing a placeholder instead",
+            [ascii(k) for k in data],
+            type(e).__name__,
+            ascii(str(e))[:200],
+        )
+        return _dump_text({ascii(k): f"unwritable value ({type(e).__name__})" for k in data})
 
 
 class _UnsharedDumper(_Dumper):

@@ -80,7 +80,7 @@ class Committer:
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._done_r, self._done_w = os.pipe()
         os.set_blocking(self._done_r, False)
-        self._error: OSError | None = None
+        self._error: Exception | None = None
         self.busy = False
         self._thread = threading.Thread(target=self._run, name="committer", daemon=True)
         self._thread.start()
@@ -96,8 +96,8 @@ class Committer:
         self._jobs.put(commit)
 
     def finish(self) -> bool:
-        """Collect the commit that is done, if it is; raises the ``OSError`` that
-        writing it raised, if any."""
+        """Collect the commit that is done, if it is; raises what writing it
+        raised (an ``OSError``, mostly), if anything."""
         try:
             os.read(self._done_r, 1)
         except BlockingIOError:
@@ -132,6 +132,6 @@ class Committer:
                 return
             try:
                 commit.write()
-            except OSError as e:
+            except Exception as e:  # any failure is reported, and the thread lives on
                 self._error = e
             os.write(self._done_w, b".")

@@ -29,7 +29,7 @@ from nowcast import defaults, recorder
 from nowcast.committer import Commit
 from nowcast.config import Config
 from nowcast.errors import MessageError
-from nowcast.message import Message, load_message_data
+from nowcast.message import Message, check_writable, load_message_data, to_plain
 from nowcast.next_worker import NextWorker
 from nowcast.state import ManagerState
 from nowcast.supervision import Launched, Retry, is_failure, worker_name
@@ -129,6 +129,7 @@ class ManagerCore:
         try:
             data, form = load_message_data(body[0], self.max_message_size)
             msg = Message._from_dict(data)
+            check_writable(data, defaults.MESSAGE_MAX_DEPTH)
         except MessageError as e:
             return self._invalid(envelope, str(e), body), False
         if msg.source == STATUS_SOURCE and msg.type == "status":
@@ -287,12 +288,16 @@ class ManagerCore:
     def start_commit(self, checklist_path: str) -> Commit:
         """The bytes of what changed, made now, so later messages do not change
         them; the replies held so far wait for this commit."""
-        self.dirty = False
         commit = Commit(os.path.dirname(os.path.abspath(checklist_path)))
-        if self.checklist.changed:
-            commit.replace.append((checklist_path, checklist_file.to_file(self.checklist)))
-        self.state.add_to(commit)
-        self.history.add_to(commit)
+        try:
+            if self.checklist.changed:
+                commit.replace.append((checklist_path, checklist_file.to_file(self.checklist)))
+            self.state.add_to(commit)
+            self.history.add_to(commit)
+        except Exception:
+            self.commit_failed()  # the replies stay held; everything is made again next time
+            raise
+        self.dirty = False
         self.in_flight, self.unsent = self.unsent, []
         self._launch_after = len(self.state.pending)
         return commit
@@ -406,7 +411,7 @@ _ABSENT = object()
 
 
 def _reply(reply_type: str, payload: Any = None) -> Message:
-    return Message(NAME, reply_type, payload)
+    return Message(NAME, reply_type, to_plain(payload))
 
 
 def _hashable(value: Any) -> bool:

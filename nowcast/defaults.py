@@ -17,6 +17,10 @@ OVERSIZE_FACTOR = 4
 # than JSON, so one message may not block the manager for long.
 MAX_YAML_MESSAGE_SIZE = 256 * 1024
 
+# Deepest nesting of mappings and lists a message may hold (the message itself is
+# level 1); the manager refuses deeper ones, which its files could not hold safely.
+MESSAGE_MAX_DEPTH = 100
+
 # Seconds a worker waits for the manager's reply before it re-sends the message.
 REPLY_TIMEOUT = 5.0
 

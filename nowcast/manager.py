@@ -253,7 +253,12 @@ class NowcastManager(LongRunningProcess):
         is still writing that one."""
         if not self.core.dirty or self._committer.busy or time.time() < self._retry_commit_at:
             return
-        commit = self.core.start_commit(self._checklist_path)
+        try:
+            commit = self.core.start_commit(self._checklist_path)
+        except Exception as e:  # what was applied cannot be written: no reply goes out
+            self.logger.exception("cannot make the bytes of the checklist and state")
+            self._write_failed(e)
+            return
         if commit:
             self._committer.submit(commit)
         else:
@@ -267,20 +272,9 @@ class NowcastManager(LongRunningProcess):
         try:
             if not finish():
                 return
-        except OSError as e:
-            self._failed_writes += 1
-            now = time.time()
-            if self._failed_writes == 1 or now - self._failure_logged_at >= 60:
-                self._failure_logged_at = now
-                self.logger.error(
-                    "cannot write the checklist and state to disk (%s); replies are held, and "
-                    "writing is tried again every %g s%s",
-                    e,
-                    defaults.COMMIT_RETRY_DELAY,
-                    f" ({self._failed_writes} tries so far)" if self._failed_writes > 1 else "",
-                )
+        except Exception as e:  # whatever failed, no reply goes out
             self.core.commit_failed()
-            self._retry_commit_at = time.time() + defaults.COMMIT_RETRY_DELAY
+            self._write_failed(e)
             return
         if self._failed_writes:
             self.logger.warning(
@@ -290,6 +284,22 @@ class NowcastManager(LongRunningProcess):
             )
             self._failed_writes = 0
         self._committed()
+
+    def _write_failed(self, error: Exception) -> None:
+        """Log a failed commit (once a minute while they go on failing) and try
+        again after a delay; the replies stay held."""
+        self._failed_writes += 1
+        now = time.time()
+        if self._failed_writes == 1 or now - self._failure_logged_at >= 60:
+            self._failure_logged_at = now
+            self.logger.error(
+                "cannot write the checklist and state to disk (%s); replies are held, and "
+                "writing is tried again every %g s%s",
+                error,
+                defaults.COMMIT_RETRY_DELAY,
+                f" ({self._failed_writes} tries so far)" if self._failed_writes > 1 else "",
+            )
+        self._retry_commit_at = now + defaults.COMMIT_RETRY_DELAY
 
     def _committed(self) -> None:
         replies, launches = self.core.committed()

@@ -158,6 +158,53 @@ def yaml_loader() -> type:
     return loader if version >= (0, 2, 6) else yaml.SafeLoader
 
 
+def check_writable(data: Any, max_depth: int) -> None:
+    """Check that the manager can write ``data`` (a message read from the wire)
+    to its files: text that is valid Unicode (no lone surrogates, which JSON's
+    ``\\ud800`` escapes make), at most ``max_depth`` levels of nesting, numbers
+    that can be written as text, and only the kinds of values YAML writes.
+
+    :raises MessageError: naming what cannot be written.
+    """
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        kind = type(value)
+        if kind is str:
+            if not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise MessageError(
+                        f"text that is not valid Unicode (a lone surrogate): {value[:40]!r}"
+                    ) from None
+        elif kind is dict or kind is list or kind is set:
+            if depth >= max_depth:
+                raise MessageError(f"nested deeper than {max_depth} levels")
+            items = value.items() if kind is dict else ((None, v) for v in value)
+            for key, item in items:
+                stack.append((key, depth + 1))
+                stack.append((item, depth + 1))
+        elif kind is int:
+            if value.bit_length() > _MAX_INT_BITS:
+                raise MessageError(f"a whole number of {value.bit_length()} bits, too long")
+        elif value is None or kind is float or kind is bool or kind is bytes:
+            pass
+        elif not _is_date(value):
+            raise MessageError(f"a value of type {kind.__name__}, which cannot be written")
+
+
+# Whole numbers longer than this are refused: Python will not turn one of more
+# than 4,300 digits (about 14,000 bits) into text.
+_MAX_INT_BITS = 14_000
+
+
+def _is_date(value: Any) -> bool:
+    import datetime
+
+    return isinstance(value, datetime.date)
+
+
 def _refuse_shared_nodes(data: Any) -> None:
     """Refuse YAML that uses one node twice (anchors and aliases): a small message
     could otherwise stand for an enormous checklist entry."""

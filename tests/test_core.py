@@ -133,3 +133,56 @@ def test_a_missing_after_function_leaves_the_checklist_as_it_was(tmp_path):
     core = make_core(tmp_path)
     core.receive(frames("b", payload={"x": 1}), 0.0)
     assert dict(core.checklist) == {}
+
+
+UNWRITABLE = [
+    ('{"source": "a", "type": "success", "payload": {"x": "\\ud800"}}', "lone surrogate"),
+    ('{"source": "a", "type": "success", "payload": {"\\udfff": 1}}', "lone surrogate"),
+    ('{"source": "a", "type": "success", "id": "a:1:\\ud800:1"}', "lone surrogate"),
+    ('{"source": "\\ud800", "type": "success", "id": "x:1:ab:1"}', "lone surrogate"),
+    ('{"source": "a", "type": "success", "payload": ' + "[" * 400 + "]" * 400 + "}", "nested"),
+    ("source: a\ntype: success\npayload: 0x" + "f" * 4000 + "\n", "bits"),
+]
+
+
+@pytest.mark.parametrize("text, why", UNWRITABLE)
+def test_what_cannot_be_written_is_refused_and_later_commits_work(tmp_path, text, why):
+    core = make_core(tmp_path, after_a=lambda msg, config, checklist: [])
+    core.receive([*ENVELOPE, text.encode("utf-8", "surrogatepass")], 0.0)
+    refused = core.sendable(writing=False)
+    assert reply_types(refused) == ["invalid message"]
+    assert why in json.loads(refused[0].text)["payload"]
+    core.receive(frames("a", payload={"fine": 1}, msg_id="a:2:ab:1"), 0.0)
+    commit = core.start_commit(core.config["checklist file"])
+    assert yaml.safe_load(dict(commit.replace)[core.config["checklist file"]]) == {
+        "a": {"fine": 1}
+    }
+    replies, _ = core.committed()
+    assert reply_types(replies) == ["ack"]
+
+
+def test_an_entry_user_code_made_unwritable_does_not_stop_commits(tmp_path):
+    def after_a(msg, config, checklist):
+        checklist["poison"] = {"bad": "\ud800", "deep": json.loads("[" * 900 + "]" * 900)}
+        return []
+
+    core = make_core(tmp_path, after_a=after_a)
+    core.receive(frames("a", payload={"fine": 1}), 0.0)
+    commit = core.start_commit(core.config["checklist file"])
+    written = yaml.safe_load(dict(commit.replace)[core.config["checklist file"]])
+    assert written["a"] == {"fine": 1} and "poison" in str(written)
+    replies, _ = core.committed()
+    assert reply_types(replies) == ["ack"]
+
+
+def test_a_commit_that_cannot_be_made_lets_no_reply_out(tmp_path):
+    core = make_core(tmp_path, after_a=lambda msg, config, checklist: [])
+    core.receive(frames("a", payload={"x": 1}), 0.0)
+    core.checklist.to_yaml = lambda: 1 / 0  # whatever raises, not only YAMLError
+    with pytest.raises(ZeroDivisionError):
+        core.start_commit(core.config["checklist file"])
+    assert core.dirty and core.sendable(writing=False) == []
+    del core.checklist.to_yaml
+    core.start_commit(core.config["checklist file"])
+    replies, _ = core.committed()
+    assert reply_types(replies) == ["ack"]

@@ -404,3 +404,20 @@ def test_every_message_gets_exactly_one_reply(known):
         dealer.close()
     types = [json.loads(r[-1])["type"] for r in replies]
     assert types == ["invalid message", "ack", "invalid message"] + ["ack", "invalid message"] * 5
+
+
+@pytest.mark.timeout(60)
+def test_a_message_that_cannot_be_written_is_refused_and_later_acks_reach_the_disk(known):
+    system = known
+    poison = [
+        '{"source": "known", "type": "success", "payload": {"x": "\\ud800"}}',
+        '{"source": "known", "type": "success", "id": "known:1:\\udc80:1"}',
+        '{"source": "known", "type": "success", "payload": ' + "[" * 300 + "]" * 300 + "}",
+    ]
+    for text in poison:
+        assert system.request(text)["type"] == "invalid message"
+    assert system.run_worker("known").returncode == 0
+    system.kill_manager()
+    assert system.checklist()["known"] == {"done": True}
+    system.start_manager()
+    assert system.manager.poll() is None
