@@ -39,3 +39,8 @@ class PayloadError(MessageError, TypeError):
 
 class NoManagerError(NowcastError):
     """A worker gave up waiting for the manager's reply."""
+
+
+class AlreadyRunningError(NowcastError):
+    """Another process holds the lock this one needs (a second manager on the
+    same checklist); the text names the lock file and the holder's pid."""

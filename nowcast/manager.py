@@ -39,6 +39,7 @@ from nowcast.config import (
 )
 from nowcast.core import STATUS_SOURCE, ManagerCore, Reply
 from nowcast.errors import ConfigError
+from nowcast.lock import ManagerLock, lock_path
 from nowcast.process import LongRunningProcess, run_process
 from nowcast.state import ManagerState
 from nowcast.supervision import describe_exit, kill_group, signal_worker
@@ -71,6 +72,7 @@ class NowcastManager(LongRunningProcess):
         super().__init__(args, name)
         self._next_workers_stamp: tuple | None = None
         self._committer: Committer | None = None
+        self._lock: ManagerLock | None = None
         self._retry_commit_at = 0.0  # after a failed commit, when to try again
         self._supervised_at = 0.0  # when supervise() last ran
         self._failed_writes = 0  # commits that failed in a row
@@ -141,14 +143,17 @@ class NowcastManager(LongRunningProcess):
     def setup(self) -> None:
         import zmq
 
+        path = self.config["checklist file"]
+        self._checklist_path = path
+        # before anything is read or connected: one manager per checklist
+        self._lock = ManagerLock(lock_path(path))
+        self._lock.acquire()
+        state_files.remove_temporaries(path)  # only once no other manager can be writing
         self._zmq = zmq
         self.context = zmq.Context()
         self._connect()
         self.warm = launcher.WarmStart(self.logger)
         self.warm.configure(self.config)
-        path = self.config["checklist file"]
-        self._checklist_path = path
-        state_files.remove_temporaries(path)
         if self.args.ignore_checklist:
             self.logger.info("ignoring the checklist file, as --ignore-checklist asks")
             checklist = checklist_file.Checklist()
@@ -209,6 +214,8 @@ class NowcastManager(LongRunningProcess):
             self.context.term()
         if self.warm is not None:
             self.warm.close()
+        if self._lock is not None:
+            self._lock.release()
 
     # the loop
 

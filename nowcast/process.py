@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from nowcast.config import Config
-from nowcast.errors import ConfigError
+from nowcast.errors import ConfigError, NowcastError
 from nowcast.logs import EscapeArgs
 
 _escape_args = EscapeArgs()
@@ -145,7 +145,7 @@ class LongRunningProcess:
                         "unexpected error in %s; carrying on with the next message", self.name
                     )
                     time.sleep(0.1)  # no tight loop if the error repeats
-        except ConfigError as e:
+        except NowcastError as e:  # a config mistake, another copy running...
             self.logger.critical("cannot run: %s", e)
             return 2
         finally:

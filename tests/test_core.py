@@ -154,9 +154,7 @@ def test_what_cannot_be_written_is_refused_and_later_commits_work(tmp_path, text
     assert why in json.loads(refused[0].text)["payload"]
     core.receive(frames("a", payload={"fine": 1}, msg_id="a:2:ab:1"), 0.0)
     commit = core.start_commit(core.config["checklist file"])
-    assert yaml.safe_load(dict(commit.replace)[core.config["checklist file"]]) == {
-        "a": {"fine": 1}
-    }
+    assert yaml.safe_load(dict(commit.replace)[core.config["checklist file"]]) == {"a": {"fine": 1}}
     replies, _ = core.committed()
     assert reply_types(replies) == ["ack"]
 

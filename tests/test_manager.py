@@ -421,3 +421,20 @@ def test_a_message_that_cannot_be_written_is_refused_and_later_acks_reach_the_di
     assert system.checklist()["known"] == {"done": True}
     system.start_manager()
     assert system.manager.poll() is None
+
+
+@pytest.mark.timeout(60)
+def test_a_second_manager_on_the_same_checklist_refuses_to_start(known):
+    system = known
+    second = system.spawn("nowcast.manager")
+    assert second.wait(20) == 2
+    out = (system.dir / "nowcast.manager.out").read_text()
+    refusal = [line for line in out.splitlines() if "cannot run" in line]
+    assert len(refusal) == 1
+    assert f"another manager (pid {system.manager.pid})" in refusal[0]
+    assert "manager-lock" in refusal[0]
+    for _ in range(3):  # every message goes to the first one, and is on disk
+        assert system.run_worker("known").returncode == 0
+    system.kill_manager()  # the kernel lets the lock go
+    system.start_manager()
+    assert system.manager.poll() is None
