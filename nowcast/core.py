@@ -145,7 +145,7 @@ class ManagerCore:
         reply.id = msg.id
         text = reply.serialize() if form == "json" else reply.serialize_yaml()
         if msg.id is not None and msg.type != "need":
-            self.state.remember(msg.id, text)
+            self.state.remember(msg.id, text, now)
         return Reply(envelope, text), False
 
     def _invalid(self, envelope: list, why: str, body: list[bytes]) -> Reply:
@@ -408,6 +408,22 @@ class ManagerCore:
 
 
 _ABSENT = object()
+
+
+def keep_ids_for(config: Config) -> float:
+    """Seconds to remember an applied message's id: longer than a worker of this
+    config goes on re-sending it (``zmq: give up after`` plus a ``reply timeout``)."""
+    zmq_config = config.get("zmq") or {}
+    total = 0.0
+    for key, default in (
+        ("give up after", defaults.GIVE_UP_AFTER),
+        ("reply timeout", defaults.REPLY_TIMEOUT),
+    ):
+        try:
+            total += max(0.0, float(zmq_config.get(key, default)))
+        except (TypeError, ValueError):
+            total += default
+    return total + defaults.REMEMBER_MARGIN
 
 
 def _reply(reply_type: str, payload: Any = None) -> Message:

@@ -41,9 +41,14 @@ BATCH_MAX = 500
 # (disk full, I/O error); the replies wait too, and workers re-send meanwhile.
 COMMIT_RETRY_DELAY = 1.0
 
-# How many applied message ids (with their replies) the manager remembers, so a
+# Seconds the manager remembers an applied message's id (with its reply) beyond
+# the longest a worker re-sends (`zmq: give up after` plus a `reply timeout`), so a
 # worker that re-sends after a lost reply gets the first answer back.
-REMEMBERED_IDS = 2000
+REMEMBER_MARGIN = 60.0
+
+# Most message ids the manager remembers (about 250 bytes each in memory); beyond
+# this the oldest are forgotten early, with a warning.
+REMEMBERED_IDS_MAX = 500_000
 
 # Seconds a signalled long-running process may take to close its sockets.
 LINGER_MS = 1000

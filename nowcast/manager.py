@@ -37,7 +37,7 @@ from nowcast.config import (
     require_str,
     require_zmq,
 )
-from nowcast.core import STATUS_SOURCE, ManagerCore, Reply
+from nowcast.core import STATUS_SOURCE, ManagerCore, Reply, keep_ids_for
 from nowcast.errors import ConfigError
 from nowcast.lock import ManagerLock, lock_path
 from nowcast.process import LongRunningProcess, run_process
@@ -122,6 +122,7 @@ class NowcastManager(LongRunningProcess):
 
     def apply_config(self, old: Config, new: Config) -> None:
         self.core.config = new
+        self.state.replies.keep_for = keep_ids_for(new)
         if sockets.address(old, "manager") != sockets.address(new, "manager"):
             self.socket.close(linger=0)
             self._connect()
@@ -159,7 +160,7 @@ class NowcastManager(LongRunningProcess):
             checklist = checklist_file.Checklist()
         else:
             checklist = checklist_file.load(path)
-        state = ManagerState.load(path)
+        state = ManagerState.load(path, keep_ids_for(self.config))
         processes.forget_stopped(state.supervision, path, self.logger)
         history = recorder.Recorder.open(self.config)
         self.core = ManagerCore(self.config, checklist, state, self.logger, history=history)

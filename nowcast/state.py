@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import OrderedDict
 
 import attrs
@@ -47,12 +48,26 @@ def replies_path(checklist_file: str) -> str:
 
 class ReplyJournal:
     """The replies to recently applied messages, by message id, on disk as one
-    JSON line per message."""
+    JSON line per message: ``[id, reply, time applied]``.
 
-    def __init__(self, path: str, remembered: int = defaults.REMEMBERED_IDS) -> None:
+    An id is kept for ``keep_for`` seconds, longer than any worker goes on
+    re-sending (``zmq: give up after``), so a re-sent message is never applied
+    twice however fast messages come; at most ``remembered`` ids are kept, to
+    bound memory (the oldest go first, with a warning).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        keep_for: float = defaults.GIVE_UP_AFTER + defaults.REMEMBER_MARGIN,
+        remembered: int = defaults.REMEMBERED_IDS_MAX,
+    ) -> None:
         self.path = path
+        self.keep_for = keep_for
         self.remembered = remembered
-        self.replies: OrderedDict[str, str] = OrderedDict()
+        self.replies: OrderedDict[str, str] = OrderedDict()  # oldest first
+        self._applied: OrderedDict[str, float] = OrderedDict()  # when, in the same order
+        self._warned_full = False
         self._unwritten: list[tuple[str, str]] = []  # (id, journal line), not yet committed
         self._in_flight: list[tuple[str, str]] = []  # in the commit being written
         self._lines = 0
@@ -70,19 +85,48 @@ class ReplyJournal:
     def __getitem__(self, msg_id: str) -> str:
         return self.replies[msg_id]
 
-    def remember(self, msg_id: str, reply: str) -> None:
-        """Keep the reply to ``msg_id``, forgetting the oldest beyond the limit."""
-        self.replies[msg_id] = reply
-        self._unwritten.append((msg_id, _line(msg_id, reply)))
-        while len(self.replies) > self.remembered:
-            self.replies.popitem(last=False)
+    def __len__(self) -> int:
+        return len(self.replies)
 
-    def load(self) -> None:
+    def remember(self, msg_id: str, reply: str, now: float | None = None) -> None:
+        """Keep the reply to ``msg_id``; forget the ids older than ``keep_for``."""
+        now = time.time() if now is None else now
+        self._keep(msg_id, reply, now)
+        self._unwritten.append((msg_id, _line(msg_id, reply, now)))
+        self.forget(now)
+
+    def _keep(self, msg_id: str, reply: str, when: float) -> None:
+        self.replies[msg_id] = reply
+        self.replies.move_to_end(msg_id)
+        self._applied[msg_id] = when
+        self._applied.move_to_end(msg_id)
+
+    def forget(self, now: float) -> None:
+        """Forget the ids applied more than ``keep_for`` seconds before ``now``,
+        and the oldest beyond ``remembered``."""
+        applied, oldest = self._applied, now - self.keep_for
+        while applied and next(iter(applied.values())) < oldest:
+            self.replies.pop(applied.popitem(last=False)[0])
+        if len(applied) > self.remembered:
+            if not self._warned_full:
+                self._warned_full = True
+                logger.warning(
+                    "more than %d message ids applied within %g s; forgetting the oldest "
+                    "early: a worker re-sending one of those would have it applied again",
+                    self.remembered,
+                    self.keep_for,
+                )
+            while len(applied) > self.remembered:
+                self.replies.pop(applied.popitem(last=False)[0])
+
+    def load(self, now: float | None = None) -> None:
         """Read the journal. A line cut short by a crash is ignored (its reply was
         never sent). Any other line that is not ``[id, reply]`` (not written by
         nowcast) makes the file unusable as it is: it is moved aside with one ERROR
         line, the readable lines are kept, and the next commit writes them to a
-        fresh journal."""
+        fresh journal. Lines without a time (an older format) count as applied
+        ``now``."""
+        now = time.time() if now is None else now
         try:
             with open(self.path, "rb") as f:
                 lines = f.read().split(b"\n")
@@ -95,18 +139,18 @@ class ReplyJournal:
         bad, cut = [], 0
         for number, line in enumerate(lines, 1):
             try:
-                msg_id, reply = json.loads(line)
-                if not (isinstance(msg_id, str) and isinstance(reply, str)):
-                    raise TypeError("expected [id, reply], two strings")
+                msg_id, reply, *when = json.loads(line)
+                if not (isinstance(msg_id, str) and isinstance(reply, str)) or len(when) > 1:
+                    raise TypeError("expected [id, reply, time]: two strings and a number")
+                when = float(when[0]) if when else now
             except Exception as e:  # any bytes, any JSON
                 if line.startswith(b'["') and isinstance(e, ValueError):
                     cut += 1  # the start of a line a crash cut short; the next starts afresh
                 else:
                     bad.append(f"line {number}: {type(e).__name__}")
                 continue
-            self.replies[msg_id] = reply
-            while len(self.replies) > self.remembered:
-                self.replies.popitem(last=False)
+            self._keep(msg_id, reply, when)
+        self.forget(now)
         if torn or cut:
             logger.warning(
                 "%s: %d line(s) cut short by a crash while they were written; ignored",
@@ -133,9 +177,11 @@ class ReplyJournal:
             return
         new = "".join(line for _, line in self._unwritten).encode("utf-8")
         self._rewriting, self._rewrite = self._rewrite, False
-        if self._rewriting or self._lines + len(self._unwritten) > 2 * self.remembered:
+        if self._rewriting or self._lines + len(self._unwritten) > 2 * max(len(self.replies), 1):
             fresh = {msg_id for msg_id, _ in self._unwritten}
-            kept = [_line(k, v) for k, v in self.replies.items() if k not in fresh]
+            kept = [
+                _line(k, v, self._applied[k]) for k, v in self.replies.items() if k not in fresh
+            ]
             commit.replace.append((self.path, "".join(kept).encode("utf-8")))
             self._lines = len(kept)
         elif self._torn:
@@ -295,8 +341,8 @@ def _check_worker(worker: object, where: str) -> None:
     )
 
 
-def _line(msg_id: str, reply: str) -> str:
-    return json.dumps([msg_id, reply], ensure_ascii=False) + "\n"
+def _line(msg_id: str, reply: str, when: float) -> str:
+    return json.dumps([msg_id, reply, round(when, 3)], ensure_ascii=False) + "\n"
 
 
 @attrs.define
@@ -316,8 +362,8 @@ class ManagerState:
         self.recent.append({"time": when, "source": source, "type": msg_type})
         del self.recent[: -defaults.RECENT_MESSAGES]
 
-    def remember(self, msg_id: str, reply: str) -> None:
-        self.replies.remember(msg_id, reply)
+    def remember(self, msg_id: str, reply: str, now: float) -> None:
+        self.replies.remember(msg_id, reply, now)
 
     def _durable_json(self) -> str:
         """The part of the state that must survive a restart exactly."""
@@ -353,12 +399,18 @@ class ManagerState:
         self.replies.failed()
 
     @classmethod
-    def load(cls, checklist_file: str, remembered: int = defaults.REMEMBERED_IDS) -> ManagerState:
+    def load(
+        cls,
+        checklist_file: str,
+        keep_ids_for: float = defaults.GIVE_UP_AFTER + defaults.REMEMBER_MARGIN,
+        now: float | None = None,
+    ) -> ManagerState:
         """Read the state files; absent ones give a fresh state. A state file that
         cannot be taken whole (any bytes, any JSON, a field of the wrong type) is
-        moved aside with one ERROR line, and the manager starts without it."""
-        journal = ReplyJournal(replies_path(checklist_file), remembered)
-        journal.load()
+        moved aside with one ERROR line, and the manager starts without it.
+        Message ids are kept for ``keep_ids_for`` seconds after they were applied."""
+        journal = ReplyJournal(replies_path(checklist_file), keep_ids_for)
+        journal.load(time.time() if now is None else now)
         path = state_path(checklist_file)
         try:
             with open(path, "rb") as f:

@@ -184,3 +184,35 @@ def test_a_commit_that_cannot_be_made_lets_no_reply_out(tmp_path):
     core.start_commit(core.config["checklist file"])
     replies, _ = core.committed()
     assert reply_types(replies) == ["ack"]
+
+
+def test_reply_ids_are_kept_for_a_time_then_forgotten(tmp_path):
+    from nowcast.state import ReplyJournal
+
+    journal = ReplyJournal(str(tmp_path / "replies.jsonl"), keep_for=100.0, remembered=10_000)
+    for n in range(5000):  # a burst: all within a second
+        journal.remember(f"id-{n}", "ack", 1000.0 + n / 5000)
+    assert "id-0" in journal and len(journal) == 5000
+    journal.remember("late", "ack", 1099.0)
+    assert "id-0" in journal
+    journal.remember("later", "ack", 1101.0)
+    assert "id-0" not in journal and "id-4999" not in journal and "late" in journal
+    for n in range(10_001):  # bounded in memory, however fast they come
+        journal.remember(f"burst-{n}", "ack", 1102.0)
+    assert len(journal) == 10_000 and "burst-10000" in journal
+
+
+def test_the_journal_keeps_times_across_a_restart(tmp_path):
+    from nowcast.committer import Commit
+    from nowcast.state import ReplyJournal
+
+    path = str(tmp_path / "replies.jsonl")
+    journal = ReplyJournal(path, keep_for=100.0)
+    journal.remember("old", "ack-old", 1000.0)
+    journal.remember("new", "ack-new", 1090.0)
+    commit = Commit(str(tmp_path))
+    journal.add_to(commit)
+    commit.write()
+    again = ReplyJournal(path, keep_for=100.0)
+    again.load(now=1150.0)
+    assert "old" not in again and again["new"] == "ack-new"

@@ -438,3 +438,45 @@ def test_a_second_manager_on_the_same_checklist_refuses_to_start(known):
     system.kill_manager()  # the kernel lets the lock go
     system.start_manager()
     assert system.manager.poll() is None
+
+
+@pytest.mark.timeout(120)
+def test_ids_are_remembered_by_time_not_count(system):
+    """A burst of more messages than any fixed count, then a re-send of the first:
+    answered from memory, not applied again (also after a restart)."""
+    system.worker_module("counted")
+    system.after(
+        "def after_counted(msg, config, checklist):\n"
+        "    if msg.payload.get('n') == 0:\n"
+        "        open('first.count', 'a').write('x')\n"
+        "    return []\n"
+    )
+    system.start()
+    dealer = zmq.Context.instance().socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 0)
+    dealer.connect(f"tcp://127.0.0.1:{system.ports['workers']}")
+
+    def message(n):
+        body = {"source": "counted", "type": "success", "payload": {"n": n}, "id": f"c:1:ab:{n}"}
+        return [b"", json.dumps(body).encode()]
+
+    try:
+        count, chunk = 5000, 250  # chunks: the broker drops what overflows its queue
+        replies = []
+        for start in range(0, count, chunk):
+            for n in range(start, start + chunk):
+                dealer.send_multipart(message(n))
+            while len(replies) < start + chunk and dealer.poll(20000):
+                replies.append(json.loads(dealer.recv_multipart()[-1]))
+        assert len(replies) == count and {r["type"] for r in replies} == {"ack"}
+        dealer.send_multipart(message(0))
+        assert dealer.poll(10000)
+        assert json.loads(dealer.recv_multipart()[-1])["id"] == "c:1:ab:0"
+        system.kill_manager()
+        system.start_manager()
+        dealer.send_multipart(message(0))
+        assert dealer.poll(10000)
+        assert json.loads(dealer.recv_multipart()[-1])["id"] == "c:1:ab:0"
+    finally:
+        dealer.close()
+    assert (system.dir / "first.count").read_text() == "x"

@@ -29,7 +29,7 @@ def test_the_journal_is_appended_to_and_rewritten_shorter_only_when_it_has_doubl
         commit(journal, tmp_path)
         lines = path.read_text().splitlines()
         assert len(lines) <= 2 * 3  # bounded: never more than twice what is remembered
-        assert json.loads(lines[-1]) == [f"id-{n}", f"reply {n}"]
+        assert json.loads(lines[-1])[:2] == [f"id-{n}", f"reply {n}"]
         inodes.append(path.stat().st_ino)
     rewrites = sum(1 for a, b in zip(inodes, inodes[1:], strict=False) if a != b)
     assert 1 <= rewrites <= 20 // 3  # appended in between, not rewritten each time
@@ -51,7 +51,7 @@ def test_the_journal_stays_bounded_when_messages_come_in_batches(tmp_path):
     assert list(journal.replies) == ["id-5-1", "id-5-2", "id-5-3"]
 
 
-def test_exactly_as_many_ids_as_configured_are_remembered(tmp_path):
+def test_at_most_as_many_ids_as_configured_are_remembered(tmp_path):
     journal = ReplyJournal(str(tmp_path / "replies.jsonl"), remembered=3)
     for n in range(3):
         journal.remember(f"id-{n}", "ack")
@@ -330,7 +330,7 @@ def test_a_manager_starts_whatever_its_files_hold_and_removes_temporaries(system
     assert not any(t.exists() for t in temporaries)
     assert system.checklist() == {"known": 1}
     # the ids of the journal's readable lines were kept and written afresh
-    assert json.dumps(["kept", "{}"]) in journal.read_text()
+    assert json.dumps(["kept", "{}"])[:-1] + "," in journal.read_text()  # [id, reply, time]
 
 
 def test_a_state_file_of_the_wrong_shape_is_moved_aside_not_fatal(tmp_path):
