@@ -15,10 +15,8 @@ Usage: ``python -m nowcast.manager config.yaml [--ignore-checklist]``
 
 from __future__ import annotations
 
-import importlib
 import os
 import signal
-import sys
 import time
 from typing import Any
 
@@ -40,6 +38,7 @@ from nowcast.config import (
 from nowcast.core import STATUS_SOURCE, ManagerCore, Reply, keep_ids_for
 from nowcast.errors import ConfigError
 from nowcast.lock import ManagerLock, lock_path
+from nowcast.modules import file_stamp, import_fresh
 from nowcast.process import LongRunningProcess, run_process
 from nowcast.state import ManagerState
 from nowcast.supervision import describe_exit, kill_group, signal_worker
@@ -71,6 +70,7 @@ class NowcastManager(LongRunningProcess):
     def __init__(self, args: Any = None, name: str | None = None) -> None:
         super().__init__(args, name)
         self._next_workers_stamp: tuple | None = None
+        self._validated: tuple = (None, None)  # (config, its next workers module)
         self._committer: Committer | None = None
         self._lock: ManagerLock | None = None
         self._retry_commit_at = 0.0  # after a failed commit, when to try again
@@ -119,6 +119,8 @@ class NowcastManager(LongRunningProcess):
         require_number(
             config, "zmq", "max message size", default=defaults.MAX_MESSAGE_SIZE, minimum=1
         )
+        # last: a config is only taken whole, its next workers module imported
+        self._validated = (config, self._load_next_workers(config))
 
     def apply_config(self, old: Config, new: Config) -> None:
         self.core.config = new
@@ -126,12 +128,7 @@ class NowcastManager(LongRunningProcess):
         if sockets.address(old, "manager") != sockets.address(new, "manager"):
             self.socket.close(linger=0)
             self._connect()
-        if (
-            old["message registry"]["next workers module"]
-            != new["message registry"]["next workers module"]
-        ):
-            self.core.next_workers = None
-            self._import_next_workers()
+        self._use_next_workers(new)
         if self.warm is not None:
             self.warm.configure(new)
         self.core.history.reconfigure(new)
@@ -168,7 +165,7 @@ class NowcastManager(LongRunningProcess):
         self.core.dirty = True  # the history's "manager started", committed at the end of setup
         self.core.describe_process = self._describe
         self._committer = Committer()
-        self._import_next_workers()
+        self._use_next_workers(self.config)
         check.log_problems(self.config, self.logger, self.core.next_workers)
         self.batch = BatchJobs(path, self.logger)
         self.batch.configure(self.config)
@@ -416,46 +413,48 @@ class NowcastManager(LongRunningProcess):
 
     # the next workers module
 
-    def _import_next_workers(self) -> None:
-        name = self.config["message registry"]["next workers module"]
-        if os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())
+    def _load_next_workers(self, config: Config) -> Any:
+        """Import the next workers module ``config`` names, afresh.
+
+        :raises ConfigError: it cannot be imported (the traceback is logged).
+        """
+        name = config["message registry"]["next workers module"]
         try:
-            self.core.next_workers = importlib.import_module(name)
+            return import_fresh(name)
         except Exception as e:
             if not (isinstance(e, ModuleNotFoundError) and name.startswith(e.name or "\0")):
                 self.logger.exception("cannot import next workers module %s", name)
             raise ConfigError(
-                f"{self.config.file}: key 'message registry: next workers module': cannot "
+                f"{config.file}: key 'message registry: next workers module': cannot "
                 f"import {name!r}: {type(e).__name__}: {e}"
             ) from None
-        self._next_workers_stamp = _file_stamp(self.core.next_workers)
-        self.logger.info("next workers module loaded from %s", name)
+
+    def _use_next_workers(self, config: Config) -> None:
+        """Swap in the next workers module imported when ``config`` was validated."""
+        validated, module = self._validated
+        if validated is not config:
+            module = self._load_next_workers(config)
+        self._validated = (None, None)
+        self.core.next_workers = module
+        self._next_workers_stamp = file_stamp(module)
+        self.logger.info(
+            "next workers module loaded from %s", config["message registry"]["next workers module"]
+        )
 
     def _reimport_next_workers_if_changed(self) -> None:
-        stamp = _file_stamp(self.core.next_workers)
+        stamp = file_stamp(self.core.next_workers)
         if stamp == self._next_workers_stamp:
             return
         self._next_workers_stamp = stamp
         try:
-            self.core.next_workers = importlib.reload(self.core.next_workers)
+            module = import_fresh(self.config["message registry"]["next workers module"])
         except Exception:
             self.logger.exception(
                 "next workers module changed but cannot be re-imported; still using the previous one"
             )
             return
+        self.core.next_workers = module
         self.logger.info("next workers module re-imported: its file changed")
-
-
-def _file_stamp(module: Any) -> tuple | None:
-    path = getattr(module, "__file__", None)
-    if not path:
-        return None
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 def _check_worker_settings(config: Config, name: str, entry: dict) -> None:

@@ -480,3 +480,44 @@ def test_ids_are_remembered_by_time_not_count(system):
     finally:
         dealer.close()
     assert (system.dir / "first.count").read_text() == "x"
+
+
+@pytest.mark.timeout(60)
+def test_sighup_with_a_next_workers_module_that_cannot_be_imported_keeps_the_old_config(known):
+    system = known
+    good = system.config_file.read_text()
+    system.config_file.write_text(good.replace("next_workers", "no_such_next_workers"))
+    system.manager.send_signal(signal.SIGHUP)
+    wait_for(lambda: "config reload refused" in system.log(), what="refusal")
+    refusal = system.log().split("config reload refused")[1].splitlines()[0]
+    assert "no_such_next_workers" in refusal and "ModuleNotFoundError" in refusal
+    assert system.run_worker("known").returncode == 0  # the old module still answers
+
+
+@pytest.mark.timeout(60)
+def test_an_edit_that_raises_at_import_leaves_the_old_module_whole(known):
+    system = known
+    system.worker_module("newcomer")
+    system.write()  # the registry knows newcomer from the next reload
+    system.manager.send_signal(signal.SIGHUP)
+    wait_for(lambda: "config reloaded" in system.log(), what="reload")
+    edit_next_workers(
+        system,
+        "\ndef after_newcomer(msg, config, checklist):\n    return []\n"
+        "raise RuntimeError('half-edited')\n",
+    )
+    result = system.run_worker("newcomer")
+    assert result.returncode == 5 and "no after_worker function" in result.stderr
+    assert "RuntimeError: half-edited" in system.log()
+    assert system.run_worker("known").returncode == 0
+
+
+@pytest.mark.timeout(60)
+def test_a_function_removed_by_an_edit_is_gone(known):
+    system = known
+    source = system.dir / "next_workers.py"
+    source.write_text(source.read_text().replace("def after_known", "def after_renamed"))
+    stat = source.stat()
+    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    result = system.run_worker("known")
+    assert result.returncode == 5 and "no after_worker function" in result.stderr
