@@ -31,7 +31,7 @@ from nowcast.config import Config
 from nowcast.errors import MessageError
 from nowcast.message import Message, check_writable, load_message_data, to_plain
 from nowcast.next_worker import NextWorker
-from nowcast.state import ManagerState
+from nowcast.state import ManagerState, new_token
 from nowcast.supervision import Launched, Retry, is_failure, worker_name
 
 # Keys of a worker's registry entry that are settings, not message types.
@@ -271,7 +271,7 @@ class ManagerCore:
             self.logger.info(
                 "race condition group started: waiting for %s", ", ".join(sorted(racers))
             )
-        self.state.pending.extend((worker, 1) for worker in launch_now)
+        self.state.pending.extend((worker, 1, new_token()) for worker in launch_now)
         self.history.decided(msg.source, launch_now, self.state.races.completed)
         return _reply("ack")
 
@@ -302,7 +302,7 @@ class ManagerCore:
         self._launch_after = len(self.state.pending)
         return commit
 
-    def committed(self) -> tuple[list[Reply], list[tuple[NextWorker, int]]]:
+    def committed(self) -> tuple[list[Reply], list[tuple[NextWorker, int, str]]]:
         """The commit is on disk: the replies it makes true, and the workers to
         launch now (their launch is on disk, so a crash from here on does not
         lose it)."""
@@ -327,8 +327,9 @@ class ManagerCore:
 
     # launches and supervision
 
-    def take_pending(self, count: int | None = None) -> list[tuple[NextWorker, int]]:
-        """Take the first ``count`` pending launches (all by default), to launch."""
+    def take_pending(self, count: int | None = None) -> list[tuple[NextWorker, int, str]]:
+        """Take the first ``count`` pending launches (all by default), to launch:
+        ``(worker, try, launch token)``."""
         count = len(self.state.pending) if count is None else count
         pending, self.state.pending = self.state.pending[:count], self.state.pending[count:]
         self.dirty = True
@@ -339,11 +340,20 @@ class ManagerCore:
         entry = self.config["message registry"]["workers"].get(worker_name(worker.module), {})
         return entry if isinstance(entry, dict) else {}
 
-    def launched(self, worker: NextWorker, process: Any, tries: int) -> None:
-        """Record a worker just launched, to watch it."""
-        self.history.launched(
-            worker, self.state.supervision.add(worker, process, self.entry(worker), tries)
+    def launched(
+        self,
+        worker: NextWorker,
+        process: Any,
+        tries: int,
+        token: str | None = None,
+        started: float | None = None,
+    ) -> None:
+        """Record a worker just launched (or found running at start), to watch it."""
+        launched = self.state.supervision.add(
+            worker, process, self.entry(worker), tries, token, started
         )
+        self.history.launched(worker, launched)
+        self.dirty = True
 
     def submitted(self, worker: NextWorker, launched: Launched) -> None:
         """Record a worker just submitted as a batch job (nowcast.batch), to watch it."""
@@ -365,7 +375,7 @@ class ManagerCore:
         for retry in self.state.supervision.due_retries(now):
             self.dirty = True
             worker = NextWorker(retry.worker["module"], retry.worker["args"], retry.worker["host"])
-            self.state.pending.append((worker, retry.tries))
+            self.state.pending.append((worker, retry.tries, new_token()))
 
     # status
 
@@ -389,7 +399,7 @@ class ManagerCore:
                 }
                 for w in supervision.running
             ],
-            "launches pending": [plain_worker(w) for w, _ in self.state.pending],
+            "launches pending": [plain_worker(w) for w, *_ in self.state.pending],
             "retries pending": [
                 {**r.worker, "try": r.tries, "due in": max(0.0, r.due - now)}
                 for r in supervision.retries

@@ -50,6 +50,10 @@ REMEMBER_MARGIN = 60.0
 # this the oldest are forgotten early, with a warning.
 REMEMBERED_IDS_MAX = 500_000
 
+# The environment variable through which the manager gives each worker it launches
+# that launch's token; the worker puts it in its message ids.
+LAUNCH_TOKEN_ENV = "NOWCAST_LAUNCH"
+
 # Seconds a signalled long-running process may take to close its sockets.
 LINGER_MS = 1000
 

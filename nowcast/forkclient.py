@@ -123,8 +123,11 @@ class ForkServer:
                 return
             self._read(data)
 
-    def launch(self, module: str, args: list[str], cwd: str, timeout: float) -> WarmProcess:
-        """Have the server start ``python -m module *args`` in ``cwd``.
+    def launch(
+        self, module: str, args: list[str], cwd: str, timeout: float, env: dict | None = None
+    ) -> WarmProcess:
+        """Have the server start ``python -m module *args`` in ``cwd``, in ``env``
+        (default: the manager's environment).
 
         :raises StaleForkServer: a file it imported changed; it starts no more workers.
         :raises UnresponsiveForkServer: it is stopped or did not answer in time: it
@@ -138,7 +141,9 @@ class ForkServer:
             self._kill()
             raise UnresponsiveForkServer(f"the fork server (pid {self.pid}) is stopped")
         request: dict[str, Any] = {"module": module, "args": args, "cwd": cwd}
-        if os.environ != self._env:
+        if env is not None:
+            request["env"] = env
+        elif os.environ != self._env:
             request["env"] = dict(os.environ)
         try:
             self.sock.sendall(json.dumps(request).encode() + b"\n")

@@ -26,16 +26,19 @@ if TYPE_CHECKING:
     from nowcast.next_worker import NextWorker
 
 
-def command(worker: NextWorker, config: Config) -> list[str]:
-    """The command line that runs ``worker`` as the config says."""
+def command(worker: NextWorker, config: Config, token: str | None = None) -> list[str]:
+    """The command line that runs ``worker`` as the config says; on another host,
+    with the launch ``token`` in the worker's environment."""
     args = [str(a) for a in worker.args]
     if is_local(worker.host):
         python = config.get("python") or sys.executable
         return [python, "-m", worker.module, str(config.file), *args]
     host_config = _host_config(worker, config)
+    env = ["env", f"{defaults.LAUNCH_TOKEN_ENV}={token}"] if token else []
     remote = " ".join(
         shlex.quote(part)
         for part in [
+            *env,
             host_config.get("python", "python3"),
             "-m",
             worker.module,
@@ -87,6 +90,7 @@ def launch(
     config: Config,
     logger: logging.Logger,
     warm: WarmStart | None = None,
+    token: str | None = None,
 ) -> subprocess.Popen | WarmProcess:
     """Start ``worker`` in a session of its own (so it outlives a restart of the
     process that launched it); return its ``Popen``, or the ``WarmProcess`` the
@@ -95,23 +99,33 @@ def launch(
     For a worker on another host, ssh's standard error goes to a temporary file,
     named by the ``stderr_path`` attribute of the ``Popen``, so that the reason of
     a failed connection can be reported.
+
+    ``token`` goes into the worker's environment (``NOWCAST_LAUNCH``; for ssh,
+    into ssh's and, on the command line, the remote worker's): the worker names
+    its launch with it, and a restarted manager finds it running by it.
     """
-    cmd = command(worker, config)
+    cmd = command(worker, config, token)
+    env = None if token is None else {**os.environ, defaults.LAUNCH_TOKEN_ENV: token}
     logger.info("launching %s", worker)
     logger.debug("cmd = %s", cmd)
     if is_local(worker.host):
         if warm is not None:
-            process = warm.launch(worker.module, cmd[3:])
+            process = warm.launch(worker.module, cmd[3:], env)
             if process is not None:
                 logger.debug("started by the fork server as pid %s", process.pid)
                 return process
         return subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, start_new_session=True, close_fds=True
+            cmd, stdin=subprocess.DEVNULL, start_new_session=True, close_fds=True, env=env
         )
     fd, stderr_path = tempfile.mkstemp(prefix=f"nowcast-ssh-{worker.host}-", suffix=".stderr")
     try:
         process = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stderr=fd, start_new_session=True, close_fds=True
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stderr=fd,
+            start_new_session=True,
+            close_fds=True,
+            env=env,
         )
     finally:
         os.close(fd)
@@ -193,15 +207,16 @@ class WarmStart:
         if self.enabled and self.current is None and time.monotonic() >= self._restart_at:
             self._start()
 
-    def launch(self, module: str, args: list[str]) -> WarmProcess | None:
-        """Start ``python -m module *args`` through the fork server; None when it
-        cannot (the caller starts the worker cold)."""
+    def launch(self, module: str, args: list[str], env: dict | None = None) -> WarmProcess | None:
+        """Start ``python -m module *args`` through the fork server, in ``env``
+        (default: the manager's environment); None when it cannot (the caller
+        starts the worker cold)."""
         self.tend()
         server = self.current
         if not self.enabled or server is None:
             return None
         try:
-            return server.launch(module, args, os.getcwd(), defaults.FORK_SERVER_TIMEOUT)
+            return server.launch(module, args, os.getcwd(), defaults.FORK_SERVER_TIMEOUT, env)
         except StaleForkServer as e:
             self.logger.info("starting a fresh fork server: %s; this worker is started cold", e)
             self._retire_current()

@@ -20,7 +20,7 @@ import signal
 import time
 from typing import Any
 
-from nowcast import check, defaults, launcher, processes, recorder, sockets
+from nowcast import check, defaults, launcher, launches, processes, recorder, sockets
 from nowcast import checklist as checklist_file
 from nowcast import state as state_files
 from nowcast.batch import hosts as batch_hosts
@@ -37,11 +37,12 @@ from nowcast.config import (
 )
 from nowcast.core import STATUS_SOURCE, ManagerCore, Reply, keep_ids_for
 from nowcast.errors import ConfigError
+from nowcast.launches import LaunchJournal, journal_path
 from nowcast.lock import ManagerLock, lock_path
 from nowcast.modules import file_stamp, import_fresh
 from nowcast.process import LongRunningProcess, run_process
 from nowcast.state import ManagerState
-from nowcast.supervision import describe_exit, kill_group, signal_worker
+from nowcast.supervision import describe_exit, kill_group, proc_start, signal_worker
 
 __all__ = ["STATUS_SOURCE", "NowcastManager", "run"]
 
@@ -73,6 +74,8 @@ class NowcastManager(LongRunningProcess):
         self._validated: tuple = (None, None)  # (config, its next workers module)
         self._committer: Committer | None = None
         self._lock: ManagerLock | None = None
+        self._launch_journal: LaunchJournal | None = None
+        self._journal_mark = 0
         self._retry_commit_at = 0.0  # after a failed commit, when to try again
         self._supervised_at = 0.0  # when supervise() last ran
         self._failed_writes = 0  # commits that failed in a row
@@ -178,6 +181,9 @@ class NowcastManager(LongRunningProcess):
                 len(self.state.supervision.running),
                 ", ".join(f"{w.name} (pid {w.pid})" for w in self.state.supervision.running),
             )
+        self._launch_journal = LaunchJournal(journal_path(path))
+        if self.state.pending:
+            self._find_pending_launched()
         if self.state.pending:
             self.logger.warning(
                 "launching %d worker(s) decided before the previous manager stopped",
@@ -186,6 +192,34 @@ class NowcastManager(LongRunningProcess):
             self._launch(self.core.take_pending())
         self._commit_now()  # the history knows this manager started before it serves
         self.logger.debug("listening...")
+
+    def _find_pending_launched(self) -> None:
+        """Of the launches the previous manager decided, watch those it made (found
+        in the launch journal, or running with their token) instead of making them
+        again: a launch happens at most once."""
+        recorded = self._launch_journal.read()
+        tokens = {token for _, _, token in self.state.pending}
+        running = launches.find_by_token(tokens - set(recorded))
+        still = []
+        for worker, tries, token in self.state.pending:
+            record = recorded.get(token)
+            if record is not None:
+                pid, started = record["pid"], record.get("started")
+                process = launches.Adopted(pid, record.get("proc start"))
+            elif token in running:
+                pid, started = running[token], None
+                process = launches.Adopted(pid)
+            else:
+                still.append((worker, tries, token))
+                continue
+            self.logger.warning(
+                "%s was launched by the previous manager (pid %s) just before it stopped; "
+                "watching it, not launching it again",
+                worker,
+                pid,
+            )
+            self.core.launched(worker, process, tries, token, started)
+        self.state.pending = still
 
     def _connect(self) -> None:
         self.socket = sockets.client(self.context, self._zmq.DEALER, self.config, "manager")
@@ -212,6 +246,8 @@ class NowcastManager(LongRunningProcess):
             self.context.term()
         if self.warm is not None:
             self.warm.close()
+        if self._launch_journal is not None:
+            self._launch_journal.close()
         if self._lock is not None:
             self._lock.release()
 
@@ -264,6 +300,7 @@ class NowcastManager(LongRunningProcess):
             self.logger.exception("cannot make the bytes of the checklist and state")
             self._write_failed(e)
             return
+        self._journal_mark = self._launch_journal.written  # launches this commit holds
         if commit:
             self._committer.submit(commit)
         else:
@@ -307,9 +344,12 @@ class NowcastManager(LongRunningProcess):
         self._retry_commit_at = now + defaults.COMMIT_RETRY_DELAY
 
     def _committed(self) -> None:
-        replies, launches = self.core.committed()
+        replies, decided = self.core.committed()
+        journal = self._launch_journal
+        if journal.written and journal.written == self._journal_mark:
+            journal.empty()  # every launch it lists is in the state file now
         self._send(replies)
-        self._launch(launches)
+        self._launch(decided)
 
     def _commit_now(self) -> None:
         """Commit what was applied and wait for it (at start and at stop)."""
@@ -322,20 +362,23 @@ class NowcastManager(LongRunningProcess):
 
     # launching
 
-    def _launch(self, launches: list) -> None:
-        """Launch workers whose launch is on disk, and record each for the next commit."""
-        for worker, tries in launches:
+    def _launch(self, decided: list) -> None:
+        """Launch workers whose launch is on disk (each with its token), note each
+        in the launch journal at once, and record it for the next commit."""
+        for worker, tries, token in decided:
             try:
                 if self.batch.handles(worker.host):
                     launched = self.batch.submit(worker, self.core.entry(worker), tries)
                     self.core.submitted(worker, launched)
                     continue
-                process = launcher.launch(worker, self.config, self.logger, self.warm)
+                process = launcher.launch(worker, self.config, self.logger, self.warm, token)
             except (OSError, ConfigError) as e:
                 self.logger.error("cannot launch %s: %s", worker, e)
                 self.core.history.not_launched(worker)
                 continue
-            self.core.launched(worker, process, tries)
+            now = time.time()
+            self._launch_journal.record(token, process.pid, proc_start(process.pid), now)
+            self.core.launched(worker, process, tries, token, now)
 
     # supervision of launched workers
 

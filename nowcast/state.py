@@ -36,6 +36,12 @@ logger = logging.getLogger(__name__)
 FORMAT = 2
 
 
+def new_token() -> str:
+    """A launch token: given to one launch of a worker, in its environment
+    (``NOWCAST_LAUNCH``), to tell that launch apart from any other."""
+    return os.urandom(8).hex()
+
+
 def state_path(checklist_file: str) -> str:
     """The state file that goes with ``checklist_file``."""
     return f"{checklist_file}.manager-state.json"
@@ -351,7 +357,8 @@ class ManagerState:
 
     replies: ReplyJournal
     races: RaceGroups = attrs.field(factory=RaceGroups)
-    pending: list[tuple[NextWorker, int]] = attrs.field(factory=list)  # (worker, try)
+    # (worker, try, launch token): decided, not yet launched
+    pending: list[tuple[NextWorker, int, str]] = attrs.field(factory=list)
     supervision: Supervision = attrs.field(factory=Supervision)
     recent: list[dict] = attrs.field(factory=list)
     path: str = ""
@@ -371,7 +378,8 @@ class ManagerState:
             {
                 "race groups": self.races.to_plain(),
                 "pending launches": [
-                    {**worker_to_plain(w), "try": tries} for w, tries in self.pending
+                    {**worker_to_plain(w), "try": tries, "token": token}
+                    for w, tries, token in self.pending
                 ],
                 "supervision": self.supervision.to_plain(),
             },
@@ -419,7 +427,10 @@ class ManagerState:
             state = cls(
                 journal,
                 RaceGroups.from_plain(data.get("race groups", [])),
-                [(worker_from_plain(w), w.get("try", 1)) for w in data.get("pending launches", [])],
+                [
+                    (worker_from_plain(w), w.get("try", 1), w.get("token") or new_token())
+                    for w in data.get("pending launches", [])
+                ],
                 Supervision.from_plain(data.get("supervision", {})),
                 list(data.get("recent messages", [])),
                 path,

@@ -53,6 +53,7 @@ class Launched:
     queue_timeout: float | None = None  # a batch job's longest wait in the queue
     end_note: str | None = None  # how it ended, when nowcast.batch.jobs saw it end
     end_payload: dict | None = None  # the crash message's payload, when it did not report
+    token: str | None = None  # the launch token the worker got in its environment
     process: Any = attrs.field(default=None, eq=False, repr=False)
 
     @property
@@ -117,7 +118,15 @@ class Supervision:
         # others in the group may not have: [pgid, when to send them SIGKILL]
         self.stopping: list[list] = []
 
-    def add(self, worker: NextWorker, process: Any, entry: dict, tries: int = 1) -> Launched:
+    def add(
+        self,
+        worker: NextWorker,
+        process: Any,
+        entry: dict,
+        tries: int = 1,
+        token: str | None = None,
+        started: float | None = None,
+    ) -> Launched:
         timeout = entry.get("timeout") if isinstance(entry, dict) else None
         grace = (
             entry.get("timeout grace", defaults.TIMEOUT_GRACE)
@@ -129,31 +138,39 @@ class Supervision:
             [str(a) for a in worker.args],
             worker.host,
             process.pid,
-            time.time(),
+            time.time() if started is None else started,
             tries,
             timeout,
             grace,
-            _proc_start(process.pid),
+            getattr(process, "proc_start", None) or proc_start(process.pid),
             stderr_path=getattr(process, "stderr_path", None),
-            process=process,
+            token=token,
+            process=None if getattr(process, "adopted", False) else process,
         )
         self.running.append(launched)
         return launched
 
     def claim(self, source: str, msg_id: str | None) -> Launched | None:
         """The launched worker a final message from ``source`` came from, marked
-        as reported: the one whose pid is in the message id, else the oldest of
-        that name that has not reported."""
-        pid = _pid_from_id(msg_id)
+        as reported, or None when it came from no worker the manager launched
+        (one run by hand, say).
+
+        A nowcast worker's message id carries the launch token the manager gave
+        it in its environment; that token names the launched worker. A message
+        without an id (a NEMO_Nowcast worker's) can only be matched by name: the
+        oldest of that name that has not reported.
+        """
         candidates = [w for w in self.running if w.name == source and not w.reported]
-        for launched in candidates:
-            if pid is not None and launched.pid == pid and launched.host in ("localhost", "", None):
-                launched.reported = True
-                return launched
-        if candidates:
-            candidates[0].reported = True
-            return candidates[0]
-        return None
+        if msg_id is None:
+            chosen = candidates[0] if candidates else None
+        else:
+            token = token_from_id(msg_id)
+            chosen = next((w for w in candidates if w.token and w.token == token), None)
+            if chosen is None:  # a batch job, or a record of an earlier version: by name
+                chosen = next((w for w in candidates if w.token is None), None)
+        if chosen is not None:
+            chosen.reported = True
+        return chosen
 
     def poll_exits(self) -> list[Launched]:
         """Note which workers have exited; return them (reported or not)."""
@@ -305,16 +322,16 @@ def describe_exit(code: int | None) -> str:
     return f"exited with code {code}"
 
 
-def _pid_from_id(msg_id: str | None) -> int | None:
+def token_from_id(msg_id: str | None) -> str | None:
+    """The launch token in a nowcast worker's message id
+    (``name:pid:token:count``), or None."""
     if not msg_id:
         return None
     parts = msg_id.split(":")
-    if len(parts) >= 4 and parts[-3].isdigit():
-        return int(parts[-3])
-    return None
+    return parts[-2] if len(parts) >= 4 else None
 
 
-def _proc_start(pid: int) -> str | None:
+def proc_start(pid: int) -> str | None:
     """The start time of ``pid`` from /proc, where there is one."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
@@ -325,7 +342,7 @@ def _proc_start(pid: int) -> str | None:
     return stat.rsplit(b")", 1)[-1].split()[19].decode()
 
 
-def _alive(pid: int, proc_start: str | None) -> bool:
+def _alive(pid: int, started: str | None) -> bool:
     """Whether ``pid`` still runs and is the same process (not a reused pid)."""
     try:
         os.kill(pid, 0)
@@ -333,7 +350,7 @@ def _alive(pid: int, proc_start: str | None) -> bool:
         return False
     except PermissionError:
         return True
-    if proc_start is not None and _proc_start(pid) not in (None, proc_start):
+    if started is not None and proc_start(pid) not in (None, started):
         return False
     try:  # a zombie whose parent is gone has exited
         with open(f"/proc/{pid}/stat", "rb") as f:

@@ -275,7 +275,7 @@ class NowcastWorker:
             )
             return None
         self._sent += 1
-        msg_id = f"{self.name}:{os.getpid()}:{os.urandom(6).hex()}:{self._sent}"
+        msg_id = f"{self.name}:{os.getpid()}:{_launch_token()}:{self._sent}"
         message = Message(self.name, msg_type, to_plain(payload), msg_id)
         text = message.serialize()
         self._check_size(text, msg_type)
@@ -357,6 +357,22 @@ class NowcastWorker:
                 msg_type,
                 tries + 1,
             )
+
+
+def _launch_token() -> str:
+    """The token the manager launched this worker with, which names this launch in
+    its message ids; a worker run by hand gets a random one of its own. Taken out
+    of the environment, so that a worker this one starts does not claim it."""
+    global _token
+    if _token is None:
+        token = os.environ.pop(defaults.LAUNCH_TOKEN_ENV, "")
+        if not (token.isascii() and token.isalnum() and len(token) <= 64):
+            token = ""
+        _token = token or os.urandom(8).hex()
+    return _token
+
+
+_token: str | None = None
 
 
 def _exit_on_signal(signum: int, frame: Any) -> None:

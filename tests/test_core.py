@@ -62,7 +62,8 @@ def test_launches_come_after_the_commit_that_records_them(tmp_path):
     state_bytes = dict(commit.replace)[core.state.path]
     assert b'"module": "b"' in state_bytes  # the decision is on disk before the launch
     _, launches = core.committed()
-    assert launches == [(NextWorker("b"), 1)]
+    [(worker, tries, token)] = launches
+    assert (worker, tries) == (NextWorker("b"), 1) and token.encode() in state_bytes
 
 
 def test_a_failed_commit_holds_the_replies_for_the_next(tmp_path):

@@ -275,3 +275,89 @@ def _running(pid: int) -> bool:
             return f.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
     except OSError:
         return False
+
+
+@pytest.mark.timeout(90)
+def test_a_worker_run_by_hand_does_not_take_over_a_launched_ones_record(system):
+    """Messages are matched to launched workers by the token the launch gave
+    them, not by name: a hand-run failure is not the launched worker's try."""
+    system.worker_module(
+        "slow",
+        """
+        import os, time
+        if parsed_args.arg == "fail":
+            raise WorkerError("run by hand, failing")
+        while not os.path.exists("go"):
+            time.sleep(0.05)
+        return {"launched": "done"}
+        """,
+        retries=1,
+    )
+    record_after(system, "slow")
+    start_with_launcher(system, "slow")
+    wait_for(lambda: "slow" in " ".join(watched(system)), what="slow to be launched")
+    assert system.run_worker("slow", "--arg", "fail").returncode == 1
+    (system.dir / "go").write_text("")
+    wait_for(lambda: len(after_calls(system)) == 2, what="both reports")
+    time.sleep(0.5)
+    assert sorted(after_calls(system)) == ["slow failure", "slow success"]
+    log = system.log()
+    assert "launching it again" not in log
+    assert log.count("launching NextWorker(module='slow'") == 1
+
+
+LAUNCHED_ONCE = """
+import os, time
+with open("b.runs", "a") as f:
+    f.write("run\\n")
+while not os.path.exists("go"):
+    time.sleep(0.05)
+return {"b": "done"}
+"""
+
+
+def as_if_killed_before_the_launch_was_recorded(system, journal: bool) -> None:
+    """Put the files on disk as a manager killed between launching ``b`` and the
+    commit that records it leaves them: ``b`` still a pending launch (with its
+    token) in the state file, and, if ``journal``, its line in the launch journal."""
+    path = system.dir / "checklist.yaml.manager-state.json"
+    state = json.loads(path.read_text())
+    [record] = state["supervision"]["running"]
+    state["supervision"]["running"] = []
+    state["pending launches"] = [
+        {"module": "b", "args": [], "host": "localhost", "try": 1, "token": record["token"]}
+    ]
+    path.write_text(json.dumps(state))
+    line = {
+        "token": record["token"],
+        "pid": record["pid"],
+        "proc start": record["proc_start"],
+        "started": record["started"],
+    }
+    (system.dir / "checklist.yaml.manager-launches").write_text(
+        json.dumps(line) + "\n" if journal else ""
+    )
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("found_by", ["launch journal", "environment"])
+def test_a_launch_the_killed_manager_made_but_did_not_record_is_not_made_again(system, found_by):
+    system.worker_module("a")
+    system.worker_module("b", LAUNCHED_ONCE)
+    system.after("def after_a(msg, config, checklist):\n    return [NextWorker('b')]\n")
+    record_after(system, "b")
+    if found_by == "environment":
+        system.config_extra["run"] = {"warm start": False}  # cold: the token is in /proc
+    system.start()
+    assert system.run_worker("a").returncode == 0
+    wait_for(lambda: (system.dir / "b.runs").exists(), what="b to start")
+    wait_for(lambda: watched(system) == ["b"], what="b's launch to be recorded")
+    system.kill_manager()
+    as_if_killed_before_the_launch_was_recorded(system, journal=found_by == "launch journal")
+    system.start_manager()
+    wait_for(lambda: "watching it, not launching it again" in system.log(), what="adoption")
+    (system.dir / "go").write_text("")
+    wait_for(lambda: system.checklist().get("b") == {"b": "done"}, what="b to report")
+    assert after_calls(system) == ["b success"]
+    assert (system.dir / "b.runs").read_text() == "run\n"
+    wait_for(lambda: watched(system) == [], what="b's exit to be handled")
