@@ -211,6 +211,10 @@ class _Server:
         os.close(self.wake_w)
         self.control.close()
         os.chdir(cwd)
+        argv = [self.argv0, "-m", module, *args]
+        # before the environment changes: setproctitle needs the process's own
+        # environment block where the kernel put it to make room for the title
+        _retitle(argv)
         if env is not None:
             os.environ.clear()
             os.environ.update(env)
@@ -219,8 +223,6 @@ class _Server:
         import importlib
 
         importlib.invalidate_caches()  # see modules added since the server started
-        argv = [self.argv0, "-m", module, *args]
-        _retitle(argv)
         sys.orig_argv = argv
         _run_as_main(module, args)
 
