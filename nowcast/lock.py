@@ -13,7 +13,7 @@ from __future__ import annotations
 import fcntl
 import os
 
-from nowcast.errors import AlreadyRunningError
+from nowcast.errors import AlreadyRunningError, ConfigError
 
 
 def lock_path(checklist_file: str) -> str:
@@ -33,7 +33,13 @@ class ManagerLock:
 
         :raises AlreadyRunningError: another process holds it; names its pid.
         """
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise ConfigError(
+                f"cannot open the manager's lock file {self.path}: {e.strerror} (it goes "
+                "beside the 'checklist file'; is its directory there, and writable?)"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -147,6 +147,7 @@ class NowcastWorker:
         self._parsed_args = self.cli.parser.parse_args()
         if self.logger is None:
             self.logger = logging.getLogger(self.name)
+        _launch_token()  # out of the environment before the job starts anything
         code = self._prepare()
         if code == EXIT_SUCCESS:
             signal.signal(signal.SIGTERM, _exit_on_signal)

@@ -167,3 +167,30 @@ def test_a_payload_without_a_text_form_is_refused_as_a_crash(system):
         "which has no text form for the checklist"
     ) in result.stderr
     assert system.checklist()["opaque"] is None  # reported as a crash, not as '<object ...>'
+
+
+def test_the_launch_token_leaves_the_environment_before_the_job_starts(tmp_path):
+    """What a worker starts (a model run, a script) must not carry its launch
+    token, or its own messages would be taken for the launched worker's."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "probe.py"
+    script.write_text(
+        "import os, sys\n"
+        "from nowcast import worker\n"
+        "sys.argv = ['probe', 'none.yaml']\n"
+        "w = worker.NowcastWorker('probe', 'probe', package='')\n"
+        "w.init_cli()\n"
+        "try:\n"
+        "    w.run(lambda *a: None, lambda a: 'success', lambda a: 'failure')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(os.environ.get('NOWCAST_LAUNCH', 'gone'), worker._launch_token())\n"
+    )
+    env = {**os.environ, "NOWCAST_LAUNCH": "abc123"}
+    out = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert out.stdout.split() == ["gone", "abc123"], out.stderr
