@@ -175,7 +175,7 @@ def _use(state: ManagerState) -> None:
     state.supervision.groups_to_kill(now)
     state.supervision.due_retries(now)
     state.races.report("a", [])
-    for worker, tries in state.pending:
+    for worker, tries, _token in state.pending:
         assert isinstance(worker.module, str) and tries >= 1
 
 
