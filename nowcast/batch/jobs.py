@@ -30,7 +30,7 @@ from nowcast import defaults
 from nowcast.batch import JobStatus, PollError, SubmitError, hosts
 from nowcast.fileutils import atomic_write
 from nowcast.race import worker_from_plain, worker_to_plain
-from nowcast.supervision import Launched, _alive, _proc_start, worker_name
+from nowcast.supervision import Launched, _alive, proc_start, worker_name
 from nowcast.worker import NextWorker
 
 # States of a job that has started on its node (the rest of those not ended wait in the queue).
@@ -230,7 +230,7 @@ class BatchJobs:
             argv, stdin = submit, None
         command = Command(argv, stdin, out=self._path(job["token"], ".submit.out"))
         self._submits[job["token"]] = command
-        self._update_record(job["token"], {"submit pid": [command.pid, _proc_start(command.pid)]})
+        self._update_record(job["token"], {"submit pid": [command.pid, proc_start(command.pid)]})
 
     # following the jobs
 
