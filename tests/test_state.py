@@ -91,7 +91,8 @@ def test_a_journal_left_empty_or_whole_is_appended_to_without_blank_lines(tmp_pa
         journal.load()  # as each new manager does
         journal.remember(f"id-{n}", "ack")
         commit(journal, tmp_path)
-    assert path.read_text().splitlines() == [json.dumps([f"id-{n}", "ack"]) for n in range(3)]
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [line[:2] for line in lines] == [[f"id-{n}", "ack"] for n in range(3)]
 
 
 def test_the_last_few_messages_are_kept_newest_last(tmp_path):
