@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import subprocess
-import time
 
 import pytest
 from conftest import PY, wait_for
@@ -435,8 +434,3 @@ def test_a_bad_batch_setting_is_refused_naming_the_key(system):
     )
     assert "message registry: workers: start: sbatch options" in result.stderr
     assert "'--output=/tmp/x' is set by the manager" in result.stderr
-
-
-def _unused() -> None:  # keep imports used by helpers above
-    os.getpid()
-    time.time()
