@@ -352,7 +352,9 @@ def smtp_receiver(tmp_path):
             b"nowcast",
             b"s3cret",
         )
-        return AuthResult(success=ok)
+        # handled=False: aiosmtpd answers a rejected login with 535 (by default it
+        # leaves the answer to the authenticator, and the client waits for ever)
+        return AuthResult(success=ok, handled=False)
 
     ca = trustme.CA()
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -409,3 +411,36 @@ def test_email_goes_through_starttls_with_a_login_from_an_owner_only_file(tmp_pa
     sent, untrusted = notifications(db)
     assert sent[:2] == ("email", "sent")
     assert untrusted[1] == "failed" and "CERTIFICATE_VERIFY_FAILED" in untrusted[5]
+
+
+@pytest.mark.timeout(30)
+def test_a_rejected_smtp_login_is_recorded_as_failed_with_the_servers_answer(
+    tmp_path, smtp_receiver
+):
+    port, ca_file, mails = smtp_receiver
+    login = tmp_path / "smtp-login"
+    login.write_text("nowcast\nwrong-password\n")
+    os.chmod(login, 0o600)
+    rules = [
+        {
+            "on": "cycle complete",
+            "email": {
+                "to": "ops@example.org",
+                "smtp": {
+                    "host": "127.0.0.1",
+                    "port": port,
+                    "ca file": ca_file,
+                    "login file": str(login),
+                },
+            },
+        }
+    ]
+    db = str(tmp_path / "h.sqlite")
+    history.open_for_writing(db).close()
+    actions = EventActions(rules_of(config_with(rules, tmp_path)), db)
+    actions.publish(Event("cycle complete", time.time(), None, "c1", {"summary": "done"}))
+    actions.close(wait=15)
+    assert mails == []
+    ((kind, outcome, *rest),) = notifications(db)
+    assert (kind, outcome) == ("email", "failed")
+    assert "535" in rest[-1], rest
