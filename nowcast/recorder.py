@@ -49,7 +49,8 @@ _INSERT_RUN = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (id) DO UPDATE SET ended = excluded.ended, outcome = excluded.outcome,"
     " exit_code = coalesce(excluded.exit_code, exit_code),"
-    " signal = coalesce(excluded.signal, signal)"
+    " signal = coalesce(excluded.signal, signal),"
+    " job_id = coalesce(excluded.job_id, job_id)"
 )
 _LAUNCH_RUN = (
     "INSERT INTO runs (id, worker, module, args, host, launched_by, parent, launched, started,"
@@ -294,7 +295,7 @@ class Recorder:
                     sig,
                     launched.tries,
                     launched.pid,
-                    None,
+                    launched.job_id,
                     cycle,
                     day,
                 ),
@@ -396,7 +397,7 @@ class Recorder:
                 launched.started,
                 launched.tries,
                 launched.pid,
-                getattr(launched, "job_id", None),
+                launched.job_id,
                 cycle,
                 day,
             ),

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 
 import pytest
@@ -97,6 +98,13 @@ def test_a_chain_with_its_middle_worker_as_a_batch_job(system, slurm):
     assert len(scripts) == 1
     text = scripts[0].read_text()
     assert "#SBATCH --mem=50M" in text and f"-m middle {system.config_file}" in text
+    # the run history names the job the worker ran as (issue: "pid or job id")
+    db = sqlite3.connect(f"{system.checklist_file}.history.sqlite")
+    try:
+        rows = db.execute("SELECT outcome, host, job_id FROM runs WHERE worker='middle'").fetchall()
+    finally:
+        db.close()
+    assert rows == [("success", "cluster", job)]
     # the job's record is gone once it ended; nothing is left to follow
     wait_for(
         lambda: not list(system.dir.glob("checklist.yaml.manager-jobs/*.json")),
