@@ -134,11 +134,12 @@ class ManagerCore:
             return self._invalid(envelope, str(e), body), False
         if msg.source == STATUS_SOURCE and msg.type == "status":
             return Reply(envelope, _reply("status", self.status(now)).serialize()), True
-        if msg.id is not None and msg.id in self.state.replies:
+        answered = self.state.replies.get(msg.id) if msg.id is not None else None
+        if answered is not None:
             self.logger.info(
                 "message %s from %s was already applied; answering it again", msg.id, msg.source
             )
-            return Reply(envelope, self.state.replies[msg.id]), False
+            return Reply(envelope, answered), False
         self.dirty = True
         reply = self.apply(msg, now)
         self.history.message(msg, reply.type)

@@ -46,8 +46,9 @@ COMMIT_RETRY_DELAY = 1.0
 # worker that re-sends after a lost reply gets the first answer back.
 REMEMBER_MARGIN = 60.0
 
-# Most message ids the manager remembers (about 250 bytes each in memory); beyond
-# this the oldest are forgotten early, with a warning.
+# Most message ids the manager remembers (in memory an id takes its length and about
+# 12 bytes more: nowcast.remembered); beyond this the oldest are forgotten early,
+# with a warning.
 REMEMBERED_IDS_MAX = 500_000
 
 # The environment variable through which the manager gives each worker it launches

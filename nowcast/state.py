@@ -22,7 +22,7 @@ import json
 import logging
 import os
 import time
-from collections import OrderedDict
+from json.encoder import encode_basestring
 
 import attrs
 
@@ -30,6 +30,7 @@ from nowcast import defaults
 from nowcast.committer import Commit
 from nowcast.next_worker import NextWorker
 from nowcast.race import RaceGroups, worker_from_plain, worker_to_plain
+from nowcast.remembered import RememberedIds
 from nowcast.supervision import Launched, Retry, Supervision
 
 logger = logging.getLogger(__name__)
@@ -60,7 +61,8 @@ class ReplyJournal:
     An id is kept for ``keep_for`` seconds, longer than any worker goes on
     re-sending (``zmq: give up after``), so a re-sent message is never applied
     twice however fast messages come; at most ``remembered`` ids are kept, to
-    bound memory (the oldest go first, with a warning).
+    bound memory (the oldest go first, with a warning). In memory the ids are
+    kept compactly (``nowcast.remembered``).
     """
 
     def __init__(
@@ -70,10 +72,7 @@ class ReplyJournal:
         remembered: int = defaults.REMEMBERED_IDS_MAX,
     ) -> None:
         self.path = path
-        self.keep_for = keep_for
-        self.remembered = remembered
-        self.replies: OrderedDict[str, str] = OrderedDict()  # oldest first
-        self._applied: OrderedDict[str, float] = OrderedDict()  # when, in the same order
+        self._ids = RememberedIds(keep_for, remembered)
         self._warned_full = False
         self._unwritten: list[tuple[str, str]] = []  # (id, journal line), not yet committed
         self._in_flight: list[tuple[str, str]] = []  # in the commit being written
@@ -86,45 +85,59 @@ class ReplyJournal:
         self._rewrite = False
         self._rewriting = False  # the commit being written does that
 
+    @property
+    def keep_for(self) -> float:
+        return self._ids.keep_for
+
+    @keep_for.setter
+    def keep_for(self, seconds: float) -> None:
+        self._ids.keep_for = seconds
+
+    @property
+    def remembered(self) -> int:
+        return self._ids.most
+
+    @property
+    def replies(self) -> dict[str, str]:
+        """Every id remembered with its reply, oldest first (a copy: for looking at)."""
+        return {msg_id: reply for msg_id, reply, _ in self._ids.items()}
+
     def __contains__(self, msg_id: str) -> bool:
-        return msg_id in self.replies
+        return msg_id in self._ids
 
     def __getitem__(self, msg_id: str) -> str:
-        return self.replies[msg_id]
+        reply = self._ids.get(msg_id)
+        if reply is None:
+            raise KeyError(msg_id)
+        return reply
+
+    def get(self, msg_id: str) -> str | None:
+        """The reply ``msg_id`` got, or None when it is not remembered."""
+        return self._ids.get(msg_id)
 
     def __len__(self) -> int:
-        return len(self.replies)
+        return len(self._ids)
 
     def remember(self, msg_id: str, reply: str, now: float | None = None) -> None:
         """Keep the reply to ``msg_id``; forget the ids older than ``keep_for``."""
         now = time.time() if now is None else now
-        self._keep(msg_id, reply, now)
+        self._ids.add(msg_id, reply, now)
         self._unwritten.append((msg_id, _line(msg_id, reply, now)))
         self.forget(now)
-
-    def _keep(self, msg_id: str, reply: str, when: float) -> None:
-        self.replies[msg_id] = reply
-        self.replies.move_to_end(msg_id)
-        self._applied[msg_id] = when
-        self._applied.move_to_end(msg_id)
 
     def forget(self, now: float) -> None:
         """Forget the ids applied more than ``keep_for`` seconds before ``now``,
         and the oldest beyond ``remembered``."""
-        applied, oldest = self._applied, now - self.keep_for
-        while applied and next(iter(applied.values())) < oldest:
-            self.replies.pop(applied.popitem(last=False)[0])
-        if len(applied) > self.remembered:
-            if not self._warned_full:
-                self._warned_full = True
-                logger.warning(
-                    "more than %d message ids applied within %g s; forgetting the oldest "
-                    "early: a worker re-sending one of those would have it applied again",
-                    self.remembered,
-                    self.keep_for,
-                )
-            while len(applied) > self.remembered:
-                self.replies.pop(applied.popitem(last=False)[0])
+        ids = self._ids
+        ids.forget_older(now - ids.keep_for)
+        if ids.forget_beyond_most() and not self._warned_full:
+            self._warned_full = True
+            logger.warning(
+                "more than %d message ids applied within %g s; forgetting the oldest "
+                "early: a worker re-sending one of those would have it applied again",
+                ids.most,
+                ids.keep_for,
+            )
 
     def load(self, now: float | None = None) -> None:
         """Read the journal. A line cut short by a crash is ignored (its reply was
@@ -156,7 +169,8 @@ class ReplyJournal:
                 else:
                     bad.append(f"line {number}: {type(e).__name__}")
                 continue
-            self._keep(msg_id, reply, when)
+            if msg_id not in self._ids:
+                self._ids.add(msg_id, reply, when)
         self.forget(now)
         if torn or cut:
             logger.warning(
@@ -169,7 +183,7 @@ class ReplyJournal:
                 self.path,
                 "reply journal",
                 f"{len(bad)} line(s) nowcast did not write, the first {bad[0]}; "
-                f"its {len(self.replies)} readable line(s) are kept",
+                f"its {len(self._ids)} readable line(s) are kept",
             )
             self._rewrite = True
             return
@@ -184,11 +198,9 @@ class ReplyJournal:
             return
         new = "".join(line for _, line in self._unwritten).encode("utf-8")
         self._rewriting, self._rewrite = self._rewrite, False
-        if self._rewriting or self._lines + len(self._unwritten) > 2 * max(len(self.replies), 1):
+        if self._rewriting or self._lines + len(self._unwritten) > 2 * max(len(self._ids), 1):
             fresh = {msg_id for msg_id, _ in self._unwritten}
-            kept = [
-                _line(k, v, self._applied[k]) for k, v in self.replies.items() if k not in fresh
-            ]
+            kept = [_line(k, v, t) for k, v, t in self._ids.items() if k not in fresh]
             commit.replace.append((self.path, "".join(kept).encode("utf-8")))
             self._lines = len(kept)
         elif self._torn:
@@ -349,7 +361,9 @@ def _check_worker(worker: object, where: str) -> None:
 
 
 def _line(msg_id: str, reply: str, when: float) -> str:
-    return json.dumps([msg_id, reply, round(when, 3)], ensure_ascii=False) + "\n"
+    """``json.dumps([msg_id, reply, round(when, 3)], ensure_ascii=False)`` and a line
+    end, made without the encoder's set-up (once per message)."""
+    return f"[{encode_basestring(msg_id)}, {encode_basestring(reply)}, {round(when, 3)!r}]\n"
 
 
 @attrs.define
@@ -446,7 +460,7 @@ class ManagerState:
             "manager state read from %s: %d remembered message ids, %d race groups waiting, "
             "%d launches pending, %d launched workers watched",
             path,
-            len(journal.replies),
+            len(journal),
             len(state.races.groups),
             len(state.pending),
             len(state.supervision.running),
