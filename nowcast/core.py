@@ -29,7 +29,13 @@ from nowcast import defaults, recorder
 from nowcast.committer import Commit
 from nowcast.config import Config
 from nowcast.errors import MessageError
-from nowcast.message import Message, check_writable, load_message_data, to_plain
+from nowcast.message import (
+    Message,
+    check_writable,
+    load_message_data,
+    surely_writable,
+    to_plain,
+)
 from nowcast.next_worker import NextWorker
 from nowcast.state import ManagerState, new_token
 from nowcast.supervision import Launched, Retry, is_failure, worker_name
@@ -129,7 +135,8 @@ class ManagerCore:
         try:
             data, form = load_message_data(body[0], self.max_message_size)
             msg = Message._from_dict(data)
-            check_writable(data, defaults.MESSAGE_MAX_DEPTH)
+            if not surely_writable(body[0], form, defaults.MESSAGE_MAX_DEPTH):
+                check_writable(data, defaults.MESSAGE_MAX_DEPTH)
         except MessageError as e:
             return self._invalid(envelope, str(e), body), False
         if msg.source == STATUS_SOURCE and msg.type == "status":
@@ -142,7 +149,7 @@ class ManagerCore:
             return Reply(envelope, answered), False
         self.dirty = True
         reply = self.apply(msg, now)
-        self.history.message(msg, reply.type)
+        self.history.message(msg, reply.type, len(body[0]))
         reply.id = msg.id
         text = reply.serialize() if form == "json" else reply.serialize_yaml()
         if msg.id is not None and msg.type != "need":

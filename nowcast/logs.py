@@ -161,7 +161,8 @@ class EscapeArgs(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
         if isinstance(args, tuple):
-            if any(not isinstance(a, _PLAIN) for a in args):
+            # printable text holds no control character nor line break
+            if any(not _is_plain(a) for a in args):
                 record.args = tuple(_escaped(a) for a in args)
         elif isinstance(args, dict):
             record.args = {k: _escaped(v) for k, v in args.items()}
@@ -169,6 +170,13 @@ class EscapeArgs(logging.Filter):
 
 
 _PLAIN = (int, float, type(None))
+
+
+def _is_plain(value: object) -> bool:
+    """Whether ``value`` needs no escaping: a number, None, or printable text
+    (``str.isprintable`` is false for every character ``escape`` rewrites)."""
+    kind = type(value)
+    return (kind is str and value.isprintable()) or isinstance(value, _PLAIN)
 
 
 def _escaped(value: object) -> object:

@@ -21,6 +21,8 @@ from typing import Any
 
 from nowcast.errors import MessageError, PayloadError
 
+_quote = json.encoder.encode_basestring  # a str as JSON text, as json.dumps(ensure_ascii=False)
+
 _FIELDS = ("source", "type", "payload", "id")
 
 
@@ -40,6 +42,15 @@ class Message:
 
     def serialize(self) -> str:
         """The message as one JSON string."""
+        if self.payload is None and type(self.source) is str and type(self.type) is str:
+            # most replies (ack): the same text json.dumps makes, without its set-up
+            text = (
+                f'{{"source": {_quote(self.source)}, "type": {_quote(self.type)}, "payload": null'
+            )
+            if self.id is None:
+                return text + "}"
+            if type(self.id) is str:
+                return f'{text}, "id": {_quote(self.id)}}}'
         return json.dumps(self._as_dict(), ensure_ascii=False)
 
     def serialize_yaml(self) -> str:
@@ -156,6 +167,20 @@ def yaml_loader() -> type:
     except Exception:
         return yaml.SafeLoader
     return loader if version >= (0, 2, 6) else yaml.SafeLoader
+
+
+def surely_writable(text: bytes, form: str, max_depth: int) -> bool:
+    """Whether the JSON message ``text`` needs no ``check_writable``: JSON gives
+    only kinds of values YAML writes; a lone surrogate can only come from a ``\\u``
+    escape (UTF-8 cannot carry one); nesting is no deeper than the brackets in the
+    text; and a whole number too long to write takes over 4,000 digits."""
+    return (
+        form == "json"
+        and type(text) is bytes
+        and len(text) <= 4000
+        and b"\\u" not in text
+        and text.count(b"{") + text.count(b"[") < max_depth
+    )
 
 
 def check_writable(data: Any, max_depth: int) -> None:

@@ -331,8 +331,9 @@ class Recorder:
                 tries=tries,
             )
 
-    def message(self, msg: Message, reply_type: str) -> None:
-        """A message applied, with the type of the reply it got."""
+    def message(self, msg: Message, reply_type: str, size: int | None = None) -> None:
+        """A message applied, with the type of the reply it got (``size``: of its
+        text, when known, so a large payload is not encoded whole for its summary)."""
         if self.conn is None:
             return
         rid = None
@@ -341,7 +342,15 @@ class Recorder:
         self._current = None
         self._add(
             _INSERT_MESSAGE,
-            (msg.id, self.clock(), msg.source, msg.type, _summary(msg.payload), reply_type, rid),
+            (
+                msg.id,
+                self.clock(),
+                msg.source,
+                msg.type,
+                _summary(msg.payload, size),
+                reply_type,
+                rid,
+            ),
         )
 
     def retry(self, launched: Launched, worker: NextWorker, delay: float, of: int) -> None:
@@ -626,17 +635,28 @@ def _exit(code: int | None) -> tuple[int | None, int | None]:
     return code, None
 
 
-_ENCODE = json.JSONEncoder(ensure_ascii=False, default=str).encode
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
 
 
-def _summary(payload: Any) -> str | None:
+def _summary(payload: Any, size: int | None = None) -> str | None:
+    """The payload as JSON, cut at ``HISTORY_PAYLOAD_CHARS``. A message of more
+    than ``size`` bytes has its payload encoded only as far as the cut."""
     if payload is None:
         return None
+    limit = defaults.HISTORY_PAYLOAD_CHARS
     try:
-        text = _ENCODE(payload)
+        if size is not None and size > 8 * limit:
+            chunks, length = [], 0
+            for chunk in _ENCODER.iterencode(payload):  # piece by piece, stopped at the cut
+                chunks.append(chunk)
+                length += len(chunk)
+                if length > limit:
+                    break
+            text = "".join(chunks)
+        else:
+            text = _ENCODER.encode(payload)
     except (TypeError, ValueError, RecursionError):
         text = repr(payload)
-    limit = defaults.HISTORY_PAYLOAD_CHARS
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

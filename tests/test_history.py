@@ -227,6 +227,7 @@ def test_any_payload_is_kept_as_a_bounded_summary(payload):
 
     text = _summary(payload)
     assert text is None if payload is None else isinstance(text, str)
+    assert _summary(payload, 10**6) == text  # encoded only as far as the cut: the same text
     if text is not None:
         assert len(text) <= 500
         assert "\0" not in text  # JSON escapes control characters
