@@ -1,7 +1,7 @@
 """nowcast benchmarks: each figure next to the floor it is compared with, both
 measured in this run on this machine.
 
-Usage: ``python benchmarks/run.py [--quick] [--only NAME ...]``
+Usage: ``python benchmarks/run.py [--quick] [--only NAME ...] [--fanout-sizes N ...]``
 
 Figures are medians over repeated runs, with the spread (min-max) and the number
 of samples (n). A figure and its floor are measured in turn, round after round,
@@ -581,12 +581,13 @@ def wait_for_log(system: System, text: str, timeout: float = 20) -> None:
         time.sleep(0.02)
 
 
-def rss_kib(pid: int) -> int:
+def rss_kib(pid: int, field: str = "VmRSS") -> int:
+    """A process's resident memory (``VmRSS``) or its peak (``VmHWM``), in KiB."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
+    raise RuntimeError(f"no {field}")
 
 
 def run_growth(runs: int, sizes=(10, 1000, 10000), n: int = 1000, clients: int = 20) -> list[dict]:
@@ -662,6 +663,138 @@ def run_memory(runs: int, counts=(10000, 100000), clients: int = 20) -> list[dic
         f"n={runs})   target < +10%"
     )
     return [{"name": "manager memory", "MiB": [first, last], "growth %": growth, "samples": runs}]
+
+
+FANOUT_WORKER = """
+from nowcast import NowcastWorker
+
+def work(parsed_args, config, tell_manager):
+    return {{parsed_args.index: True}} if {WITH_INDEX} else {{}}
+
+worker = NowcastWorker("{NAME}", "a no-op worker of the fan-out", package="")
+worker.init_cli()
+if {WITH_INDEX}:
+    worker.cli.add_argument("index")
+worker.run(work, lambda args: "success", lambda args: "failure")
+"""
+
+FANOUT_NEXT_WORKERS = """
+import time
+from nowcast import NextWorker
+
+MEMBERS = {MEMBERS}
+
+def stamp(what):
+    with open("fanout.txt", "a") as f:
+        f.write(what + " " + repr(time.time()) + "\\n")
+
+def after_start(msg, config, checklist):
+    stamp("start")
+    members = [NextWorker("member", args=[str(i)]) for i in range(MEMBERS)]
+    return members, {{"member"}}
+
+def after_member(msg, config, checklist):
+    return [NextWorker("final")]
+
+def after_final(msg, config, checklist):
+    stamp("final")
+    return []
+"""
+
+
+class FanOut:
+    """A system whose ``start`` worker's ``after_`` function launches ``members``
+    no-op members, joined by a race group, then one ``final`` worker."""
+
+    def __init__(self, members: int) -> None:
+        self.members = members
+        entry = {"success": "s", "failure": "f", "crash": "c"}
+        self.system = system = System(
+            {"start": entry, "member": {"checklist key": "members", **entry}, "final": entry},
+            next_workers=FANOUT_NEXT_WORKERS.format(MEMBERS=members),
+        )
+        for name in ("start", "member", "final"):
+            (system.dir / f"{name}.py").write_text(
+                FANOUT_WORKER.format(NAME=name, WITH_INDEX=name == "member")
+            )
+        subprocess.run([PY, "-m", "compileall", "-q", str(system.dir)], check=True)
+        system.start()
+        wait_for_log(system, "fork server (pid")
+
+    def run(self) -> dict:
+        """Run the fan-out once: seconds from the start worker's success to the final
+        worker's, the manager's resident memory before it and its peak (MiB)."""
+        system = self.system
+        pid = system.manager_pid()
+        before = rss_kib(pid, "VmRSS") / 1024
+        subprocess.run([PY, "-m", "start", str(system.config_file)], cwd=system.dir, check=True)
+        stamps = system.dir / "fanout.txt"
+        deadline = time.monotonic() + 60 + self.members * 0.1
+        while not (stamps.exists() and "final" in stamps.read_text()):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the fan-out did not finish; see {system.dir}/nowcast.log")
+            time.sleep(0.05)
+        times = dict(line.split() for line in stamps.read_text().splitlines())
+        peak = rss_kib(pid, "VmHWM") / 1024
+        # every member reported once, and the final worker ran once (the commit
+        # that launched it holds every member's report)
+        checklist = yaml.safe_load((system.dir / "checklist.yaml").read_text())
+        reported = checklist.get("members") or {}
+        if len(reported) != self.members or len(stamps.read_text().splitlines()) != 2:
+            raise RuntimeError(
+                f"{len(reported)} of {self.members} members in the checklist; "
+                f"{stamps.read_text()!r}; see {system.dir}/nowcast.log"
+            )
+        return {
+            "seconds": float(times["final"]) - float(times["start"]),
+            "before MiB": before,
+            "peak MiB": peak,
+        }
+
+
+def run_fanout(runs: int, sizes=(1000, 10000)) -> list[dict]:
+    """A fan-out: one ``after_`` function launches ``size`` no-op members, a race
+    group joins them, then one final worker runs. The time from the first worker's
+    report to the final worker's, and the manager's peak memory (VmHWM), each
+    system fresh; at the largest size, per member against the smallest."""
+    results: dict[int, list[dict]] = {size: [] for size in sizes}
+    for size in sizes:
+        for _ in range(runs if size == sizes[0] else max(1, runs // 3)):
+            fanout = FanOut(size)
+            try:
+                results[size].append(fanout.run())
+            finally:
+                fanout.system.stop()
+    rows = []
+    per_member = {}
+    for size in sizes:
+        seconds = [r["seconds"] for r in results[size]]
+        peaks = [r["peak MiB"] for r in results[size]]
+        grown = [(r["peak MiB"] - r["before MiB"]) * 1024 / size for r in results[size]]
+        t, tlo, thi = median_spread(seconds)
+        m, mlo, mhi = median_spread(peaks)
+        per_member[size] = (t / size * 1000, statistics.median(grown))
+        time_target = "<= 4 s" if size == 1000 else f"<= 1.2x per member of {sizes[0]:,}"
+        print(
+            f"{f'fan-out {size:,}: report to final':<34} {t:10.2f} s      ({tlo:.2f}-{thi:.2f}, "
+            f"n={len(seconds)})   {per_member[size][0]:.2f} ms a member   target {time_target}"
+        )
+        print(
+            f"{f'  manager peak RSS, {size:,}':<34} {m:10.1f} MiB    ({mlo:.1f}-{mhi:.1f}, "
+            f"n={len(peaks)})   {per_member[size][1]:.2f} KiB a member over its start   "
+            f"target {'<= 40 MiB' if size == 1000 else f'<= 1.2x per member of {sizes[0]:,}'}"
+        )
+        rows.append({"name": f"fan-out {size}", "seconds": seconds, "peak MiB": peaks})
+    if len(sizes) > 1:
+        small, large = per_member[sizes[0]], per_member[sizes[-1]]
+        time_ratio = large[0] / small[0]
+        memory_ratio = large[1] / small[1] if small[1] > 0 else float("nan")
+        print(
+            f"{f'  per member, {sizes[-1]:,} / {sizes[0]:,}':<34} time {time_ratio:.2f}x, "
+            f"memory {memory_ratio:.2f}x   target <= 1.2x each"
+        )
+        rows.append({"name": "fan-out ratio", "time": time_ratio, "memory": memory_ratio})
+    return rows
 
 
 def run_web(runs: int, show) -> list[dict]:
@@ -844,6 +977,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--only", nargs="*", default=None)
+    parser.add_argument(
+        "--fanout-sizes", nargs="+", type=int, default=[1000, 10000], help="members of the fan-out"
+    )
     args = parser.parse_args()
     # TERM (a time limit around the run) stops it through the finally blocks,
     # which stop the systems it started
@@ -864,6 +1000,7 @@ def main() -> None:
         "web": lambda: run_web(runs * 2, show),
         "history": lambda: run_history(runs),
         "slurm": lambda: run_slurm(runs),
+        "fanout": lambda: run_fanout(runs, tuple(args.fanout_sizes)),
     }
     for name, bench in benches.items():
         if args.only is None or name in args.only:

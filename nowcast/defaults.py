@@ -37,6 +37,11 @@ SUPERVISE_EVERY = 0.05
 # Most messages the manager applies in one batch (one checklist write, then replies).
 BATCH_MAX = 500
 
+# Most workers the manager launches after one commit (one request to the fork server);
+# the rest stay pending, on disk, until the next commit, so messages are answered
+# between launches and a fan-out of thousands never starts them all at once.
+LAUNCH_BATCH = 64
+
 # Seconds the manager waits before writing again after a write to disk failed
 # (disk full, I/O error); the replies wait too, and workers re-send meanwhile.
 COMMIT_RETRY_DELAY = 1.0

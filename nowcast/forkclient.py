@@ -124,36 +124,73 @@ class ForkServer:
             self._read(data)
 
     def launch(
-        self, module: str, args: list[str], cwd: str, timeout: float, env: dict | None = None
+        self,
+        module: str,
+        args: list[str],
+        cwd: str,
+        timeout: float,
+        env: dict | None = None,
+        token: str | None = None,
     ) -> WarmProcess:
         """Have the server start ``python -m module *args`` in ``cwd``, in ``env``
-        (default: the manager's environment).
+        (default: the manager's environment), with the launch ``token`` added to it.
 
         :raises StaleForkServer: a file it imported changed; it starts no more workers.
         :raises UnresponsiveForkServer: it is stopped or did not answer in time: it
             was killed, and started no worker (a worker it had forked exits unrun).
         :raises ForkServerError: it is not ready, is gone or refused.
         """
+        return self._request([(module, args, token)], cwd, timeout, env, batch=False)[0]
+
+    def launch_many(
+        self, launches: list[tuple[str, list[str], str | None]], cwd: str, timeout: float
+    ) -> list[WarmProcess]:
+        """Have the server start each ``(module, args, token)`` of ``launches``, in one
+        request, in the manager's environment; the processes of the first ones, all
+        of them unless the server could fork only some (the rest are to start cold).
+
+        :raises: as ``launch``, when it started none.
+        """
+        return self._request(launches, cwd, timeout, None, batch=True)
+
+    def _request(
+        self,
+        launches: list[tuple[str, list[str], str | None]],
+        cwd: str,
+        timeout: float,
+        env: dict | None,
+        batch: bool,
+    ) -> list[WarmProcess]:
         self.pump()
         if self.state != "ready":
             raise ForkServerError(f"the fork server is {self.state}")
         if self._stopped():
             self._kill()
             raise UnresponsiveForkServer(f"the fork server (pid {self.pid}) is stopped")
-        request: dict[str, Any] = {"module": module, "args": args, "cwd": cwd}
-        if env is not None:
-            request["env"] = env
-        elif os.environ != self._env:
-            request["env"] = dict(os.environ)
+        if env is None and os.environ != self._env:
+            env = dict(os.environ)  # the server's own would be out of date
+        items = []
+        for module, args, token in launches:
+            item: dict[str, Any] = {"module": module, "args": args, "cwd": cwd}
+            if env is not None:
+                item["env"] = env
+            if token is not None:
+                item["token"] = token
+            items.append(item)
+        request = {"launch": items} if batch else items[0]
         try:
             self.sock.sendall(json.dumps(request).encode() + b"\n")
         except OSError as e:
             self._gone()
             raise ForkServerError(f"cannot reach the fork server: {e}") from None
         reply = self._reply(timeout)
-        if "pid" in reply:
-            self.children.add(reply["pid"])
-            return WarmProcess(self, reply["pid"], [self.python, "-m", module, *args])
+        pids = reply.get("pids", []) if batch else [reply["pid"]] if "pid" in reply else []
+        processes = []
+        for pid, (module, args, _) in zip(pids, launches, strict=False):
+            self.children.add(pid)
+            processes.append(WarmProcess(self, pid, [self.python, "-m", module, *args]))
+        if processes:
+            return processes
         if reply.get("refused") == "stale":
             self.state = "retiring"
             raise StaleForkServer(f"{reply.get('path')} changed since it started")
@@ -208,7 +245,7 @@ class ForkServer:
             why = "is stopped" if not checked else f"did not answer within {timeout:g} s"
             self.logger.error("the fork server (pid %s) %s; killing it", self.pid, why)
             self._kill()
-            if self._replies and "pid" in self._replies[0]:
+            if self._replies and ("pid" in self._replies[0] or "pids" in self._replies[0]):
                 return self._replies.pop(0)  # it answered before it died
             raise UnresponsiveForkServer(f"the fork server {why}")
         return self._replies.pop(0)

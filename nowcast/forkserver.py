@@ -12,10 +12,13 @@ imports the worker's own code fresh.
 The server has one thread and no zmq context, ever, so forking it is safe. It
 configures no logging: its few words of its own go to its standard error. It
 talks to the manager over a socket pair (never stdout or stderr): one JSON object
-a line each way. It answers each launch with the child's pid, reaps its children
-and reports each one's exit status (negative for a signal, as ``Popen`` does).
-Before each fork it checks that no file it imported has changed on disk; if one
-has, it refuses, so the manager starts the worker cold and a fresh fork server.
+a line each way. A request is one launch or a batch of them (the workers one
+commit decided); it answers with the children's pids, reaps its children and
+reports each one's exit status (negative for a signal, as ``Popen`` does). Before
+the forks of each request it checks that no file it imported has changed on disk;
+if one has, it refuses, so the manager starts the workers cold and a fresh fork
+server. A worker's environment is the manager's (the server's own, or the one
+the request carries) with the launch's token added.
 It exits when the manager goes away (end of file on the socket), leaving its
 running workers running.
 
@@ -33,6 +36,8 @@ import signal
 import socket
 import sys
 from typing import Any, NoReturn
+
+from nowcast.defaults import LAUNCH_TOKEN_ENV
 
 # What a worker imports on its way to its first message (``python -X importtime -m``
 # on a worker lists them), and libraries workers commonly use (NEMO-style workers
@@ -120,29 +125,41 @@ class _Server:
             if request.get("retire"):
                 self.retiring = True
                 return
-            module, args, cwd = request["module"], request["args"], request["cwd"]
+            batch = request.get("launch")
+            launches = [_launch_request(r) for r in (batch if batch is not None else [request])]
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             self._send({"refused": f"unreadable request: {e}"})
             return
         if self.retiring:
             self._send({"refused": "retiring"})
             return
-        stale = self._stale()
+        stale = self._stale()  # once for a batch: the manager decided it at one instant
         if stale is not None:
             self.retiring = True
             self._send({"refused": "stale", "path": stale})
             return
+        pids: list[int] = []
+        gos: list[int] = []
+        refused = None
         try:
-            pid, go = self._fork(module, args, cwd, request.get("env"))
-        except OSError as e:
-            self._send({"refused": f"cannot fork: {e}"})
-            return
-        self.children.add(pid)
-        try:
-            self._send({"pid": pid})
-            os.write(go, b"g")  # only now, so the manager knows of every worker that runs
+            for module, args, cwd, env, token in launches:
+                try:
+                    pid, go = self._fork(module, args, cwd, env, token)
+                except OSError as e:
+                    refused = f"cannot fork: {e}"
+                    break
+                self.children.add(pid)
+                pids.append(pid)
+                gos.append(go)
+            if batch is None:
+                self._send({"pid": pids[0]} if pids else {"refused": refused})
+            else:  # fewer pids than launches: the rest are refused
+                self._send({"pids": pids, **({"refused": refused} if refused else {})})
+            for go in gos:  # only now, so the manager knows of every worker that runs
+                os.write(go, b"g")
         finally:
-            os.close(go)
+            for go in gos:
+                os.close(go)
 
     def _reap(self) -> None:
         """Collect exited children (no zombies) and report each one's exit status."""
@@ -166,7 +183,9 @@ class _Server:
                 return path
         return None
 
-    def _fork(self, module: str, args: list[str], cwd: str, env: dict | None) -> tuple[int, int]:
+    def _fork(
+        self, module: str, args: list[str], cwd: str, env: dict | None, token: str | None
+    ) -> tuple[int, int]:
         """Fork a child for the worker; return its pid once it leads its own
         session, and the pipe end to tell it to go on with: the child runs the
         worker only once the server has told the manager its pid, and exits
@@ -187,7 +206,7 @@ class _Server:
                     _say(f"the manager was not told of {module} (pid {os.getpid()}); not run")
                     os._exit(1)
                 os.close(go_r)
-                self._become_worker(module, args, cwd, env)
+                self._become_worker(module, args, cwd, env, token)
             except BaseException:
                 import traceback
 
@@ -202,7 +221,9 @@ class _Server:
             os.close(ready_r)
         return pid, go_w
 
-    def _become_worker(self, module: str, args: list[str], cwd: str, env: dict | None) -> NoReturn:
+    def _become_worker(
+        self, module: str, args: list[str], cwd: str, env: dict | None, token: str | None
+    ) -> NoReturn:
         """In the child: undo what is the server's, then run the module as ``__main__``."""
         signal.set_wakeup_fd(-1)
         for signum, handler in self.saved_handlers.items():
@@ -218,6 +239,8 @@ class _Server:
         if env is not None:
             os.environ.clear()
             os.environ.update(env)
+        if token is not None:
+            os.environ[LAUNCH_TOKEN_ENV] = token
         if not sys.flags.safe_path and sys.path and sys.path[0] == self.cwd:
             sys.path[0] = cwd  # as python -m puts the directory it runs in first
         import importlib
@@ -225,6 +248,15 @@ class _Server:
         importlib.invalidate_caches()  # see modules added since the server started
         sys.orig_argv = argv
         _run_as_main(module, args)
+
+
+def _launch_request(request: dict) -> tuple[str, list[str], str, dict | None, str | None]:
+    """``(module, args, cwd, env, token)`` of one launch: the worker's environment is
+    ``env`` when given, else the server's own; the launch ``token`` is added to it."""
+    token = request.get("token")
+    if token is not None and not isinstance(token, str):
+        raise TypeError(f"token must be a string, got {token!r}")
+    return request["module"], list(request["args"]), request["cwd"], request.get("env"), token
 
 
 def _run_as_main(module: str, args: list[str]) -> NoReturn:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nowcast import defaults
 from nowcast.config import Config, key_path
@@ -110,7 +110,7 @@ def launch(
     logger.debug("cmd = %s", cmd)
     if is_local(worker.host):
         if warm is not None:
-            process = warm.launch(worker.module, cmd[3:], env)
+            process = warm.launch(worker.module, cmd[3:], token)
             if process is not None:
                 logger.debug("started by the fork server as pid %s", process.pid)
                 return process
@@ -131,6 +131,40 @@ def launch(
         os.close(fd)
     process.stderr_path = stderr_path
     return process
+
+
+def launch_many(
+    launches: list[tuple[NextWorker, str | None]],
+    config: Config,
+    logger: logging.Logger,
+    warm: WarmStart | None = None,
+) -> list[subprocess.Popen | WarmProcess | Exception]:
+    """Start each ``(worker, token)`` of ``launches`` as ``launch`` does; the local
+    ones through the fork server in one request (one check of its imports, one
+    answer), those it cannot start cold. Returns, in order, each one's process,
+    or the ``OSError`` or ``ConfigError`` that kept it from starting."""
+    local = [i for i, (w, _) in enumerate(launches) if is_local(w.host)] if warm else []
+    started: dict[int, WarmProcess] = {}
+    if len(local) > 1:
+        args = {i: command(launches[i][0], config)[3:] for i in local}
+        processes = warm.launch_many(
+            [(launches[i][0].module, args[i], launches[i][1]) for i in local]
+        )
+        started = {i: p for i, p in zip(local, processes, strict=True) if p is not None}
+        warm = None  # the ones it did not start (it is stale, gone or cannot fork) go cold
+    results: list[subprocess.Popen | WarmProcess | Exception] = []
+    for i, (worker, token) in enumerate(launches):
+        process = started.get(i)
+        try:
+            if process is None:
+                process = launch(worker, config, logger, warm, token)
+            else:
+                logger.info("launching %s", worker)
+                logger.debug("started by the fork server as pid %s", process.pid)
+        except (OSError, ConfigError) as e:
+            process = e
+        results.append(process)
+    return results
 
 
 def ssh_error(stderr_path: str | None, lines: int = 5) -> str:
@@ -207,31 +241,49 @@ class WarmStart:
         if self.enabled and self.current is None and time.monotonic() >= self._restart_at:
             self._start()
 
-    def launch(self, module: str, args: list[str], env: dict | None = None) -> WarmProcess | None:
-        """Start ``python -m module *args`` through the fork server, in ``env``
-        (default: the manager's environment); None when it cannot (the caller
-        starts the worker cold)."""
+    def launch(self, module: str, args: list[str], token: str | None = None) -> WarmProcess | None:
+        """Start ``python -m module *args`` through the fork server, in the
+        manager's environment with the launch ``token`` added; None when it
+        cannot (the caller starts the worker cold)."""
+        processes = self._through_server(
+            module,
+            lambda server, cwd, timeout: [server.launch(module, args, cwd, timeout, None, token)],
+        )
+        return processes[0] if processes else None
+
+    def launch_many(
+        self, launches: list[tuple[str, list[str], str | None]]
+    ) -> list[WarmProcess | None]:
+        """Start each ``(module, args, token)`` through the fork server, in one
+        request; None for each it did not start (the caller starts those cold)."""
+        processes = self._through_server(
+            f"{len(launches)} workers",
+            lambda server, cwd, timeout: server.launch_many(launches, cwd, timeout),
+        )
+        return [*processes, *[None] * (len(launches) - len(processes))]
+
+    def _through_server(self, what: str, request: Any) -> list[WarmProcess]:
         self.tend()
         server = self.current
         if not self.enabled or server is None:
-            return None
+            return []
         try:
-            return server.launch(module, args, os.getcwd(), defaults.FORK_SERVER_TIMEOUT, env)
+            return request(server, os.getcwd(), defaults.FORK_SERVER_TIMEOUT)
         except StaleForkServer as e:
-            self.logger.info("starting a fresh fork server: %s; this worker is started cold", e)
+            self.logger.info("starting a fresh fork server: %s; %s started cold", e, what)
             self._retire_current()
             self._start()
         except UnresponsiveForkServer as e:
             self.logger.warning(
-                "%s; starting %s cold, and a fresh fork server for the next workers", e, module
+                "%s; starting %s cold, and a fresh fork server for the next workers", e, what
             )
             self.current = None
             self._start()
         except ForkServerError as e:
-            self.logger.debug("starting %s cold: %s", module, e)
+            self.logger.debug("starting %s cold: %s", what, e)
             if server.state == "gone":
                 self._lose_current()
-        return None
+        return []
 
     def close(self) -> None:
         """Hang up on every fork server; the workers they started keep running."""

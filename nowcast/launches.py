@@ -70,18 +70,30 @@ class LaunchJournal:
 
     def record(self, token: str, pid: int, proc_start: str | None, started: float) -> None:
         """Note a launch just made (appended, not flushed: see the module's doc)."""
-        line = json.dumps(
-            {"token": token, "pid": pid, "proc start": proc_start, "started": started}
-        ).encode()
+        self.record_many([(token, pid, proc_start, started)])
+
+    def record_many(self, launches: list[tuple[str, int, str | None, float]]) -> None:
+        """Note the launches ``(token, pid, proc start, started)`` just made, in one
+        append (not flushed: see the module's doc)."""
+        if not launches:
+            return
+        data = b"".join(
+            json.dumps(
+                {"token": token, "pid": pid, "proc start": proc_start, "started": started}
+            ).encode()
+            + b"\n"
+            for token, pid, proc_start, started in launches
+        )
         try:
             if self._fd is None:
                 self._fd = os.open(
                     self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644
                 )
-            os.write(self._fd, line + b"\n")
-            self.written += len(line) + 1
+            os.write(self._fd, data)
+            self.written += len(data)
         except OSError as e:
-            logger.warning("cannot note the launch of pid %s in %s: %s", pid, self.path, e)
+            pids = ", ".join(str(pid) for _, pid, _, _ in launches)
+            logger.warning("cannot note the launch of pid(s) %s in %s: %s", pids, self.path, e)
 
     def empty(self) -> None:
         """Forget the launches listed: a commit now holds them."""

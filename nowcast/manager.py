@@ -363,21 +363,40 @@ class NowcastManager(LongRunningProcess):
     # launching
 
     def _launch(self, decided: list) -> None:
-        """Launch workers whose launch is on disk (each with its token), note each
-        in the launch journal at once, and record it for the next commit."""
+        """Launch workers whose launch is on disk (each with its token), note them
+        in the launch journal at once, and record them for the next commit. Past
+        ``LAUNCH_BATCH``, the rest stay pending (on disk) for the next commit."""
+        if len(decided) > defaults.LAUNCH_BATCH:
+            decided, later = decided[: defaults.LAUNCH_BATCH], decided[defaults.LAUNCH_BATCH :]
+            self.state.pending[:0] = later
+            self.core.dirty = True
+        local = []
         for worker, tries, token in decided:
+            if not self.batch.handles(worker.host):
+                local.append((worker, tries, token))
+                continue
             try:
-                if self.batch.handles(worker.host):
-                    launched = self.batch.submit(worker, self.core.entry(worker), tries)
-                    self.core.submitted(worker, launched)
-                    continue
-                process = launcher.launch(worker, self.config, self.logger, self.warm, token)
+                launched = self.batch.submit(worker, self.core.entry(worker), tries)
             except (OSError, ConfigError) as e:
                 self.logger.error("cannot launch %s: %s", worker, e)
                 self.core.history.not_launched(worker)
                 continue
-            now = time.time()
-            self._launch_journal.record(token, process.pid, proc_start(process.pid), now)
+            self.core.submitted(worker, launched)
+        processes = launcher.launch_many(
+            [(worker, token) for worker, _, token in local], self.config, self.logger, self.warm
+        )
+        now = time.time()
+        made = []
+        for (_, _, token), process in zip(local, processes, strict=True):
+            if not isinstance(process, Exception):
+                process.proc_start = proc_start(process.pid)
+                made.append((token, process.pid, process.proc_start, now))
+        self._launch_journal.record_many(made)
+        for (worker, tries, token), process in zip(local, processes, strict=True):
+            if isinstance(process, Exception):
+                self.logger.error("cannot launch %s: %s", worker, process)
+                self.core.history.not_launched(worker)
+                continue
             self.core.launched(worker, process, tries, token, now)
 
     # supervision of launched workers

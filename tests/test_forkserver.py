@@ -16,6 +16,7 @@ import pytest
 from conftest import PY, wait_for
 
 import nowcast
+from nowcast import defaults
 
 RECORD_AFTER = """
 def after_{name}(msg, config, checklist):
@@ -306,6 +307,64 @@ def test_warm_start_off_starts_workers_with_popen(system):
     log = system.log()
     assert "warm start is off" in log
     assert "fork server" not in log.replace("warm start is off", "")
+
+
+def fan_out(system, members: int) -> None:
+    """A `start` worker whose after_ launches ``members`` members, joined by a race
+    group, then one `final` worker; each member notes its run in runs.log."""
+    system.worker_module("start")
+    system.worker_module(
+        "member",
+        """
+        with open("runs.log", "a") as f:
+            f.write(parsed_args.arg + "\\n")
+        return {parsed_args.arg: True}
+        """,
+    )
+    system.worker_module("final")
+    system.after(
+        "def after_start(msg, config, checklist):\n"
+        f"    return [NextWorker('member', ['--arg', str(i)]) for i in range({members})], "
+        "{'member'}\n"
+        "def after_member(msg, config, checklist):\n"
+        "    return [NextWorker('final')]\n"
+    )
+    record_after(system, "final")
+
+
+def fanned_out(system, members: int) -> None:
+    """Every member ran and reported once, then the final worker once."""
+    wait_for(lambda: after_calls(system), timeout=60, what="the final worker")
+    runs = (system.dir / "runs.log").read_text().split()
+    assert sorted(runs, key=int) == [str(i) for i in range(members)]  # none lost, none twice
+    assert system.checklist()["member"] == {str(i): True for i in range(members)}
+    assert after_calls(system) == ["final success"]
+
+
+@pytest.mark.timeout(60)
+def test_a_fan_out_launches_each_member_once_in_batches_through_the_fork_server(system):
+    members = 2 * defaults.LAUNCH_BATCH + 10  # past one batch: some wait for the next commit
+    fan_out(system, members)
+    start_warm(system)
+    launch(system)
+    fanned_out(system, members)
+    log = system.log()
+    assert log.count("launching NextWorker(module='member'") == members
+    assert log.count("started by the fork server as pid") == members + 1  # and final
+    assert "race condition group complete" in log
+
+
+@pytest.mark.timeout(90)
+def test_kill_9_of_the_manager_in_a_fan_out_loses_no_member_and_runs_none_twice(system):
+    members = 2 * defaults.LAUNCH_BATCH + 10
+    fan_out(system, members)
+    start_warm(system)
+    launch(system)
+    runs = system.dir / "runs.log"
+    wait_for(lambda: runs.exists() and len(runs.read_text().split()) >= 10, what="some runs")
+    system.kill_manager()
+    system.start_manager()
+    fanned_out(system, members)
 
 
 @pytest.mark.timeout(60)
