@@ -62,7 +62,7 @@ $(VENV)/.mutation: $(VENV)/.installed
 ## docs/testing.md). MODULES="race state" for some; BUDGET: seconds at most per module
 BUDGET ?= 3600
 mutate: venv $(VENV)/.mutation
-	nice -n 10 $(PY) scripts/mutate.py --budget $(BUDGET) $(MODULES)
+	nice -n 19 $(PY) scripts/mutate.py --budget $(BUDGET) $(MODULES)
 
 lint: venv
 	$(VENV)/bin/ruff check nowcast nemo_nowcast _nowcast_path.py tests workers benchmarks scripts
