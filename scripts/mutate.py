@@ -67,6 +67,7 @@ MODULES: dict[str, list[str]] = {
         "tests/test_nemo_api.py",
         "tests/test_compat.py",
         "tests/test_message_broker.py",
+        "tests/test_security.py",
         "tests/test_manager.py",
     ],
     "checklist": ["tests/test_checklist.py", "tests/test_core.py", "tests/test_committer.py"],
@@ -167,10 +168,10 @@ def test_environment(work: Path) -> dict[str, str]:
 
 def statement_spans(source: str) -> dict[int, tuple[int, int]]:
     """For each line of the module, the lines of the statement it belongs to: a
-    simple statement whole, a compound one (if, for, def...) its header only."""
+    simple statement whole, a compound one (if, for, def, except...) its header only."""
     spans: list[tuple[int, int]] = []
     for node in ast.walk(ast.parse(source)):
-        if not isinstance(node, ast.stmt):
+        if not isinstance(node, (ast.stmt, ast.excepthandler)):
             continue
         first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
         body = getattr(node, "body", None)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 
 import pytest
+from conftest import wait_for
 
 
 @pytest.fixture
@@ -194,3 +196,27 @@ def test_the_launch_token_leaves_the_environment_before_the_job_starts(tmp_path)
         [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=30
     )
     assert out.stdout.split() == ["gone", "abc123"], out.stderr
+
+
+@pytest.mark.timeout(60)
+def test_give_up_after_0_gives_up_after_one_try_without_waiting(workers):
+    # the wait for a reply is never negative (a negative poll waits for ever)
+    workers.zmq_extra.update({"reply timeout": 30, "give up after": 0})
+    workers.write()  # no broker, no manager
+    result = workers.run_worker("ok", timeout=20)
+    assert result.returncode == 4
+    assert "after 1 tries" in workers.log() and "giving up" in workers.log()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_stops_the_job_with_its_exit_code_and_nothing_reported(system, signum, code):
+    system.worker_module("busy", "open('started', 'w').close()\ntime.sleep(60)\nreturn {}")
+    system.write()
+    worker = system.launch_worker("busy")
+    wait_for(lambda: (system.dir / "started").exists(), what="the job to start")
+    worker.send_signal(signum)
+    assert worker.wait(10) == code
+    name = signal.Signals(signum).name
+    assert f"stopped by signal {name}; nothing more is reported to the manager" in system.log()
+    assert "sent message" not in system.log()
