@@ -220,3 +220,47 @@ def test_a_signal_stops_the_job_with_its_exit_code_and_nothing_reported(system, 
     name = signal.Signals(signum).name
     assert f"stopped by signal {name}; nothing more is reported to the manager" in system.log()
     assert "sent message" not in system.log()
+
+
+@pytest.mark.timeout(60)
+def test_a_system_exit_in_the_job_ends_the_worker_with_its_code_and_nothing_sent(system):
+    cases = [("quiet", "sys.exit()", 0), ("said", "sys.exit('stop')", 1)]
+    for name, call, _ in cases:
+        system.worker_module(name, f"{call}\nreturn {{}}")
+    system.zmq_extra.update({"reply timeout": 0.2, "give up after": 0.2})
+    system.write()  # no broker: a worker that tried to send would exit 4
+    for name, call, code in cases:
+        result = system.run_worker(name)
+        assert result.returncode == code, (call, result.stderr)
+    assert system.log().count("nothing reported to the manager") == 2
+    assert "giving up" not in system.log()
+
+
+def test_run_called_from_code_returns_the_exit_code(tmp_path):
+    """Only a worker run as a program (``__main__``) exits; called from other
+    code, whatever that code's name, ``run`` returns the code."""
+    script = tmp_path / "caller.py"
+    script.write_text(
+        "import sys\n"
+        "from nowcast import worker\n"
+        "sys.argv = ['probe', 'absent.yaml']\n"
+        "code = '''\n"
+        "w = worker.NowcastWorker('probe', 'probe', package='')\n"
+        "w.init_cli()\n"
+        "print('returned', w.run(lambda *a: None, lambda a: 'success', lambda a: 'failure'))\n"
+        "'''\n"
+        "exec(code, {'__name__': 'Nightly', 'worker': worker})\n"
+    )
+    out = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=30
+    )
+    assert out.stdout.split() == ["returned", "2"], out.stderr
+
+
+def test_an_unknown_name_in_the_worker_module_is_an_attribute_error():
+    from nowcast import worker
+
+    assert worker.get_web_data.__module__ == "nowcast.web_data"
+    for name in ("no_such_name", "zzz", "a"):
+        with pytest.raises(AttributeError):
+            getattr(worker, name)
