@@ -196,6 +196,14 @@ def test_the_launch_token_leaves_the_environment_before_the_job_starts(tmp_path)
         [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=30
     )
     assert out.stdout.split() == ["gone", "abc123"], out.stderr
+    # a token that would not fit in a message id (":" separates its parts) is not used
+    for bad in ("a:b", "x" * 65):
+        env["NOWCAST_LAUNCH"] = bad
+        out = subprocess.run(
+            [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=30
+        )
+        gone, token = out.stdout.split()
+        assert gone == "gone" and token != bad and token.isalnum(), out.stderr
 
 
 @pytest.mark.timeout(60)
