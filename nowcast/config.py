@@ -46,15 +46,9 @@ class Config:
         """
         self.file = config_file
         with open(config_file, encoding="utf-8") as f:
-            text = f.read()
-        stream = io.StringIO(text)
-        stream.name = str(config_file)  # so YAML's errors name the file
-        try:
-            data = yaml.load(stream, Loader=_Loader)
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{config_file}: not valid YAML: {_one_line(e)}") from None
-        if data is None:
-            data = {}
+            data = _parsed.get(_stamp(os.fstat(f.fileno())), _MISSING) if _parsed else _MISSING
+            if data is _MISSING:
+                data = _parse(f.read(), config_file)
         if not isinstance(data, dict):
             raise ConfigError(
                 f"{config_file}: expected a mapping of keys to values at the top level, "
@@ -89,6 +83,50 @@ class Config:
         return f"Config(file={self.file!r})"
 
 
+def _parse(text: str, config_file: Any) -> Any:
+    stream = io.StringIO(text)
+    stream.name = str(config_file)  # so YAML's errors name the file
+    try:
+        data = yaml.load(stream, Loader=_Loader)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{config_file}: not valid YAML: {_one_line(e)}") from None
+    return {} if data is None else data
+
+
+# Config files parsed ahead (by the fork server, for the workers it forks), by the
+# identity and time stamps of the file they were read from.
+_parsed: dict[tuple, Any] = {}
+
+# A file changed less than this many seconds before it is read is not parsed ahead:
+# a change within the same tick of the file system's clock, to the same size, would
+# leave its time stamps as they were.
+SETTLED = 2.0
+
+
+def parse_ahead(config_file: str | os.PathLike, now: float) -> bool:
+    """Parse ``config_file`` now, so that loading it later (in a process forked
+    after this) skips YAML as long as the file is unchanged: same inode, size,
+    modification and change times. Returns whether it is parsed (not when it
+    cannot be read or parsed, or it changed too recently to be sure of)."""
+    try:
+        with open(config_file, encoding="utf-8") as f:
+            stamp = _stamp(os.fstat(f.fileno()))
+            if stamp in _parsed:
+                return True
+            if now - max(stamp[3], stamp[4]) / 1e9 < SETTLED:
+                return False
+            data = _parse(f.read(), config_file)
+    except (OSError, ValueError, ConfigError):
+        return False
+    _parsed.clear()  # the one the processes forked from here will read
+    _parsed[stamp] = data
+    return True
+
+
+def _stamp(st: os.stat_result) -> tuple:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 def _one_line(error: Exception) -> str:
     return " ".join(str(error).split())
 
@@ -114,6 +152,8 @@ def _replace_env_vars(value: Any, config_file: Any, where: tuple) -> Any:
         return {k: _replace_env_vars(v, config_file, (*where, k)) for k, v in value.items()}
     if isinstance(value, list):
         return [_replace_env_vars(v, config_file, (*where, i)) for i, v in enumerate(value)]
+    if isinstance(value, set):
+        return set(value)  # a copy, as of every mapping and list (each load its own)
     return value
 
 

@@ -7,7 +7,8 @@ The fork server pays that once: it imports what every worker needs (``PRELOAD``,
 never a user's module) and then, for each launch the manager asks for, forks a
 child that runs the worker's module as ``python -m`` would. The child is a new
 session leader, gets stdin from /dev/null and the manager's stdout and stderr, and
-imports the worker's own code fresh.
+imports the worker's own code fresh. It parses the manager's config file ahead
+too: a worker that loads that file while it is unchanged skips parsing it.
 
 The server has one thread and no zmq context, ever, so forking it is safe. It
 configures no logging: its few words of its own go to its standard error. It
@@ -67,8 +68,9 @@ PRELOAD = (
 class _Server:
     """The warm process: imports ahead, then forks a child per request."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, config_file: str | None = None) -> None:
         self.control = socket.socket(fileno=fd)
+        self.config_file = config_file
         self.control.setblocking(True)
         self.children: set[int] = set()
         self.retiring = False
@@ -95,7 +97,17 @@ class _Server:
             except Exception:
                 skipped.append(name)
         self.stamps = {path: _stamp(path) for path in _watched_paths()}
+        self._parse_config()
+        _rehearse()
         return skipped
+
+    def _parse_config(self) -> None:
+        """Parse the manager's config file ahead, for the workers forked from here
+        (each still reads it afresh if it has changed)."""
+        if self.config_file is not None and "nowcast.config" in sys.modules:
+            import time
+
+            sys.modules["nowcast.config"].parse_ahead(self.config_file, time.time())
 
     def serve(self) -> int:
         skipped = self.preload()
@@ -138,6 +150,10 @@ class _Server:
             self.retiring = True
             self._send({"refused": "stale", "path": stale})
             return
+        self._parse_config()
+        import importlib
+
+        importlib.invalidate_caches()  # the workers see modules added since the server started
         pids: list[int] = []
         gos: list[int] = []
         refused = None
@@ -243,11 +259,58 @@ class _Server:
             os.environ[LAUNCH_TOKEN_ENV] = token
         if not sys.flags.safe_path and sys.path and sys.path[0] == self.cwd:
             sys.path[0] = cwd  # as python -m puts the directory it runs in first
-        import importlib
-
-        importlib.invalidate_caches()  # see modules added since the server started
         sys.orig_argv = argv
         _run_as_main(module, args)
+
+
+# What gettext's answer depends on besides the message (gettext.find reads these).
+_LANGUAGE_VARIABLES = ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")
+
+
+def _remember_translations() -> None:
+    """argparse asks gettext for the translation of its words each time it makes a
+    parser, and gettext looks through the locale directories each time (a third
+    of a millisecond of a forked worker's start); have it remember each answer
+    for the environment it depends on, answering the words of a parser's making
+    from here."""
+    argparse = sys.modules.get("argparse")
+    if argparse is None or getattr(argparse._, "remembered", None) is not None:
+        return
+    import gettext
+
+    lookup = argparse._
+    remembered: dict[tuple, str] = {}
+
+    def translation(message: str) -> str:
+        key = (
+            message,
+            gettext._current_domain,
+            gettext._localedirs.get(gettext._current_domain),
+            *(os.environ.get(name) for name in _LANGUAGE_VARIABLES),
+        )
+        found = remembered.get(key)
+        if found is None:
+            found = remembered[key] = lookup(message)
+        return found
+
+    translation.remembered = remembered
+    argparse._ = translation
+
+
+def _rehearse() -> None:
+    """Make a worker's command line once, as ``NowcastWorker.init_cli`` does, so the
+    regular expressions it compiles and the words argparse translates are at hand
+    in every worker forked from here."""
+    _remember_translations()
+    try:
+        from nowcast.cli import CommandLineInterface
+
+        cli = CommandLineInterface("worker", package="", description="A ``worker``::\n\nx")
+        cli.build_parser()
+        cli.parser.add_argument("--debug", action="store_true", help="-")
+        cli.parser.parse_args(["config.yaml", "--debug"])
+    except Exception:
+        pass
 
 
 def _launch_request(request: dict) -> tuple[str, list[str], str, dict | None, str | None]:
@@ -396,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
         _say("usage: python -m nowcast.forkserver FD CONFIG_FILE (the manager starts it)")
         return 2
     try:
-        return _Server(fd).serve()
+        return _Server(fd, argv[1] if len(argv) > 1 else None).serve()
     except (BrokenPipeError, ConnectionResetError):
         return 0  # the manager is gone
 

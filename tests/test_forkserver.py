@@ -208,6 +208,32 @@ def test_a_worker_runs_its_module_as_it_is_on_disk_now(system):
 
 
 @pytest.mark.timeout(60)
+def test_a_worker_reads_the_config_file_as_it_is_on_disk_now(system):
+    import time
+
+    from nowcast import config
+
+    system.config_extra["probe value"] = "one"
+    system.register("reads")
+    (system.dir / "reads.py").write_text(
+        "import sys\nfrom nowcast import Config\nconfig = Config()\nconfig.load(sys.argv[1])\n"
+        "open('reads.log', 'a').write(config['probe value'] + '\\n')\n"
+    )
+    record_after(system, "reads")
+    launcher(system, ("reads", []))
+    start_warm(system)
+    time.sleep(config.SETTLED)  # old enough for the fork server to parse it ahead
+    launch(system)
+    wait_for(lambda: len(after_calls(system)) == 1, what="first run")
+    text = system.config_file.read_text()
+    system.config_file.write_text(text.replace("probe value: one", "probe value: two"))
+    launch(system)
+    wait_for(lambda: len(after_calls(system)) == 2, what="second run")
+    assert (system.dir / "reads.log").read_text().split() == ["one", "two"]
+    assert system.log().count("started by the fork server as pid") == 2
+
+
+@pytest.mark.timeout(60)
 def test_a_changed_preloaded_module_brings_a_fresh_fork_server(system):
     # the system runs its own copy of the framework (the directory a process runs
     # in comes first on its path), so the test can change a module the server imported
