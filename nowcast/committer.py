@@ -15,7 +15,7 @@ import queue
 import threading
 from typing import Any
 
-from nowcast.fileutils import append_durably, fsync_dir, write_temporary
+from nowcast.fileutils import append_durably, fsync_dir, write_synced, write_temporary
 
 
 class Commit:
@@ -40,9 +40,10 @@ class Commit:
     def __bool__(self) -> bool:
         return bool(self.replace or self.append or self.history)
 
-    def write(self) -> None:
+    def write(self, files: OpenFiles | None = None) -> None:
         """Put every file on disk; raises ``OSError`` (the files then hold either
-        their old content or the new, and appends are cut back).
+        their old content or the new, and appends are cut back). ``files``: the
+        descriptors the committer keeps open between commits.
 
         The replaced files are all written and flushed first, then renamed one
         after the other, so they change together as nearly as can be.
@@ -57,12 +58,69 @@ class Commit:
             raise
         for tmp, path in written:
             os.replace(tmp, path)
+            if files is not None:
+                files.forget(path)  # another file now: opened afresh for its next append
         if written:
-            fsync_dir(self.directory)
+            if files is not None:
+                files.sync_directory(self.directory)
+            else:
+                fsync_dir(self.directory)
         if self.history:
             self.history.write()
         for path, data in self.append:
-            append_durably(path, data)
+            if files is not None:
+                files.append(path, data)
+            else:
+                append_durably(path, data)
+
+
+class OpenFiles:
+    """The directory and the appended files (the reply journal) of the commits,
+    kept open between them by the committer's thread, so that a commit does not
+    open and close each again. A file a commit replaced is opened afresh."""
+
+    def __init__(self) -> None:
+        self._fds: dict[tuple[str, bool], int] = {}
+
+    def _fd(self, path: str, directory: bool) -> int:
+        fd = self._fds.get((path, directory))
+        if fd is None:
+            flags = os.O_RDONLY if directory else os.O_WRONLY | os.O_CREAT | os.O_APPEND
+            fd = self._fds[(path, directory)] = os.open(path, flags, 0o644)
+        return fd
+
+    def sync_directory(self, directory: str) -> None:
+        try:
+            os.fsync(self._fd(directory, True))
+        except OSError:
+            self.forget(directory, True)
+            raise
+
+    def append(self, path: str, data: bytes) -> None:
+        """As ``append_durably``: on failure the file is cut back to its old length."""
+        fd = self._fd(path, False)
+        try:
+            size = os.fstat(fd).st_size
+            try:
+                write_synced(fd, data)
+            except OSError:
+                try:
+                    os.ftruncate(fd, size)
+                except OSError:
+                    pass
+                raise
+        except OSError:
+            self.forget(path)
+            raise
+
+    def forget(self, path: str, directory: bool = False) -> None:
+        fd = self._fds.pop((path, directory), None)
+        if fd is not None:
+            os.close(fd)
+
+    def close(self) -> None:
+        for path, directory in list(self._fds):
+            self.forget(path, directory)
 
 
 def _remove(path: str) -> None:
@@ -82,6 +140,7 @@ class Committer:
         os.set_blocking(self._done_r, False)
         self._error: Exception | None = None
         self.busy = False
+        self._files = OpenFiles()  # used by the thread only
         self._thread = threading.Thread(target=self._run, name="committer", daemon=True)
         self._thread.start()
 
@@ -129,9 +188,10 @@ class Committer:
         while True:
             commit = self._jobs.get()
             if commit is None:
+                self._files.close()
                 return
             try:
-                commit.write()
+                commit.write(self._files)
             except Exception as e:  # any failure is reported, and the thread lives on
                 self._error = e
             os.write(self._done_w, b".")

@@ -98,12 +98,22 @@ class ManagerCore:
         self.unsent: list[Reply] = []  # replies waiting for what is applied to be on disk
         self.in_flight: list[Reply] = []  # replies waiting for the commit being written
         self._launch_after = 0  # pending launches the commit being written holds
+        self._cached: tuple = (None, None, 0)  # (config, its registry's workers, max size)
 
     @property
     def max_message_size(self) -> int:
         """``zmq: max message size``: larger messages get ``invalid message``."""
-        zmq_config = self.config.get("zmq") or {}
-        return int(zmq_config.get("max message size", defaults.MAX_MESSAGE_SIZE))
+        return self._settings()[1]
+
+    def _settings(self) -> tuple[dict, int]:
+        """The registry's workers and the largest message size, read once per
+        config (a reload brings a new config object)."""
+        cached = self._cached
+        if cached[0] is not self.config:
+            zmq_config = self.config.get("zmq") or {}
+            size = int(zmq_config.get("max message size", defaults.MAX_MESSAGE_SIZE))
+            cached = self._cached = (self.config, self.config["message registry"]["workers"], size)
+        return cached[1], cached[2]
 
     # receiving a message
 
@@ -169,8 +179,7 @@ class ManagerCore:
         ``launched`` is the launched worker a message made up by the manager stands
         for (a silent death or a timeout).
         """
-        registry = self.config["message registry"]["workers"]
-        entry = registry.get(msg.source)
+        entry = self._settings()[0].get(msg.source)
         if entry is None:
             self.logger.error("message received from unregistered worker: %s", msg.source)
             return _reply("unregistered worker", msg.source)

@@ -42,6 +42,13 @@ BATCH_MAX = 500
 # between launches and a fan-out of thousands never starts them all at once.
 LAUNCH_BATCH = 64
 
+# Group commits: after a commit that answered at least GROUP_COMMIT_MIN messages
+# (a burst), the manager waits up to GROUP_COMMIT_WAIT seconds before it starts the
+# next, for the workers just answered to send again, so that one write (and its
+# flushes to disk) serves more messages; a lone message never waits.
+GROUP_COMMIT_MIN = 4
+GROUP_COMMIT_WAIT = 0.002
+
 # Seconds the manager waits before writing again after a write to disk failed
 # (disk full, I/O error); the replies wait too, and workers re-send meanwhile.
 COMMIT_RETRY_DELAY = 1.0

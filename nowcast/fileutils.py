@@ -27,7 +27,7 @@ def write_temporary(path: str, data: bytes) -> str:
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        _write_synced(fd, data)
+        write_synced(fd, data)
     except OSError:
         os.unlink(tmp)  # a disk full must not be made fuller by a half-written file
         raise
@@ -43,7 +43,7 @@ def append_durably(path: str, data: bytes) -> None:
     try:
         size = os.fstat(fd).st_size
         try:
-            _write_synced(fd, data)
+            write_synced(fd, data)
         except OSError:
             try:
                 os.ftruncate(fd, size)
@@ -54,7 +54,7 @@ def append_durably(path: str, data: bytes) -> None:
         os.close(fd)
 
 
-def _write_synced(fd: int, data: bytes) -> None:
+def write_synced(fd: int, data: bytes) -> None:
     """Write all of ``data`` to ``fd`` and flush it to disk."""
     view = memoryview(data)
     while view:

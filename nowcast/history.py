@@ -128,10 +128,12 @@ def open_for_writing(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
         conn.execute("PRAGMA journal_mode=WAL")
-        # NORMAL: a commit is in the write-ahead log (safe from a crash of the process)
-        # without an fsync of its own, which would cost more than the rest of the
-        # manager's commit (docs/history.md, "Durability and cost")
-        conn.execute("PRAGMA synchronous=NORMAL")
+        # FULL: each transaction is flushed to disk before it returns. The manager's
+        # commit writes the history after the checklist and before the reply journal
+        # (nowcast.committer), whose ids vouch that their effects are on disk, in
+        # the history too; with NORMAL a power cut could lose history rows whose ids
+        # the flushed journal holds (docs/history.md, "Durability and cost")
+        conn.execute("PRAGMA synchronous=FULL")
         conn.execute(f"PRAGMA busy_timeout={int(defaults.HISTORY_BUSY_TIMEOUT * 1000)}")
         migrate(conn, path)
     except sqlite3.DatabaseError as e:

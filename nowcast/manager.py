@@ -80,6 +80,11 @@ class NowcastManager(LongRunningProcess):
         self._supervised_at = 0.0  # when supervise() last ran
         self._failed_writes = 0  # commits that failed in a row
         self._failure_logged_at = 0.0
+        # after a commit of several messages: until when the next waits for more to
+        # join it, and how many it waits for (the senders just answered, and those
+        # applied meanwhile)
+        self._gather_until = 0.0
+        self._gather_count = 0
 
     @property
     def checklist(self) -> checklist_file.Checklist:
@@ -259,7 +264,14 @@ class NowcastManager(LongRunningProcess):
             self._poll_set = self._zmq.Poller()
             self._poll_set.register(self.socket, self._zmq.POLLIN)
             self._poll_set.register(self._committer.fileno(), self._zmq.POLLIN)
-        events = dict(self._poll_set.poll(defaults.POLL_MS))
+        timeout = defaults.POLL_MS
+        if self._gather_until:  # a group commit waits for more messages
+            left = self._gather_until - time.monotonic()
+            if left > 0:
+                timeout = min(timeout, int(left * 1000) + 1)
+            else:
+                self._gather_until = 0.0
+        events = dict(self._poll_set.poll(timeout))
         if self._committer.fileno() in events:
             self._finish_commit(self._committer.finish)
         if self.socket in events:
@@ -271,7 +283,8 @@ class NowcastManager(LongRunningProcess):
                     break
             self.handle_batch(batch)
         now = time.time()
-        if not events or now - self._supervised_at >= defaults.SUPERVISE_EVERY:
+        idle = not events and timeout == defaults.POLL_MS
+        if idle or now - self._supervised_at >= defaults.SUPERVISE_EVERY:
             self._supervised_at = now
             self.supervise(now)
         self._start_commit()
@@ -294,6 +307,15 @@ class NowcastManager(LongRunningProcess):
         is still writing that one."""
         if not self.core.dirty or self._committer.busy or time.time() < self._retry_commit_at:
             return
+        if self._gather_until:
+            # a group commit: while messages keep coming, let those from the workers
+            # just answered join this commit, for at most GROUP_COMMIT_WAIT
+            if (
+                len(self.core.unsent) < self._gather_count
+                and time.monotonic() < self._gather_until
+            ):
+                return
+            self._gather_until = 0.0
         try:
             commit = self.core.start_commit(self._checklist_path)
         except Exception as e:  # what was applied cannot be written: no reply goes out
@@ -349,10 +371,14 @@ class NowcastManager(LongRunningProcess):
         if journal.written and journal.written == self._journal_mark:
             journal.empty()  # every launch it lists is in the state file now
         self._send(replies)
+        if len(replies) >= defaults.GROUP_COMMIT_MIN and defaults.GROUP_COMMIT_WAIT:
+            self._gather_until = time.monotonic() + defaults.GROUP_COMMIT_WAIT
+            self._gather_count = len(replies) + len(self.core.unsent)
         self._launch(decided)
 
     def _commit_now(self) -> None:
         """Commit what was applied and wait for it (at start and at stop)."""
+        self._gather_until = 0.0  # no waiting for more messages now
         self._start_commit()
         self._finish_commit(self._committer.wait)
 

@@ -24,6 +24,7 @@ from nowcast.errors import MessageError, PayloadError
 _quote = json.encoder.encode_basestring  # a str as JSON text, as json.dumps(ensure_ascii=False)
 
 _FIELDS = ("source", "type", "payload", "id")
+_FIELD_SET = frozenset(_FIELDS)
 
 
 class Message:
@@ -79,8 +80,8 @@ class Message:
     def _from_dict(cls, data: Any) -> Message:
         if not isinstance(data, dict):
             raise MessageError(f"expected a mapping, got {type(data).__name__}")
-        unknown = set(data) - set(_FIELDS)
-        if unknown:
+        if not _FIELD_SET.issuperset(data):
+            unknown = set(data) - _FIELD_SET
             raise MessageError(f"unknown fields: {', '.join(sorted(map(str, unknown)))}")
         for field in ("source", "type"):
             if not isinstance(data.get(field), str):

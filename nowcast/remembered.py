@@ -165,9 +165,10 @@ class RememberedIds:
         self.keep_for = keep_for  # seconds
         self.most = most  # ids
         self._generations: list[_Generation] = []
+        self._count = 0  # ids remembered (not forgotten)
 
     def __len__(self) -> int:
-        return sum(g.live for g in self._generations)
+        return self._count
 
     def __contains__(self, msg_id: str) -> bool:
         key = msg_id.encode("utf-8", "surrogatepass")
@@ -201,23 +202,27 @@ class RememberedIds:
             generations.append(current)
         key = msg_id.encode("utf-8", "surrogatepass")
         current.add(key, hash(key), text, with_id, when)
+        self._count += 1
 
     def forget_older(self, oldest: float) -> None:
         """Forget the ids applied before ``oldest`` (whole generations: each id is
         kept until at least then)."""
         generations = self._generations
         while generations and generations[0].last < oldest:
-            del generations[0]
+            self._count -= generations.pop(0).live
 
     def forget_beyond_most(self) -> int:
         """Forget the oldest ids beyond ``most``; return how many."""
-        extra = len(self) - self.most
-        for _ in range(max(0, extra)):
+        extra = self._count - self.most
+        if extra <= 0:
+            return 0
+        for _ in range(extra):
             oldest = self._generations[0]
             oldest.forget_oldest()
             if not oldest.live:
                 del self._generations[0]
-        return max(0, extra)
+        self._count -= extra
+        return extra
 
     def items(self) -> Iterator[tuple[str, str, float]]:
         """(id, reply, time) of every id remembered, oldest first; the time is

@@ -115,3 +115,23 @@ def test_replaced_files_have_their_directory_synced_so_the_renames_last(tmp_path
     only_append.append.append((str(tmp_path / "replies.jsonl"), b"y\n"))
     only_append.write()
     assert synced == [str(tmp_path)]  # an append is flushed with the file itself
+
+
+@pytest.mark.timeout(10)
+def test_appends_after_a_commit_replaced_the_file_go_to_the_new_file(tmp_path):
+    # the committer keeps the appended file open between commits; a commit that
+    # replaces it (the reply journal rewritten shorter) must not leave later
+    # appends going to the old, unlinked file
+    journal = str(tmp_path / "replies.jsonl")
+    committer = Committer()
+    try:
+        for replace, line in ((None, b"a\n"), (b"r\n", b"b\n"), (None, b"c\n")):
+            commit = Commit(str(tmp_path))
+            if replace is not None:
+                commit.replace.append((journal, replace))
+            commit.append.append((journal, line))
+            committer.submit(commit)
+            assert committer.wait()
+        assert (tmp_path / "replies.jsonl").read_bytes() == b"r\nb\nc\n"
+    finally:
+        committer.close()
