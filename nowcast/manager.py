@@ -310,10 +310,7 @@ class NowcastManager(LongRunningProcess):
         if self._gather_until:
             # a group commit: while messages keep coming, let those from the workers
             # just answered join this commit, for at most GROUP_COMMIT_WAIT
-            if (
-                len(self.core.unsent) < self._gather_count
-                and time.monotonic() < self._gather_until
-            ):
+            if len(self.core.unsent) < self._gather_count and time.monotonic() < self._gather_until:
                 return
             self._gather_until = 0.0
         try:
@@ -371,10 +368,14 @@ class NowcastManager(LongRunningProcess):
         if journal.written and journal.written == self._journal_mark:
             journal.empty()  # every launch it lists is in the state file now
         self._send(replies)
-        if len(replies) >= defaults.GROUP_COMMIT_MIN and defaults.GROUP_COMMIT_WAIT:
+        self._launch(decided)
+        if (
+            len(replies) >= defaults.GROUP_COMMIT_MIN
+            and defaults.GROUP_COMMIT_WAIT
+            and not self.state.pending  # launches waiting for a commit do not wait more
+        ):
             self._gather_until = time.monotonic() + defaults.GROUP_COMMIT_WAIT
             self._gather_count = len(replies) + len(self.core.unsent)
-        self._launch(decided)
 
     def _commit_now(self) -> None:
         """Commit what was applied and wait for it (at start and at stop)."""
