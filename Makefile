@@ -7,7 +7,7 @@ export NOWCAST_ENV ?= $(CURDIR)/$(VENV)
 export NOWCAST_LOGS ?= $(CURDIR)/logs
 export NOWCAST_DATA ?= $(CURDIR)/data
 
-.PHONY: demo run cycle status test bench mutate lint venv compile clean
+.PHONY: demo run cycle status test bench bench-peers mutate lint venv compile clean
 
 # the virtual environment, made and filled once (again when pyproject.toml changes)
 $(VENV)/.installed: pyproject.toml
@@ -53,6 +53,12 @@ test: venv
 ## make bench: speed and memory figures, each next to its floor
 bench: venv
 	$(PY) benchmarks/run.py
+
+## make bench-peers: the same workloads on nowcast and on Cylc 8 (installed, the first
+## time, into benchmarks/.cache), and on NEMO_Nowcast when NEMO_NOWCAST_SRC names its
+## source checkout (slow: tens of minutes; QUICK=1 for one run each)
+bench-peers: venv
+	$(PY) benchmarks/peers.py $(if $(QUICK),--quick)
 
 $(VENV)/.mutation: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[test,dev,mutation]'
