@@ -238,3 +238,59 @@ def test_changes_after_end_are_kept():
     checklist.end()
     checklist.merge("a", {"y": 3})
     assert checklist == {"a": {"x": 2, "y": 3}}
+
+
+def test_large_entries_written_in_parts_match_a_whole_write_after_any_change():
+    """Large dict entries are cached one sub-key at a time and only what changed
+    is remade: after any change, and after a rollback, the YAML holds the
+    checklist, in its order, byte for byte as a fresh checklist writes it."""
+    import copy
+
+    rng = random.Random(5)
+    size = checklist_module._SPLIT_AT
+    # keys YAML must quote or would read back otherwise cannot head an entry in parts
+    keys = ["big", "k: v", "trail ", "true", "1x", "small", "n"]
+    written = {}
+
+    def check(c):
+        plain = copy.deepcopy(c.as_plain())
+        assert c.changed or plain == written
+        text = c.to_yaml()
+        assert not c.changed
+        assert text == Checklist(copy.deepcopy(plain)).to_yaml()
+        assert _ordered(yaml.safe_load(text) or {}) == _ordered(plain)
+        written.clear()
+        written.update(plain)
+
+    for _ in range(30):
+        c = Checklist({key: {f"s{j}": j for j in range(size + rng.randint(-1, 2))} for key in keys})
+        check(c)
+        undo = rng.random() < 0.3
+        if undo:
+            c.begin()
+            before = copy.deepcopy(c.as_plain())
+        for _ in range(8):
+            roll, key = rng.random(), rng.choice(keys)
+            if roll < 0.4:
+                count = rng.randint(1, 3)
+                c.merge(key, {f"s{rng.randint(0, size + 5)}": _value(rng) for _ in range(count)})
+            elif roll < 0.5:  # every sub-key at once
+                c.merge(key, {sub_key: rng.random() for sub_key in dict.get(c, key) or {"s": 1}})
+            elif roll < 0.6:
+                value = c.get(key)
+                if isinstance(value, dict) and value:
+                    value.pop(rng.choice(list(value)))
+            elif roll < 0.7:
+                value = c.get(key)
+                if isinstance(value, dict):
+                    value[f"s{rng.randint(0, size + 5)}"] = _value(rng)
+            elif roll < 0.8:
+                c[key] = {f"t{j}": j for j in range(rng.randint(0, size + 2))}
+            elif roll < 0.9:
+                c.pop(key, None)
+            if rng.random() < 0.6:
+                check(c)
+        if undo:
+            c.rollback()
+            assert c.as_plain() == before
+        check(c)
