@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -46,6 +47,10 @@ def test_no_manager_gives_up_with_a_clear_line_and_exit_code_4(workers):
     assert "no reply from the manager" in workers.log()
     assert "giving up" in workers.log()
     assert "Is the message broker running?" in workers.log()
+    # each try waits its reply timeout (not less): 0.3 s, 0.3, 0.3, the 0.1 left, and
+    # a few more for the last millisecond (a poll waits whole milliseconds)
+    [tries] = re.findall(r"after (\d+) tries", workers.log())
+    assert 2 <= int(tries) <= 8
 
 
 @pytest.mark.timeout(60)
@@ -207,13 +212,26 @@ def test_the_launch_token_leaves_the_environment_before_the_job_starts(tmp_path)
 
 
 @pytest.mark.timeout(60)
-def test_give_up_after_0_gives_up_after_one_try_without_waiting(workers):
-    # the wait for a reply is never negative (a negative poll waits for ever)
-    workers.zmq_extra.update({"reply timeout": 30, "give up after": 0})
+@pytest.mark.parametrize("give_up_after", [0, 0.5])
+def test_the_last_try_waits_only_until_the_give_up_time(workers, give_up_after):
+    # the wait is never negative (a negative poll waits for ever), nor longer than
+    # what is left of the give-up time (here far less than the reply timeout)
+    workers.zmq_extra.update({"reply timeout": 30, "give up after": give_up_after})
     workers.write()  # no broker, no manager
-    result = workers.run_worker("ok", timeout=20)
+    result = workers.run_worker("ok", timeout=15)
     assert result.returncode == 4
     assert "after 1 tries" in workers.log() and "giving up" in workers.log()
+
+
+@pytest.mark.timeout(60)
+def test_missing_curve_keys_exit_2_before_any_work(workers, tmp_path):
+    workers.worker_module("keyed", "open('worked', 'w').close()\nreturn {}")
+    workers.zmq_extra["curve keys"] = str(tmp_path / "no-keys")
+    workers.write()
+    result = workers.run_worker("keyed")
+    assert result.returncode == 2
+    assert "key 'zmq: curve keys'" in result.stderr and "Traceback" not in result.stderr
+    assert not (workers.dir / "worked").exists()
 
 
 @pytest.mark.timeout(60)
