@@ -23,6 +23,18 @@ class RaceGroup:
 
     waiting: dict[str, int]
     collected: list[NextWorker] = attrs.field(factory=list)
+    # what ``collected`` holds, to tell a new worker from one collected in O(1)
+    _seen: set = attrs.field(factory=set, init=False, eq=False, repr=False)
+
+    def collect(self, workers: list[NextWorker]) -> None:
+        """Add each of ``workers`` not collected yet (as ``==`` tells), in order."""
+        if len(self._seen) != len(self.collected):
+            self._seen = {_key(w) for w in self.collected}
+        for worker in workers:
+            key = _key(worker)
+            if key not in self._seen:
+                self._seen.add(key)
+                self.collected.append(worker)
 
 
 @attrs.define
@@ -52,9 +64,7 @@ class RaceGroups:
         for group in self.groups:
             if group.waiting.get(source, 0) > 0:
                 group.waiting[source] -= 1
-                for worker in next_workers:
-                    if worker not in group.collected:
-                        group.collected.append(worker)
+                group.collect(next_workers)
                 if any(group.waiting.values()):
                     return True, []
                 self.groups.remove(group)
@@ -79,6 +89,17 @@ class RaceGroups:
                 for g in data
             ]
         )
+
+
+def _key(worker: NextWorker) -> tuple:
+    """What tells workers apart as ``NextWorker.__eq__`` does, hashable (args that
+    are not, such as lists, by their repr)."""
+    args: tuple = tuple(worker.args)
+    try:
+        hash(args)
+    except TypeError:
+        args = (repr(worker.args),)
+    return (worker.module, args, worker.host)
 
 
 def worker_to_plain(worker: NextWorker) -> dict:

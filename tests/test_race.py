@@ -41,3 +41,15 @@ def test_round_trip_through_plain_data():
     assert again == groups
     assert again.report("a", []) == (True, [])
     assert again.report("b", []) == (True, [E])
+
+
+def test_what_members_launch_is_collected_once_each_in_order():
+    groups = RaceGroups()
+    groups.start(["m"] * 3)
+    listed = NextWorker("workers.f", [["a", 1]])  # an argument that is not hashable
+    assert groups.report("m", [D, NextWorker("workers.d"), listed]) == (True, [])
+    assert groups.report("m", [E, D, NextWorker("workers.f", [["a", 1]])]) == (True, [])
+    assert groups.report("m", [NextWorker("workers.e", ["--x"]), NextWorker("workers.d", [1])]) == (
+        True,
+        [D, listed, E, NextWorker("workers.d", [1])],
+    )
