@@ -319,10 +319,12 @@ class ManagerCore:
         self._launch_after = len(self.state.pending)
         return commit
 
-    def committed(self) -> tuple[list[Reply], list[tuple[NextWorker, int, str]]]:
+    def committed(
+        self, room: int | None = None
+    ) -> tuple[list[Reply], list[tuple[NextWorker, int, str]]]:
         """The commit is on disk: the replies it makes true, and the workers to
         launch now (their launch is on disk, so a crash from here on does not
-        lose it)."""
+        lose it), at most ``room`` of them: the others stay pending, on disk."""
         self.state.committed()
         self.history.committed()
         replies, self.in_flight = self.in_flight, []
@@ -330,6 +332,8 @@ class ManagerCore:
             replies += self.unsent  # nothing applied since: they are all on disk
             self.unsent = []
         launch, self._launch_after = self._launch_after, 0
+        if room is not None:
+            launch = min(launch, room)
         return replies, self.take_pending(launch) if launch else []
 
     def commit_failed(self) -> None:

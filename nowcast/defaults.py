@@ -37,10 +37,12 @@ SUPERVISE_EVERY = 0.05
 # Most messages the manager applies in one batch (one checklist write, then replies).
 BATCH_MAX = 500
 
-# Most workers the manager launches after one commit (one request to the fork server);
-# the rest stay pending, on disk, until the next commit, so messages are answered
-# between launches and a fan-out of thousands never starts them all at once.
-LAUNCH_BATCH = 64
+# Most workers the manager has starting at once: launched less than STARTING_SECONDS
+# ago and still running. A fan-out's other workers stay pending, on disk, until a
+# quarter of these have exited (or run that long), so thousands of workers starting
+# do not crowd the manager (and memory) off a small machine.
+LAUNCH_WINDOW = 64
+STARTING_SECONDS = 1.0
 
 # Group commits: after a commit that answered at least GROUP_COMMIT_MIN messages
 # (a burst), the manager waits up to GROUP_COMMIT_WAIT seconds before it starts the

@@ -76,6 +76,7 @@ class NowcastManager(LongRunningProcess):
         self._lock: ManagerLock | None = None
         self._launch_journal: LaunchJournal | None = None
         self._journal_mark = 0
+        self._starting: list[tuple[float, Any]] = []  # (when, process) launched lately
         self._retry_commit_at = 0.0  # after a failed commit, when to try again
         self._supervised_at = 0.0  # when supervise() last ran
         self._failed_writes = 0  # commits that failed in a row
@@ -194,7 +195,7 @@ class NowcastManager(LongRunningProcess):
                 "launching %d worker(s) decided before the previous manager stopped",
                 len(self.state.pending),
             )
-            self._launch(self.core.take_pending())
+            self._launch(self.core.take_pending(self._launch_room(time.time())))
         self._commit_now()  # the history knows this manager started before it serves
         self.logger.debug("listening...")
 
@@ -287,6 +288,8 @@ class NowcastManager(LongRunningProcess):
         if idle or now - self._supervised_at >= defaults.SUPERVISE_EVERY:
             self._supervised_at = now
             self.supervise(now)
+        if self.state.pending and not self.core.dirty and self._launch_room(now):
+            self.core.dirty = True  # a commit, empty or not, launches what waits
         self._start_commit()
 
     def handle_batch(self, batch: list[list[bytes]]) -> None:
@@ -363,7 +366,7 @@ class NowcastManager(LongRunningProcess):
         self._retry_commit_at = now + defaults.COMMIT_RETRY_DELAY
 
     def _committed(self) -> None:
-        replies, decided = self.core.committed()
+        replies, decided = self.core.committed(self._launch_room(time.time()))
         journal = self._launch_journal
         if journal.written and journal.written == self._journal_mark:
             journal.empty()  # every launch it lists is in the state file now
@@ -389,14 +392,21 @@ class NowcastManager(LongRunningProcess):
 
     # launching
 
+    def _launch_room(self, now: float) -> int:
+        """How many more workers may start now (``LAUNCH_WINDOW``); the pending
+        others are launched after a later commit."""
+        self._starting = [
+            (when, process)
+            for when, process in self._starting
+            if now - when < defaults.STARTING_SECONDS and process.poll() is None
+        ]
+        room = defaults.LAUNCH_WINDOW - len(self._starting)
+        # a quarter of the window at a time, not one worker as each exits
+        return room if room >= min(len(self.state.pending), defaults.LAUNCH_WINDOW // 4) else 0
+
     def _launch(self, decided: list) -> None:
         """Launch workers whose launch is on disk (each with its token), note them
-        in the launch journal at once, and record them for the next commit. Past
-        ``LAUNCH_BATCH``, the rest stay pending (on disk) for the next commit."""
-        if len(decided) > defaults.LAUNCH_BATCH:
-            decided, later = decided[: defaults.LAUNCH_BATCH], decided[defaults.LAUNCH_BATCH :]
-            self.state.pending[:0] = later
-            self.core.dirty = True
+        in the launch journal at once, and record them for the next commit."""
         local = []
         for worker, tries, token in decided:
             if not self.batch.handles(worker.host):
@@ -425,6 +435,7 @@ class NowcastManager(LongRunningProcess):
                 self.core.history.not_launched(worker)
                 continue
             self.core.launched(worker, process, tries, token, now)
+            self._starting.append((now, process))
 
     # supervision of launched workers
 

@@ -368,8 +368,8 @@ def fanned_out(system, members: int) -> None:
 
 
 @pytest.mark.timeout(60)
-def test_a_fan_out_launches_each_member_once_in_batches_through_the_fork_server(system):
-    members = 2 * defaults.LAUNCH_BATCH + 10  # past one batch: some wait for the next commit
+def test_a_fan_out_starts_each_member_once_a_window_at_a_time_through_the_fork_server(system):
+    members = defaults.LAUNCH_WINDOW * 3 // 2  # more than start at once: some wait their turn
     fan_out(system, members)
     start_warm(system)
     launch(system)
@@ -382,7 +382,7 @@ def test_a_fan_out_launches_each_member_once_in_batches_through_the_fork_server(
 
 @pytest.mark.timeout(90)
 def test_kill_9_of_the_manager_in_a_fan_out_loses_no_member_and_runs_none_twice(system):
-    members = 2 * defaults.LAUNCH_BATCH + 10
+    members = defaults.LAUNCH_WINDOW * 3 // 2
     fan_out(system, members)
     start_warm(system)
     launch(system)
