@@ -156,17 +156,21 @@ class _Server:
         importlib.invalidate_caches()  # the workers see modules added since the server started
         pids: list[int] = []
         gos: list[int] = []
+        held: list[int] = []  # this request's pipe ends, which a later child must close
         refused = None
         try:
             for module, args, cwd, env, token in launches:
                 try:
-                    pid, go = self._fork(module, args, cwd, env, token)
+                    pid, ready, go = self._fork(module, args, cwd, env, token, held)
                 except OSError as e:
                     refused = f"cannot fork: {e}"
                     break
                 self.children.add(pid)
                 pids.append(pid)
                 gos.append(go)
+                held += (ready, go)
+            for ready in held[::2]:  # each child leads its own session: they got there together
+                os.read(ready, 1)
             if batch is None:
                 self._send({"pid": pids[0]} if pids else {"refused": refused})
             else:  # fewer pids than launches: the rest are refused
@@ -174,8 +178,8 @@ class _Server:
             for go in gos:  # only now, so the manager knows of every worker that runs
                 os.write(go, b"g")
         finally:
-            for go in gos:
-                os.close(go)
+            for fd in held:
+                os.close(fd)
 
     def _reap(self) -> None:
         """Collect exited children (no zombies) and report each one's exit status."""
@@ -200,22 +204,34 @@ class _Server:
         return None
 
     def _fork(
-        self, module: str, args: list[str], cwd: str, env: dict | None, token: str | None
-    ) -> tuple[int, int]:
-        """Fork a child for the worker; return its pid once it leads its own
-        session, and the pipe end to tell it to go on with: the child runs the
-        worker only once the server has told the manager its pid, and exits
-        without running it if the server dies first (killed as unresponsive),
-        so no worker runs that the manager does not know of."""
+        self,
+        module: str,
+        args: list[str],
+        cwd: str,
+        env: dict | None,
+        token: str | None,
+        held: list[int],
+    ) -> tuple[int, int, int]:
+        """Fork a child for the worker; return its pid, a pipe end that reads end
+        of file once it leads its own session, and the pipe end to tell it to go
+        on with: the child runs the worker only once the server has told the
+        manager its pid, and exits without running it if the server dies first
+        (killed as unresponsive), so no worker runs that the manager does not
+        know of. The child first closes ``held``, its elder siblings' pipe ends."""
         ready_r, ready_w = os.pipe()
         go_r, go_w = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            for fd in (ready_r, ready_w, go_r, go_w):
+                os.close(fd)
+            raise
         if pid == 0:
             try:
-                os.close(ready_r)
-                os.close(go_w)
+                for fd in (*held, ready_r, go_w):
+                    os.close(fd)
                 os.setsid()
                 os.close(ready_w)  # the server reads end of file: the session exists
                 if os.read(go_r, 1) != b"g":
@@ -231,11 +247,7 @@ class _Server:
                 os._exit(1)
         os.close(ready_w)
         os.close(go_r)
-        try:
-            os.read(ready_r, 1)
-        finally:
-            os.close(ready_r)
-        return pid, go_w
+        return pid, ready_r, go_w
 
     def _become_worker(
         self, module: str, args: list[str], cwd: str, env: dict | None, token: str | None

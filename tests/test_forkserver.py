@@ -342,8 +342,9 @@ def fan_out(system, members: int) -> None:
     system.worker_module(
         "member",
         """
+        fds = len(os.listdir("/proc/self/fd"))  # none of its siblings' pipes
         with open("runs.log", "a") as f:
-            f.write(parsed_args.arg + "\\n")
+            f.write(f"{parsed_args.arg} {fds}\\n")
         return {parsed_args.arg: True}
         """,
     )
@@ -361,8 +362,9 @@ def fan_out(system, members: int) -> None:
 def fanned_out(system, members: int) -> None:
     """Every member ran and reported once, then the final worker once."""
     wait_for(lambda: after_calls(system), timeout=60, what="the final worker")
-    runs = (system.dir / "runs.log").read_text().split()
-    assert sorted(runs, key=int) == [str(i) for i in range(members)]  # none lost, none twice
+    runs = [line.split() for line in (system.dir / "runs.log").read_text().splitlines()]
+    assert sorted(int(i) for i, _ in runs) == list(range(members))  # none lost, none twice
+    assert len({fds for _, fds in runs}) == 1  # each started with the same files open
     assert system.checklist()["member"] == {str(i): True for i in range(members)}
     assert after_calls(system) == ["final success"]
 
@@ -387,7 +389,7 @@ def test_kill_9_of_the_manager_in_a_fan_out_loses_no_member_and_runs_none_twice(
     start_warm(system)
     launch(system)
     runs = system.dir / "runs.log"
-    wait_for(lambda: runs.exists() and len(runs.read_text().split()) >= 10, what="some runs")
+    wait_for(lambda: runs.exists() and len(runs.read_text().splitlines()) >= 10, what="some runs")
     system.kill_manager()
     system.start_manager()
     fanned_out(system, members)
