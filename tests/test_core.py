@@ -12,6 +12,7 @@ import yaml
 from nowcast.checklist import Checklist
 from nowcast.config import Config
 from nowcast.core import ManagerCore
+from nowcast.message import Message
 from nowcast.next_worker import NextWorker
 from nowcast.state import ManagerState
 
@@ -217,3 +218,77 @@ def test_the_journal_keeps_times_across_a_restart(tmp_path):
     again = ReplyJournal(path, keep_for=100.0)
     again.load(now=1150.0)
     assert "old" not in again and again["new"] == "ack-new"
+
+
+def _commit(core):
+    core.start_commit(core.config["checklist file"])
+    return core.committed()
+
+
+def test_only_clear_checklist_clears_it_whatever_the_other_types_are_named(tmp_path):
+    calls = []
+    core = make_core(tmp_path, after_a=lambda msg, config, checklist: calls.append(msg.type) or [])
+    workers = core.config["message registry"]["workers"]
+    workers["a"].update({"abort": "a type that sorts first", "clear checklist": "cleared"})
+    core.receive(frames("a", payload={"kept": 1}), 0.0)
+    core.receive(frames("a", "abort", {"also": 2}), 0.0)
+    replies, _ = _commit(core)
+    assert reply_types(replies) == ["ack", "ack"] and calls == ["success", "abort"]
+    assert core.checklist == {"a": {"kept": 1, "also": 2}}
+    core.receive(frames("a", "clear checklist"), 0.0)
+    replies, _ = _commit(core)
+    assert reply_types(replies) == ["checklist cleared"] and core.checklist == {}
+
+
+def test_a_status_type_from_a_worker_is_its_message_not_a_status_request(tmp_path):
+    core = make_core(tmp_path, after_z=lambda msg, config, checklist: [])
+    entry = {"success": "ok", "status": "a worker's own status report"}
+    core.config["message registry"]["workers"]["z"] = entry  # "z" sorts after nowcast.status
+    assert core.receive(frames("z", "status", {"level": 3}), 0.0) is None  # held, applied
+    replies, _ = _commit(core)
+    assert reply_types(replies) == ["ack"] and core.checklist == {"z": {"level": 3}}
+    # and the status tool's name with another type is an unregistered worker
+    core.receive(frames("nowcast.status", "tally"), 0.0)
+    replies, _ = _commit(core)
+    assert reply_types(replies) == ["unregistered worker"]
+
+
+def test_an_envelope_with_no_message_frame_is_an_invalid_message(tmp_path):
+    core = make_core(tmp_path)
+    core.receive(list(ENVELOPE), 0.0)
+    assert reply_types(core.sendable(writing=False)) == ["invalid message"]
+
+
+def test_a_commit_launches_only_what_it_holds(tmp_path):
+    core = make_core(
+        tmp_path,
+        after_a=lambda msg, config, checklist: [NextWorker("b")],
+        after_b=lambda msg, config, checklist: [NextWorker("a")],
+    )
+    core.receive(frames("a"), 0.0)
+    core.start_commit(core.config["checklist file"])
+    core.receive(frames("b"), 0.0)  # decided while that commit is being written
+    _, launches = core.committed()
+    assert [worker for worker, *_ in launches] == [NextWorker("b")]
+    _, launches = _commit(core)
+    assert [worker for worker, *_ in launches] == [NextWorker("a")]
+
+
+def test_each_retry_waits_its_own_delay_and_the_last_one_after_that(tmp_path):
+    from nowcast.supervision import Launched
+
+    core = make_core(tmp_path)
+    core.config["message registry"]["workers"]["a"].update(
+        {"retries": 4, "retry delay": [10, 20, 30]}
+    )
+    for tries, delay in [(1, 10), (2, 20), (3, 30), (4, 30)]:
+        launched = Launched("a", [], "localhost", 123, 0.0, tries=tries)
+        assert core.apply(Message("a", "failure"), 100.0, launched).type == "ack"
+        retry = core.state.supervision.retries[-1]
+        assert (retry.tries, retry.due) == (tries + 1, 100.0 + delay)
+    core.config["message registry"]["workers"]["a"]["retry delay"] = 5
+    core.apply(Message("a", "crash"), 100.0, Launched("a", [], "localhost", 1, 0.0, tries=2))
+    assert core.state.supervision.retries[-1].due == 105.0
+    del core.config["message registry"]["workers"]["a"]["retry delay"]  # 0 by default
+    core.apply(Message("a", "crash"), 100.0, Launched("a", [], "localhost", 1, 0.0, tries=2))
+    assert core.state.supervision.retries[-1].due == 100.0
