@@ -54,6 +54,7 @@ def test_a_reply_waits_for_the_commit_that_holds_its_message(tmp_path):
     assert b"x: 1" in dict(commit.replace)[core.config["checklist file"]]
     replies, launches = core.committed()
     assert reply_types(replies) == ["ack"] and launches == []
+    assert not core.dirty  # nothing is left for another commit to write
 
 
 def test_launches_come_after_the_commit_that_records_them(tmp_path):
