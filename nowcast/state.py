@@ -378,6 +378,8 @@ class ManagerState:
     recent: list[dict] = attrs.field(factory=list)
     path: str = ""
     _written: str = attrs.field(default="", repr=False, eq=False)
+    # each pending launch's JSON, by token: a fan-out's thousands are made once each
+    _pending_json: dict = attrs.field(factory=dict, repr=False, eq=False)
 
     def note_message(self, source: str, msg_type: str, when: float) -> None:
         """Keep the last few messages, newest last."""
@@ -389,17 +391,19 @@ class ManagerState:
 
     def _durable_json(self) -> str:
         """The part of the state that must survive a restart exactly."""
-        return json.dumps(
-            {
-                "race groups": self.races.to_plain(),
-                "pending launches": [
-                    {**worker_to_plain(w), "try": tries, "token": token}
-                    for w, tries, token in self.pending
-                ],
-                "supervision": self.supervision.to_plain(),
-            },
-            ensure_ascii=False,
-        )
+        made, pending = self._pending_json, []
+        for worker, tries, token in self.pending:
+            text = made.get((token, tries))
+            if text is None:
+                plain = {**worker_to_plain(worker), "try": tries, "token": token}
+                text = made[(token, tries)] = json.dumps(plain, ensure_ascii=False)
+            pending.append(text)
+        if len(made) > 2 * len(pending) + 64:  # forget the launches made
+            self._pending_json = {(t, n): made[(t, n)] for _, n, t in self.pending}
+        races = json.dumps({"race groups": self.races.to_plain()}, ensure_ascii=False)
+        rest = json.dumps({"supervision": self.supervision.to_plain()}, ensure_ascii=False)
+        # as json.dumps of the three keys together would write it
+        return f'{races[:-1]}, "pending launches": [{", ".join(pending)}], {rest[1:]}'
 
     def add_to(self, commit: Commit) -> None:
         """Add to ``commit`` what changed since the last one: the state file when

@@ -346,3 +346,34 @@ def test_a_state_file_of_the_wrong_shape_is_moved_aside_not_fatal(tmp_path):
         assert len(aside) >= 1
         for path in aside:
             path.unlink()
+
+
+def test_the_durable_part_is_the_json_of_the_whole_as_launches_come_and_go(tmp_path):
+    from nowcast.next_worker import NextWorker
+    from nowcast.race import worker_to_plain
+
+    state = ManagerState(ReplyJournal(str(tmp_path / "replies.jsonl")))
+    state.races.start(["member", "member"])
+
+    def whole() -> str:
+        return json.dumps(
+            {
+                "race groups": state.races.to_plain(),
+                "pending launches": [
+                    {**worker_to_plain(w), "try": n, "token": t} for w, n, t in state.pending
+                ],
+                "supervision": state.supervision.to_plain(),
+            },
+            ensure_ascii=False,
+        )
+
+    for round_ in range(50):
+        state.pending = state.pending[3:] + [
+            (NextWorker("member", [str(round_), "é"]), 1 + round_ % 2, f"t{round_}-{i}")
+            for i in range(5)
+        ]
+        if round_ % 7 == 0:
+            state.pending = [(w, n + 1, t) for w, n, t in state.pending]  # a retry's try
+        assert state._durable_json() == whole()
+    state.pending = []
+    assert state._durable_json() == whole()
