@@ -71,6 +71,7 @@ class _Server:
     def __init__(self, fd: int, config_file: str | None = None) -> None:
         self.control = socket.socket(fileno=fd)
         self.config_file = config_file
+        self._listed = 0  # modules imported when import caches were last invalidated
         self.control.setblocking(True)
         self.children: set[int] = set()
         self.retiring = False
@@ -151,9 +152,14 @@ class _Server:
             self._send({"refused": "stale", "path": stale})
             return
         self._parse_config()
-        import importlib
+        if len(sys.modules) != self._listed:
+            # the directories listed on the way to the modules imported here are
+            # listed again by each worker (this process imports nothing more), so
+            # it sees modules added since
+            import importlib
 
-        importlib.invalidate_caches()  # the workers see modules added since the server started
+            importlib.invalidate_caches()
+            self._listed = len(sys.modules)
         pids: list[int] = []
         gos: list[int] = []
         held: list[int] = []  # this request's pipe ends, which a later child must close

@@ -208,6 +208,20 @@ def test_a_worker_runs_its_module_as_it_is_on_disk_now(system):
 
 
 @pytest.mark.timeout(60)
+def test_a_worker_imports_a_module_written_after_the_fork_server_started(system):
+    probe(system, "importer", "import written_later\nprint('helper says', written_later.WORD)")
+    launcher(system, ("importer", ["importer.json"]))
+    start_warm(system)
+    launch(system)
+    wait_for(lambda: after_calls(system) == ["importer crash"], what="first run")
+    assert "No module named 'written_later'" in manager_output(system)
+    (system.dir / "written_later.py").write_text("WORD = 'hello'\n")
+    launch(system)
+    wait_for(lambda: len(after_calls(system)) == 2, what="second run")
+    assert "helper says hello" in manager_output(system)
+
+
+@pytest.mark.timeout(60)
 def test_a_worker_reads_the_config_file_as_it_is_on_disk_now(system):
     import time
 
