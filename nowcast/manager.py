@@ -86,6 +86,7 @@ class NowcastManager(LongRunningProcess):
         # applied meanwhile)
         self._gather_until = 0.0
         self._gather_count = 0
+        self._gather_skip = 0  # commits not to wait before (after a wait in vain)
 
     @property
     def checklist(self) -> checklist_file.Checklist:
@@ -271,7 +272,7 @@ class NowcastManager(LongRunningProcess):
             if left > 0:
                 timeout = min(timeout, int(left * 1000) + 1)
             else:
-                self._gather_until = 0.0
+                self._gather_ended()
         events = dict(self._poll_set.poll(timeout))
         if self._committer.fileno() in events:
             self._finish_commit(self._committer.finish)
@@ -315,7 +316,7 @@ class NowcastManager(LongRunningProcess):
             # just answered join this commit, for at most GROUP_COMMIT_WAIT
             if len(self.core.unsent) < self._gather_count and time.monotonic() < self._gather_until:
                 return
-            self._gather_until = 0.0
+            self._gather_ended()
         try:
             commit = self.core.start_commit(self._checklist_path)
         except Exception as e:  # what was applied cannot be written: no reply goes out
@@ -372,13 +373,23 @@ class NowcastManager(LongRunningProcess):
             journal.empty()  # every launch it lists is in the state file now
         self._send(replies)
         self._launch(decided)
-        if (
+        if self._gather_skip:
+            self._gather_skip -= 1
+        elif (
             len(replies) >= defaults.GROUP_COMMIT_MIN
             and defaults.GROUP_COMMIT_WAIT
             and not self.state.pending  # launches waiting for a commit do not wait more
         ):
             self._gather_until = time.monotonic() + defaults.GROUP_COMMIT_WAIT
             self._gather_count = len(replies) + len(self.core.unsent)
+
+    def _gather_ended(self) -> None:
+        """The wait for more messages is over. When the workers just answered did
+        not all send again (workers that send one message and exit), the next
+        GROUP_COMMIT_SKIP commits do not wait."""
+        if len(self.core.unsent) < self._gather_count:
+            self._gather_skip = defaults.GROUP_COMMIT_SKIP
+        self._gather_until = 0.0
 
     def _commit_now(self) -> None:
         """Commit what was applied and wait for it (at start and at stop)."""
