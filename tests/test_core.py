@@ -293,3 +293,46 @@ def test_each_retry_waits_its_own_delay_and_the_last_one_after_that(tmp_path):
     del core.config["message registry"]["workers"]["a"]["retry delay"]  # 0 by default
     core.apply(Message("a", "crash"), 100.0, Launched("a", [], "localhost", 1, 0.0, tries=2))
     assert core.state.supervision.retries[-1].due == 100.0
+
+
+def test_a_message_sent_again_with_its_id_is_answered_again_not_applied_again(tmp_path):
+    calls = []
+    core = make_core(tmp_path, after_a=lambda msg, config, checklist: calls.append(msg.id) or [])
+    core.receive(frames("a", payload={"n": 1}, msg_id="a:1:t:1"), 0.0)
+    first, _ = _commit(core)
+    core.receive(frames("a", payload={"n": 2}, msg_id="a:1:t:1"), 1.0)
+    assert not core.dirty
+    again = core.sendable(writing=False)
+    assert [r.text for r in again] == [r.text for r in first]
+    assert calls == ["a:1:t:1"] and core.checklist == {"a": {"n": 1}}
+
+
+def test_replies_to_messages_applied_during_a_commit_wait_for_the_next(tmp_path):
+    core = make_core(
+        tmp_path,
+        after_a=lambda msg, config, checklist: [],
+        after_b=lambda msg, config, checklist: [],
+    )
+    core.receive(frames("a", msg_id="a:1:t:1"), 0.0)
+    core.start_commit(core.config["checklist file"])
+    core.receive(frames("b", payload={"x": 1}, msg_id="b:1:t:1"), 0.0)  # not in that commit
+    replies, _ = core.committed()
+    assert [json.loads(r.text)["id"] for r in replies] == ["a:1:t:1"]
+    assert core.sendable(writing=False) == []
+    replies, _ = _commit(core)
+    assert [json.loads(r.text)["id"] for r in replies] == ["b:1:t:1"]
+
+
+def test_a_retry_that_falls_due_is_committed_then_launched(tmp_path):
+    from nowcast.supervision import Launched
+
+    core = make_core(tmp_path)
+    core.config["message registry"]["workers"]["a"].update({"retries": 1, "retry delay": 5})
+    core.apply(Message("a", "failure"), 100.0, Launched("a", [], "localhost", 1, 0.0))
+    _commit(core)
+    core.queue_due_retries(104.0)
+    assert not core.dirty  # not due yet
+    core.queue_due_retries(105.0)
+    assert core.dirty  # a launch to write down before it happens
+    _, launches = _commit(core)
+    assert [(worker, tries) for worker, tries, _ in launches] == [(NextWorker("a"), 2)]
