@@ -508,6 +508,26 @@ def classify(result) -> str:
     return "incompetent"  # the mutant could not be made or run (a syntax error...)
 
 
+def table(modules: list[str]) -> None:
+    """The counts of each module's session as rows of docs/testing.md's table."""
+    from cosmic_ray.work_db import WorkDB, use_db
+
+    print("| module | mutants | skipped by filters | not covered | killed | survived "
+          "| timed out | not run (budget) |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for module in modules:
+        sessions = sorted(RESULTS.glob(f"{module}-*.sqlite"))
+        if not sessions:
+            continue
+        with use_db(str(sessions[-1]), WorkDB.Mode.open) as db:
+            total = db.num_work_items
+            outcomes = [classify(result) for _, result in db.completed_work_items]
+        skipped = sum(1 for o in outcomes if o.startswith("skipped"))
+        counts = [outcomes.count(o) for o in ("not covered", "killed", "survived", "timed out")]
+        cells = [total, skipped, *counts, total - len(outcomes)]
+        print(f"| `{module}.py` | " + " | ".join(str(c) for c in cells) + " |")
+
+
 def report(modules: list[str]) -> None:
     from cosmic_ray.work_db import WorkDB, use_db
 
@@ -554,6 +574,7 @@ def main() -> None:
     parser.add_argument("modules", nargs="*", help=f"modules, of {', '.join(MODULES)}")
     parser.add_argument("--budget", type=float, default=3600, help="seconds per module")
     parser.add_argument("--report", action="store_true", help="only report what was run")
+    parser.add_argument("--table", action="store_true", help="the counts as a Markdown table")
     parser.add_argument(
         "--survivors", action="store_true", help="test the surviving mutants again (tests changed)"
     )
@@ -569,6 +590,9 @@ def main() -> None:
     os.nice(19 - os.nice(0))  # the lowest priority, whoever starts it
     # TERM (from a time limit around the run) stops it cleanly: no scratch copy left
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    if args.table:
+        table(modules)
+        return
     if not args.report:
         for module in modules:
             run_module(module, args.budget, args.survivors)
