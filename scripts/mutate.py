@@ -211,13 +211,17 @@ def measure(module: str, work: Path) -> dict:
     }
     env.pop("NOWCAST_MUTATE_CONTEXT", None)
     started = time.monotonic()
-    subprocess.run(
+    baseline = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
          "-p", "mutate_contexts", *MODULES[module]],
         cwd=work,
         env=env,
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
+    try:
+        baseline.wait()
+    finally:
+        stop_tree(baseline)
     print(f"{module}: baseline under coverage: {time.monotonic() - started:.0f} s")
     results = json.loads(results_file.read_text())
     durations = {n: r["duration"] for n, r in results.items() if r["outcome"] == "passed"}
@@ -283,12 +287,7 @@ def run_stage(tests: list[str], limit: float, work: Path) -> str:
         try:
             process.wait(20)
         except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        process.wait()
+            stop_tree(process)
         return "timed out"
 
 
@@ -474,21 +473,28 @@ def skip_mutants(session: Path, module: str, work: Path, plan: dict) -> dict[str
 
 
 def stop_tree(process: subprocess.Popen) -> None:
-    """Stop cosmic-ray and the test run it started (in a session of its own)."""
+    """Stop ``process`` and every process under it: the test runs, which are in
+    sessions of their own, and the brokers, managers and workers their tests
+    started. The whole tree is listed before anything is killed, so none of them
+    is orphaned out of reach."""
     if process.poll() is not None:
         return
-    children = []
-    for entry in os.listdir("/proc"):
+    children: dict[int, list[int]] = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{entry}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        if int(fields[1]) == process.pid:  # its parent
-            children.append(int(entry))
-    for pgid in [process.pid, *children]:
+        children.setdefault(int(fields[1]), []).append(int(entry))  # by parent
+    tree, queue = [], [process.pid]
+    while queue:
+        pid = queue.pop()
+        tree.append(pid)
+        queue.extend(children.get(pid, []))
+    for pid in tree:
         try:
-            os.killpg(pgid, signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
     process.wait()
