@@ -336,3 +336,17 @@ def test_a_retry_that_falls_due_is_committed_then_launched(tmp_path):
     assert core.dirty  # a launch to write down before it happens
     _, launches = _commit(core)
     assert [(worker, tries) for worker, tries, _ in launches] == [(NextWorker("a"), 2)]
+
+
+def test_ids_are_remembered_for_longer_than_a_worker_goes_on_re_sending():
+    from nowcast import defaults
+    from nowcast.core import keep_ids_for
+
+    config = Config()
+    margin = defaults.REMEMBER_MARGIN
+    config["zmq"] = {"reply timeout": 7, "give up after": 100}
+    assert keep_ids_for(config) == 100 + 7 + margin
+    config["zmq"] = {}
+    assert keep_ids_for(config) == defaults.GIVE_UP_AFTER + defaults.REPLY_TIMEOUT + margin
+    config["zmq"] = {"reply timeout": "soon", "give up after": -5}
+    assert keep_ids_for(config) == defaults.REPLY_TIMEOUT + margin
