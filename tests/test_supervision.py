@@ -209,6 +209,14 @@ def test_retries_and_timeout_settings_are_checked(system, key, value):
     assert "Traceback" not in output
 
 
+@pytest.mark.timeout(60)
+def test_the_least_values_the_settings_allow_are_taken(system):
+    least = {"retries": 0, "retry delay": 0, "timeout": 0.001, "timeout grace": 0.001}
+    system.worker_module("edge", **least)
+    system.start()  # the manager listens: it took the config
+    assert system.manager.poll() is None
+
+
 @pytest.mark.timeout(90)
 def test_a_race_group_survives_a_manager_restart(system):
     system.worker_module("fork")
