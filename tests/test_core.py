@@ -254,10 +254,13 @@ def test_a_status_type_from_a_worker_is_its_message_not_a_status_request(tmp_pat
     assert reply_types(replies) == ["unregistered worker"]
 
 
-def test_an_envelope_with_no_message_frame_is_an_invalid_message(tmp_path):
+def test_an_envelope_with_no_message_frame_or_two_is_an_invalid_message(tmp_path):
     core = make_core(tmp_path)
     core.receive(list(ENVELOPE), 0.0)
-    assert reply_types(core.sendable(writing=False)) == ["invalid message"]
+    core.receive([*frames("a"), b"more"], 0.0)
+    assert reply_types(core.sendable(writing=False)) == ["invalid message"] * 2
+    core.receive([b"no envelope"], 0.0)  # dropped: there is no one to answer
+    assert core.sendable(writing=False) == [] and not core.dirty
 
 
 def test_a_commit_launches_only_what_it_holds(tmp_path):
