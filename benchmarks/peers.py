@@ -647,6 +647,17 @@ def show(name: str, unit: str, figures: dict[str, list[float]], skipped: dict[st
         print(f"{'':<30} {system:<14} skipped: {why}", flush=True)
 
 
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "CPU model unknown"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -663,8 +674,8 @@ def main() -> None:
         return args.only is None or name in args.only
 
     print(
-        f"nowcast next to its peers: {platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}",
+        f"nowcast next to its peers: {platform.machine()}, {os.cpu_count()} cores "
+        f"({cpu_model()}), Python {platform.python_version()}",
         flush=True,
     )
     nemo = cylc = None
