@@ -231,3 +231,21 @@ def test_a_manager_that_stops_reading_makes_the_broker_drop_not_wait(one_worker)
     )
     one_worker.broker.send_signal(signal.SIGTERM)
     assert one_worker.broker.wait(2) == 0
+
+
+@pytest.mark.timeout(60)
+def test_a_re_bind_while_no_manager_is_there_then_relays_on_the_new_port(one_worker):
+    one_worker.start(manager=False)  # the broker relays in Python: no manager to take messages
+    one_worker.ports["workers"] = new = free_port()
+    one_worker.write()
+    one_worker.broker.send_signal(signal.SIGHUP)
+    wait_for(lambda: ("127.0.0.1", new) in listening(one_worker.broker.pid), what="the new bind")
+    early = req_socket(new)
+    try:
+        early.send_string(message("early", {"early": 1}))
+        wait_for(lambda: NO_MANAGER in one_worker.log(), what="the drop's log line")
+    finally:
+        early.close()
+    one_worker.start_manager()
+    assert one_worker.request(message("later", {"later": 1}))["type"] == "ack"
+    assert one_worker.broker.poll() is None
