@@ -273,6 +273,9 @@ class NowcastManager(LongRunningProcess):
                 timeout = min(timeout, int(left * 1000) + 1)
             else:
                 self._gather_ended()
+        deadline = self.state.supervision.next_deadline()
+        if deadline is not None:  # a timeout or a retry falls due before the idle poll ends
+            timeout = max(0, min(timeout, int((deadline - time.time()) * 1000) + 1))
         events = dict(self._poll_set.poll(timeout))
         if self._committer.fileno() in events:
             self._finish_commit(self._committer.finish)
@@ -286,7 +289,8 @@ class NowcastManager(LongRunningProcess):
             self.handle_batch(batch)
         now = time.time()
         idle = not events and timeout == defaults.POLL_MS
-        if idle or now - self._supervised_at >= defaults.SUPERVISE_EVERY:
+        due = deadline is not None and now >= deadline
+        if idle or due or now - self._supervised_at >= defaults.SUPERVISE_EVERY:
             self._supervised_at = now
             self.supervise(now)
         if self.state.pending and not self.core.dirty and self._launch_room(now):

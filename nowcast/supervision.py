@@ -238,6 +238,21 @@ class Supervision:
                 due.append((launched, signal.SIGKILL))
         return due
 
+    def next_deadline(self) -> float | None:
+        """When the next timeout, grace period or retry falls due (``time.time()``
+        seconds), or None when nothing waits: the manager wakes for it rather than
+        at its next idle poll."""
+        times = [r.due for r in self.retries]
+        times += [kill_at for _, kill_at in self.stopping]
+        for launched in self.running:
+            if launched.exited or launched.timeout is None or launched.job is not None:
+                continue
+            if launched.term_sent is None:
+                times.append(launched.started + launched.timeout)
+            elif launched.kill_sent is None:
+                times.append(launched.term_sent + launched.grace)
+        return min(times) if times else None
+
     def due_retries(self, now: float) -> list[Retry]:
         due = [r for r in self.retries if r.due <= now]
         for retry in due:

@@ -369,3 +369,33 @@ def test_a_launch_the_killed_manager_made_but_did_not_record_is_not_made_again(s
     assert after_calls(system) == ["b success"]
     assert (system.dir / "b.runs").read_text() == "run\n"
     wait_for(lambda: watched(system) == [], what="b's exit to be handled")
+
+
+class _Process:
+    """What Supervision.add reads of a launched process."""
+
+    pid = 4242
+    proc_start = "1"
+
+    def poll(self):
+        return None
+
+
+def test_the_manager_wakes_for_the_nearest_timeout_grace_or_retry():
+    from nowcast.next_worker import NextWorker
+    from nowcast.supervision import Retry, Supervision
+
+    table = Supervision()
+    assert table.next_deadline() is None
+    slow = table.add(NextWorker("slow"), _Process(), {"timeout": 30}, started=1000.0)
+    table.add(NextWorker("untimed"), _Process(), {}, started=1000.0)
+    assert table.next_deadline() == 1030.0
+    table.retries.append(Retry(NextWorker("again"), 2, 1020.0))
+    assert table.next_deadline() == 1020.0
+    table.retries.clear()
+    slow.term_sent = 1031.0  # SIGTERM sent: the grace period's end is next
+    assert table.next_deadline() == 1031.0 + slow.grace
+    slow.kill_sent = 1031.0 + slow.grace
+    assert table.next_deadline() is None
+    table.stopping.append([4243, 1040.0])
+    assert table.next_deadline() == 1040.0
