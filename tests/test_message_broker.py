@@ -179,6 +179,8 @@ def test_sighup_turning_keys_on_re_binds_the_same_ports(one_worker, tmp_path):
     assert one_worker.manager.wait(5) == 0
     one_worker.start_manager()  # now with the keys
     assert not send(one_worker, keys, None, {"plain": 1})
+    make_keys(tmp_path / "rogue")  # keys, but not authorized ones: the keys are checked
+    assert not send(one_worker, keys, str(tmp_path / "rogue" / "client.key_secret"), {"r": 1})
     assert one_worker.run_worker("w").returncode == 0
     assert one_worker.checklist()["w"] == {"done": True}
 
