@@ -353,3 +353,13 @@ def test_ids_are_remembered_for_longer_than_a_worker_goes_on_re_sending():
     assert keep_ids_for(config) == defaults.GIVE_UP_AFTER + defaults.REPLY_TIMEOUT + margin
     config["zmq"] = {"reply timeout": "soon", "give up after": -5}
     assert keep_ids_for(config) == defaults.REPLY_TIMEOUT + margin
+
+
+def test_a_failure_is_not_retried_unless_retries_are_set(tmp_path):
+    from nowcast.supervision import Launched
+
+    calls = []
+    core = make_core(tmp_path, after_a=lambda msg, config, checklist: calls.append(msg.type) or [])
+    launched = Launched("a", [], "localhost", 123, 0.0)
+    assert core.apply(Message("a", "failure"), 100.0, launched).type == "ack"
+    assert calls == ["failure"] and core.state.supervision.retries == []
