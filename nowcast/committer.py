@@ -26,16 +26,20 @@ class Commit:
     Appends come last so that a journal line never reaches the disk before the
     data it vouches for: a message id in the reply journal means its effects are
     already in the checklist and the history. The history comes after the
-    checklist, so what it records is in the checklist too.
+    checklist, so what it records is in the checklist too. A replaced file that
+    also vouches for message ids (the manager's state file) is named in
+    ``history_before``: the history is written before it is renamed into place
+    (after a sync of the renames before it).
     """
 
-    __slots__ = ("replace", "append", "directory", "history")
+    __slots__ = ("replace", "append", "directory", "history", "history_before")
 
     def __init__(self, directory: str) -> None:
         self.directory = directory
         self.replace: list[tuple[str, bytes]] = []
         self.append: list[tuple[str, bytes]] = []
         self.history: Any = None  # an object whose write() commits rows (nowcast.recorder)
+        self.history_before: str | None = None
 
     def __bool__(self) -> bool:
         return bool(self.replace or self.append or self.history)
@@ -56,22 +60,31 @@ class Commit:
             for tmp, _ in written:
                 _remove(tmp)
             raise
-        for tmp, path in written:
+        history = self.history
+        for number, (tmp, path) in enumerate(written):
+            if history and path == self.history_before:
+                if number:
+                    self._sync_directory(files)
+                history.write()
+                history = None
             os.replace(tmp, path)
             if files is not None:
                 files.forget(path)  # another file now: opened afresh for its next append
         if written:
-            if files is not None:
-                files.sync_directory(self.directory)
-            else:
-                fsync_dir(self.directory)
-        if self.history:
-            self.history.write()
+            self._sync_directory(files)
+        if history:
+            history.write()
         for path, data in self.append:
             if files is not None:
                 files.append(path, data)
             else:
                 append_durably(path, data)
+
+    def _sync_directory(self, files: OpenFiles | None) -> None:
+        if files is not None:
+            files.sync_directory(self.directory)
+        else:
+            fsync_dir(self.directory)
 
 
 class OpenFiles:

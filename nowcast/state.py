@@ -125,6 +125,18 @@ class ReplyJournal:
         self._unwritten.append((msg_id, _line(msg_id, reply, now)))
         self.forget(now)
 
+    def unwritten_lines(self) -> list[str]:
+        """The journal lines (without their line ends) not yet in a commit."""
+        return [line[:-1] for _, line in self._unwritten]
+
+    def recover(self, msg_id: str, reply: str, when: float) -> bool:
+        """Remember an id the state file vouches for and the journal lacks (a crash
+        came between the two); it goes into the journal with the next commit."""
+        if msg_id in self._ids:
+            return False
+        self.remember(msg_id, reply, when)
+        return True
+
     def forget(self, now: float) -> None:
         """Forget the ids applied more than ``keep_for`` seconds before ``now``,
         and the oldest beyond ``remembered``."""
@@ -294,6 +306,17 @@ def check_state_data(data: object) -> None:
             "[process group, time]",
             entry,
         )
+    for index, applied in enumerate(_list(data, "applied")):
+        _require(
+            isinstance(applied, list)
+            and len(applied) == 3
+            and isinstance(applied[0], str)
+            and isinstance(applied[1], str)
+            and _is_number(applied[2]),
+            f"applied[{index}]",
+            "[message id, reply, time]",
+            applied,
+        )
     for index, message in enumerate(_list(data, "recent messages")):
         _require(isinstance(message, dict), f"recent messages[{index}]", "an object", message)
 
@@ -413,7 +436,15 @@ class ManagerState:
             text = json.dumps(
                 {"format": FORMAT, "recent messages": self.recent}, ensure_ascii=False
             )
-            commit.replace.append((self.path, f"{text[:-1]}, {durable[1:]}".encode()))
+            # the ids of this commit's messages go into the state file too: it is
+            # renamed into place before the reply journal is appended, and a crash
+            # between the two must not leave their effects (launches, a race
+            # group's reports) on disk without the ids that say they were applied
+            applied = ", ".join(self.replies.unwritten_lines())
+            commit.replace.append(
+                (self.path, f'{text[:-1]}, "applied": [{applied}], {durable[1:]}'.encode())
+            )
+            commit.history_before = self.path  # what it vouches for is in the history
             self._written = durable
         self.replies.add_to(commit)
 
@@ -460,6 +491,20 @@ class ManagerState:
             _set_aside(path, "manager state file", e)
             return cls(journal, path=path)
         state._written = state._durable_json()
+        recovered = sum(
+            journal.recover(msg_id, reply, float(when))
+            for msg_id, reply, when in data.get("applied", [])
+        )
+        if recovered:
+            journal.forget(time.time() if now is None else now)
+            logger.warning(
+                "%d message id(s) applied just before the manager stopped were not yet "
+                "in %s; taken from %s, so a worker re-sending one is answered, not "
+                "applied again",
+                recovered,
+                journal.path,
+                path,
+            )
         logger.info(
             "manager state read from %s: %d remembered message ids, %d race groups waiting, "
             "%d launches pending, %d launched workers watched",

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from nowcast.checklist import Checklist
-from nowcast.committer import Commit, Committer
+from nowcast.committer import Commit, Committer, OpenFiles
 
 
 def commit_for(tmp_path, checklist: Checklist, state: bytes, line: bytes) -> Commit:
@@ -135,3 +135,30 @@ def test_appends_after_a_commit_replaced_the_file_go_to_the_new_file(tmp_path):
         assert (tmp_path / "replies.jsonl").read_bytes() == b"r\nb\nc\n"
     finally:
         committer.close()
+
+
+class _SeesFiles:
+    """A history whose write() notes what the replaced files hold at that moment."""
+
+    def __init__(self, *paths):
+        self.paths, self.seen = paths, None
+
+    def __bool__(self):
+        return True
+
+    def write(self):
+        self.seen = [p.read_bytes() for p in self.paths]
+
+
+@pytest.mark.parametrize("before", [None, "state"])
+def test_the_history_is_written_after_the_checklist_and_before_the_state_file(tmp_path, before):
+    checklist, state = tmp_path / "checklist", tmp_path / "state"
+    checklist.write_bytes(b"old")
+    state.write_bytes(b"old")
+    commit = Commit(str(tmp_path))
+    commit.replace += [(str(checklist), b"new"), (str(state), b"new")]
+    commit.history = _SeesFiles(checklist, state)
+    commit.history_before = str(tmp_path / before) if before else None
+    commit.write(OpenFiles())
+    assert commit.history.seen == ([b"new", b"old"] if before else [b"new", b"new"])
+    assert checklist.read_bytes() == state.read_bytes() == b"new"

@@ -108,6 +108,7 @@ def test_the_last_few_messages_are_kept_newest_last(tmp_path):
 GOOD_STATE = {
     "format": 2,
     "recent messages": [{"time": 1.5, "source": "a", "type": "success"}],
+    "applied": [["a-1.1", "{\"type\": \"ack\"}", 1.5]],
     "race groups": [
         {
             "waiting": {"a": 1, "b": 0},
@@ -377,3 +378,30 @@ def test_the_durable_part_is_the_json_of_the_whole_as_launches_come_and_go(tmp_p
         assert state._durable_json() == whole()
     state.pending = []
     assert state._durable_json() == whole()
+
+
+def test_a_crash_between_the_state_file_and_the_journal_loses_no_applied_id(tmp_path):
+    """The state file is renamed into place before the reply journal is appended:
+    a manager killed between the two has its messages' launches on disk, and must
+    also know those messages were applied, or a re-send launches them again."""
+    from nowcast.next_worker import NextWorker
+
+    checklist = str(tmp_path / "checklist.yaml")
+    state = ManagerState.load(checklist, now=100.0)
+    state.remember("w-1.1", '{"type": "ack", "id": "w-1.1"}', 100.0)
+    state.pending.append((NextWorker("next"), 1, "t1"))
+    batch = Commit(str(tmp_path))
+    state.add_to(batch)
+    assert batch.history_before == state.path  # its messages' history rows go first
+    batch.append = []  # killed after the renames, before the journal's append
+    batch.write()
+
+    again = ManagerState.load(checklist, now=101.0)
+    assert again.replies.get("w-1.1") == '{"type": "ack", "id": "w-1.1"}'
+    assert [w.module for w, _, _ in again.pending] == ["next"]
+    batch = Commit(str(tmp_path))
+    again.add_to(batch)  # and the next commit puts the id into the journal
+    batch.write()
+    again.committed()
+    third = ManagerState.load(checklist, now=102.0)
+    assert "w-1.1" in third.replies and len(third.replies) == 1
