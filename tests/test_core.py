@@ -363,3 +363,11 @@ def test_a_failure_is_not_retried_unless_retries_are_set(tmp_path):
     launched = Launched("a", [], "localhost", 123, 0.0)
     assert core.apply(Message("a", "failure"), 100.0, launched).type == "ack"
     assert calls == ["failure"] and core.state.supervision.retries == []
+
+
+def test_an_after_function_returning_what_is_not_a_next_worker_is_refused(tmp_path):
+    core = make_core(tmp_path, after_a=lambda msg, config, checklist: [NextWorker("b"), "b"])
+    core.receive(frames("a", payload={"x": 1}), 0.0)
+    replies, launches = _commit(core)
+    assert reply_types(replies) == ["after_worker function failed"]
+    assert launches == [] and core.state.pending == [] and "a" not in core.checklist
