@@ -294,3 +294,20 @@ def test_an_unknown_name_in_the_worker_module_is_an_attribute_error():
     for name in ("no_such_name", "zzz", "a"):
         with pytest.raises(AttributeError):
             getattr(worker, name)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "payload, code",
+    [
+        ("'x' * 60_000", 4),  # under the limit, though over a quarter of it: sent
+        ("'\\U0001f600' * 30_000", 6),  # 30,000 characters, but 120,000 bytes: refused
+    ],
+)
+def test_the_size_limit_counts_bytes(workers, payload, code):
+    # no broker: a message that is sent gets no reply (exit 4); one refused, 6
+    workers.worker_module("big", f"return {{'data': {payload}}}")
+    workers.zmq_extra.update({"max message size": 100_000, "reply timeout": 0.2})
+    workers.zmq_extra["give up after"] = 0.2
+    workers.write()
+    assert workers.run_worker("big").returncode == code
