@@ -241,6 +241,12 @@ class WarmStart:
         if self.enabled and self.current is None and time.monotonic() >= self._restart_at:
             self._start()
 
+    def fds(self) -> set[int]:
+        """The sockets of its fork servers: one becomes readable when its server
+        says something (a worker's exit), so the manager polls them with its own."""
+        servers = [self.current, *self.retiring]
+        return {s.sock.fileno() for s in servers if s is not None and s.sock is not None}
+
     def launch(self, module: str, args: list[str], token: str | None = None) -> WarmProcess | None:
         """Start ``python -m module *args`` through the fork server, in the
         manager's environment with the launch ``token`` added; None when it

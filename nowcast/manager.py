@@ -231,6 +231,7 @@ class NowcastManager(LongRunningProcess):
     def _connect(self) -> None:
         self.socket = sockets.client(self.context, self._zmq.DEALER, self.config, "manager")
         self._poll_set = None
+        self._warm_fds: set[int] = set()  # the fork servers' sockets in the poll set
         self.logger.info("connected to %s", sockets.address(self.config, "manager"))
 
     def shutdown(self) -> None:
@@ -266,6 +267,14 @@ class NowcastManager(LongRunningProcess):
             self._poll_set = self._zmq.Poller()
             self._poll_set.register(self.socket, self._zmq.POLLIN)
             self._poll_set.register(self._committer.fileno(), self._zmq.POLLIN)
+        if self.warm is not None:  # a worker's exit wakes the manager at once
+            fds = self.warm.fds()
+            if fds != self._warm_fds:
+                for fd in self._warm_fds - fds:
+                    self._poll_set.unregister(fd)
+                for fd in fds - self._warm_fds:
+                    self._poll_set.register(fd, zmq.POLLIN)
+                self._warm_fds = fds
         timeout = defaults.POLL_MS
         if self._gather_until:  # a group commit waits for more messages
             left = self._gather_until - time.monotonic()
@@ -290,7 +299,8 @@ class NowcastManager(LongRunningProcess):
         now = time.time()
         idle = not events and timeout == defaults.POLL_MS
         due = deadline is not None and now >= deadline
-        if idle or due or now - self._supervised_at >= defaults.SUPERVISE_EVERY:
+        exits = any(fd in events for fd in self._warm_fds)  # (supervise reads them)
+        if idle or due or exits or now - self._supervised_at >= defaults.SUPERVISE_EVERY:
             self._supervised_at = now
             self.supervise(now)
         if self.state.pending and not self.core.dirty and self._launch_room(now):
