@@ -251,3 +251,15 @@ def test_a_re_bind_while_no_manager_is_there_then_relays_on_the_new_port(one_wor
     one_worker.start_manager()
     assert one_worker.request(message("later", {"later": 1}))["type"] == "ack"
     assert one_worker.broker.poll() is None
+
+
+@pytest.mark.timeout(60)
+def test_importing_the_process_modules_starts_nothing():
+    import subprocess
+    import sys
+
+    modules = "nowcast.message_broker, nowcast.manager, nemo_nowcast.message_broker"
+    result = subprocess.run(
+        [sys.executable, "-c", f"import {modules}"], capture_output=True, text=True, timeout=30
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
