@@ -66,6 +66,7 @@ def test_launches_come_after_the_commit_that_records_them(tmp_path):
     _, launches = core.committed()
     [(worker, tries, token)] = launches
     assert (worker, tries) == (NextWorker("b"), 1) and token.encode() in state_bytes
+    assert core.dirty  # taken from the pending launches: the next commit says so
 
 
 def test_a_failed_commit_holds_the_replies_for_the_next(tmp_path):
