@@ -127,6 +127,9 @@ def test_a_worker_sees_what_python_m_would_show_it(system):
         cwd=system.dir,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
+        # as the manager starts a worker cold: SIGINT at its default, even when the
+        # tests run with it ignored (from a shell's background job)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         check=True,
         timeout=30,
     )
