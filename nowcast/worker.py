@@ -27,6 +27,7 @@ needs, and that only when it needs it.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import sys
@@ -336,7 +337,9 @@ class NowcastWorker:
             try:
                 socket.send_string(text)
                 wait = min(reply_timeout, max(0.0, give_up_after - (time.monotonic() - start)))
-                if socket.poll(wait * 1000):
+                # whole milliseconds, rounded up: a wait of under 1 ms is not 0 ms,
+                # which would re-send at once, over and over, before giving up
+                if socket.poll(math.ceil(wait * 1000)):
                     return socket.recv_string()
             finally:
                 socket.close(linger=0)
