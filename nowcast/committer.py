@@ -15,7 +15,7 @@ import queue
 import threading
 from typing import Any
 
-from nowcast.fileutils import append_durably, fsync_dir, write_synced, write_temporary
+from nowcast.fileutils import append_durably, append_synced, fsync_dir, write_temporary
 
 
 class Commit:
@@ -113,15 +113,7 @@ class OpenFiles:
         """As ``append_durably``: on failure the file is cut back to its old length."""
         fd = self._fd(path, False)
         try:
-            size = os.fstat(fd).st_size
-            try:
-                write_synced(fd, data)
-            except OSError:
-                try:
-                    os.ftruncate(fd, size)
-                except OSError:
-                    pass
-                raise
+            append_synced(fd, data)
         except OSError:
             self.forget(path)
             raise

@@ -41,17 +41,22 @@ def append_durably(path: str, data: bytes) -> None:
     back to its old length, so no half line is left for the next append."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
-        size = os.fstat(fd).st_size
-        try:
-            write_synced(fd, data)
-        except OSError:
-            try:
-                os.ftruncate(fd, size)
-            except OSError:
-                pass
-            raise
+        append_synced(fd, data)
     finally:
         os.close(fd)
+
+
+def append_synced(fd: int, data: bytes) -> None:
+    """``append_durably`` to a file already open for appending at ``fd``."""
+    size = os.fstat(fd).st_size
+    try:
+        write_synced(fd, data)
+    except OSError:
+        try:
+            os.ftruncate(fd, size)
+        except OSError:
+            pass
+        raise
 
 
 def write_synced(fd: int, data: bytes) -> None:
