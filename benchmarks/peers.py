@@ -486,21 +486,14 @@ class NemoSystem(System):
         config["message registry"]["manager"] = NEMO_MANAGER_REPLIES
         self.config_file.write_text(yaml.safe_dump(config, sort_keys=False))
 
-    def start(self) -> NemoSystem:
-        for module in ("nemo_nowcast.message_broker", "nemo_nowcast.manager"):
-            self.procs.append(
-                subprocess.Popen(
-                    [self.python, "-m", module, str(self.config_file)],
-                    cwd=self.dir,
-                    start_new_session=module.endswith("manager"),
-                )
-            )
-        try:
-            self.wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
+    modules = ("nemo_nowcast.message_broker", "nemo_nowcast.manager")
+
+    def spawn(self, module: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [self.python, "-m", module, str(self.config_file)],
+            cwd=self.dir,
+            start_new_session=module.endswith("manager"),
+        )
 
     def stop(self) -> None:
         group = self.procs[1].pid if len(self.procs) > 1 else None

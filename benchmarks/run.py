@@ -128,11 +128,16 @@ class System:
             (self.dir / "checklist.yaml").write_text(yaml.safe_dump(checklist, sort_keys=False))
         self.procs = []
 
+    # the long-running processes, in the order they start, and the Python they run in
+    modules = ("nowcast.message_broker", "nowcast.manager")
+    python = PY
+
+    def spawn(self, module: str) -> subprocess.Popen:
+        return subprocess.Popen([self.python, "-m", module, str(self.config_file)], cwd=self.dir)
+
     def start(self) -> System:
-        for module in ("nowcast.message_broker", "nowcast.manager"):
-            self.procs.append(
-                subprocess.Popen([PY, "-m", module, str(self.config_file)], cwd=self.dir)
-            )
+        for module in self.modules:
+            self.procs.append(self.spawn(module))
         try:
             self.wait_ready()
         except BaseException:

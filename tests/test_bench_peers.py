@@ -80,9 +80,9 @@ def test_the_workloads_say_what_they_measure(tmp_path):
         peers.cylc_flow("nothing", tmp_path / "s", tmp_path / "stamp.sh")
 
 
-def test_without_its_source_nemo_nowcast_is_skipped_with_one_line():
-    env = {k: v for k, v in os.environ.items() if k != "NEMO_NOWCAST_SRC"}
-    out = subprocess.run(
+def nemo_only(env: dict) -> str:
+    """What peers.py prints asked for NEMO_Nowcast alone and no workload."""
+    return subprocess.run(
         [sys.executable, str(BENCHMARKS / "peers.py"), "--peers", "nemo", "--only"],
         env=env,
         capture_output=True,
@@ -90,6 +90,11 @@ def test_without_its_source_nemo_nowcast_is_skipped_with_one_line():
         timeout=60,
         check=True,
     ).stdout
+
+
+def test_without_its_source_nemo_nowcast_is_skipped_with_one_line():
+    env = {k: v for k, v in os.environ.items() if k != "NEMO_NOWCAST_SRC"}
+    out = nemo_only(env)
     lines = [line for line in out.splitlines() if "NEMO_Nowcast" in line]
     assert lines == [
         "NEMO_Nowcast: skipped: NEMO_NOWCAST_SRC is not set (NEMO_Nowcast is not on the "
@@ -97,12 +102,5 @@ def test_without_its_source_nemo_nowcast_is_skipped_with_one_line():
     ]
     # and a checkout that is not one is named as such
     env["NEMO_NOWCAST_SRC"] = str(BENCHMARKS)
-    out = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "peers.py"), "--peers", "nemo", "--only"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
+    out = nemo_only(env)
     assert f"NEMO_Nowcast: skipped: NEMO_NOWCAST_SRC={BENCHMARKS} holds no" in out
