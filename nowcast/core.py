@@ -159,11 +159,14 @@ class ManagerCore:
             return Reply(envelope, answered), False
         self.dirty = True
         reply = self.apply(msg, now)
-        self.history.message(msg, reply.type, len(body[0]))
         reply.id = msg.id
         text = reply.serialize() if form == "json" else reply.serialize_yaml()
         if msg.id is not None and msg.type != "need":
-            self.state.remember(msg.id, text, now)
+            in_history = self.history.keeps_answers
+            self.state.remember(msg.id, text, now, in_history)
+            self.history.message(msg, reply.type, len(body[0]), text if in_history else None, now)
+        else:
+            self.history.message(msg, reply.type, len(body[0]), None, now)
         return Reply(envelope, text), False
 
     def _invalid(self, envelope: list, why: str, body: list[bytes]) -> Reply:
@@ -309,8 +312,9 @@ class ManagerCore:
         try:
             if self.checklist.changed:
                 commit.replace.append((checklist_path, checklist_file.to_file(self.checklist)))
-            self.state.add_to(commit)
-            self.history.add_to(commit)
+            history = self.history
+            state_replaced = self.state.add_to(commit, history.keeps_answers)
+            history.add_to(commit, answers=not state_replaced)
         except Exception:
             self.commit_failed()  # the replies stay held; everything is made again next time
             raise

@@ -90,6 +90,11 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX notifications_by_time ON notifications (time)",
     ],
+    # version 3: the reply each message got, as sent (the manager's memory of
+    # applied message ids, so a re-sent message is answered, not applied again)
+    [
+        "ALTER TABLE messages ADD COLUMN answer TEXT",
+    ],
 ]
 
 VERSION = len(MIGRATIONS)
@@ -183,6 +188,16 @@ def open_readonly(path: str) -> sqlite3.Connection:
             f"{path}: schema version {version} is newer than this nowcast knows ({VERSION})"
         )
     return conn
+
+
+def answers_since(conn: sqlite3.Connection, since: float) -> list[tuple[str, str, float]]:
+    """The messages applied at ``since`` or later whose reply the database keeps
+    (``answer``): ``(id, reply, time applied)``, oldest first."""
+    return conn.execute(
+        "SELECT id, answer, time FROM messages WHERE time >= ? AND answer IS NOT NULL"
+        " ORDER BY time",
+        (since,),
+    ).fetchall()
 
 
 # queries (each takes an open connection; results are plain dicts)

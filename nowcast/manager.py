@@ -170,6 +170,12 @@ class NowcastManager(LongRunningProcess):
         state = ManagerState.load(path, keep_ids_for(self.config))
         processes.forget_stopped(state.supervision, path, self.logger)
         history = recorder.Recorder.open(self.config)
+        now = time.time()
+        merged = state.replies.merge(history.applied_since(now - state.replies.keep_for), now)
+        if merged:
+            self.logger.info(
+                "%d recently applied message id(s) read from the history database", merged
+            )
         self.core = ManagerCore(self.config, checklist, state, self.logger, history=history)
         history.start(state.supervision.running)
         self.core.dirty = True  # the history's "manager started", committed at the end of setup

@@ -61,8 +61,8 @@ _EXIT_RUN = (
     "UPDATE runs SET exit_code = coalesce(?, exit_code), signal = coalesce(?, signal) WHERE id = ?"
 )
 _INSERT_MESSAGE = (
-    "INSERT INTO messages (id, time, source, type, payload, reply, run)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
+    "INSERT INTO messages (id, time, source, type, payload, reply, run, answer)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
 )
 _INSERT_EVENT = "INSERT INTO events (time, event, worker, run, detail) VALUES (?, ?, ?, ?, ?)"
 
@@ -217,6 +217,21 @@ class Recorder:
         recorder._start_actions(config, path)
         return recorder
 
+    def applied_since(self, since: float) -> list[tuple[str, str, float]]:
+        """The ids of messages applied at ``since`` or later that the database
+        keeps the reply of: ``(id, reply, time applied)``, oldest first."""
+        if self.conn is None:
+            return []
+        try:
+            return history.answers_since(self.conn, since)
+        except sqlite3.Error as e:
+            logger.error(
+                "cannot read the replies to recent messages from the history database "
+                "(%s): a worker re-sending one of them would have it applied again",
+                e,
+            )
+            return []
+
     def _start_actions(self, config: Any, path: str | None) -> None:
         self.actions = EventActions(rules_of(config), path)
         self.on_event = self.actions.publish
@@ -331,9 +346,18 @@ class Recorder:
                 tries=tries,
             )
 
-    def message(self, msg: Message, reply_type: str, size: int | None = None) -> None:
-        """A message applied, with the type of the reply it got (``size``: of its
-        text, when known, so a large payload is not encoded whole for its summary)."""
+    def message(
+        self,
+        msg: Message,
+        reply_type: str,
+        size: int | None = None,
+        answer: str | None = None,
+        now: float | None = None,
+    ) -> None:
+        """A message applied at ``now``, with the type of the reply it got
+        (``size``: of its text, when known, so a large payload is not encoded whole
+        for its summary) and, when the manager remembers its id, the reply's text
+        (``answer``: the database then keeps it for the next manager)."""
         if self.conn is None:
             return
         rid = None
@@ -344,12 +368,13 @@ class Recorder:
             _INSERT_MESSAGE,
             (
                 msg.id,
-                self.clock(),
+                self.clock() if now is None else now,
                 msg.source,
                 msg.type,
                 _summary(msg.payload, size),
                 reply_type,
                 rid,
+                answer,
             ),
         )
 
@@ -458,11 +483,21 @@ class Recorder:
 
     # commits
 
-    def add_to(self, commit: Any) -> None:
-        """Hand the rows since the last commit to ``commit``."""
+    @property
+    def keeps_answers(self) -> bool:
+        """Whether the database keeps the replies to applied messages (``answer``)."""
+        return self.conn is not None
+
+    def add_to(self, commit: Any, answers: bool = True) -> None:
+        """Hand the rows since the last commit to ``commit``; without their
+        replies' text when not ``answers`` (the reply journal then has them)."""
         self._check_cycles()
         if self.conn is not None and any(self._rows.values()):
-            commit.history = Rows(self.conn, self._rows)
+            rows = self._rows
+            if not answers and rows[_INSERT_MESSAGE]:
+                # a copy: should the commit fail, the next one has them again
+                rows = {**rows, _INSERT_MESSAGE: [r[:-1] + (None,) for r in rows[_INSERT_MESSAGE]]}
+            commit.history = Rows(self.conn, rows)
         self._in_flight_rows, self._rows = self._rows, _no_rows()
         self._in_flight_events, self._events = self._events, []
 

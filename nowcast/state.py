@@ -76,6 +76,10 @@ class ReplyJournal:
         self._warned_full = False
         self._unwritten: list[tuple[str, str]] = []  # (id, journal line), not yet committed
         self._in_flight: list[tuple[str, str]] = []  # in the commit being written
+        # (id, reply, time): ids whose reply the history database keeps (its rows
+        # of their messages hold it), not yet committed, and in the commit
+        self._carried: list[tuple[str, str, float]] = []
+        self._carried_in_flight: list[tuple[str, str, float]] = []
         self._lines = 0
         # the file ends in a line cut short (a power cut during an append): the next
         # append starts with a line end, lest its first line be glued onto that one
@@ -118,16 +122,37 @@ class ReplyJournal:
     def __len__(self) -> int:
         return len(self._ids)
 
-    def remember(self, msg_id: str, reply: str, now: float | None = None) -> None:
-        """Keep the reply to ``msg_id``; forget the ids older than ``keep_for``."""
+    def remember(
+        self, msg_id: str, reply: str, now: float | None = None, in_history: bool = False
+    ) -> None:
+        """Keep the reply to ``msg_id``; forget the ids older than ``keep_for``.
+        ``in_history``: the history database's row of the message keeps the reply
+        too, so the journal need not (see ``add_to``)."""
         now = time.time() if now is None else now
         self._ids.add(msg_id, reply, now)
-        self._unwritten.append((msg_id, _line(msg_id, reply, now)))
+        if in_history:
+            self._carried.append((msg_id, reply, now))
+        else:
+            self._unwritten.append((msg_id, _line(msg_id, reply, now)))
         self.forget(now)
 
     def unwritten_lines(self) -> list[str]:
-        """The journal lines (without their line ends) not yet in a commit."""
-        return [line[:-1] for _, line in self._unwritten]
+        """The journal lines (without their line ends) not yet in a commit, the
+        ids the history would carry included."""
+        lines = [line[:-1] for _, line in self._unwritten]
+        lines += [_line(msg_id, reply, when)[:-1] for msg_id, reply, when in self._carried]
+        return lines
+
+    def merge(self, applied: list[tuple[str, str, float]], now: float) -> int:
+        """Remember ids (``(id, reply, time applied)``, oldest first) that the
+        history database keeps; return how many were not remembered already."""
+        new = 0
+        for msg_id, reply, when in applied:
+            if msg_id not in self._ids:
+                self._ids.add(msg_id, reply, when)
+                new += 1
+        self.forget(now)
+        return new
 
     def recover(self, msg_id: str, reply: str, when: float) -> bool:
         """Remember an id the state file vouches for and the journal lacks (a crash
@@ -202,10 +227,18 @@ class ReplyJournal:
         self._lines = len(lines) + bool(torn)
         self._torn = bool(torn)
 
-    def add_to(self, commit: Commit) -> None:
+    def add_to(self, commit: Commit, history_carries: bool = False) -> None:
         """Add what was remembered since the last commit to ``commit``: appended,
         or, when the file has grown to twice what is remembered, after rewriting it
-        with the older ids still remembered."""
+        with the older ids still remembered. ``history_carries``: the commit's
+        history rows keep the replies of the ids remembered ``in_history``, which
+        are then not written here; otherwise they are."""
+        if self._carried:
+            if history_carries:
+                self._carried_in_flight, self._carried = self._carried, []
+            else:
+                self._unwritten += [(i, _line(i, r, t)) for i, r, t in self._carried]
+                self._carried = []
         if not (self._unwritten or self._rewrite):
             return
         new = "".join(line for _, line in self._unwritten).encode("utf-8")
@@ -224,11 +257,14 @@ class ReplyJournal:
 
     def committed(self) -> None:
         self._in_flight = []
+        self._carried_in_flight = []
 
     def failed(self) -> None:
         """The commit was not written: its lines go into the next one."""
         self._unwritten[:0] = self._in_flight
         self._in_flight = []
+        self._carried[:0] = self._carried_in_flight
+        self._carried_in_flight = []
         self._torn = self._torn_before
         self._rewrite = self._rewriting
 
@@ -409,8 +445,8 @@ class ManagerState:
         self.recent.append({"time": when, "source": source, "type": msg_type})
         del self.recent[: -defaults.RECENT_MESSAGES]
 
-    def remember(self, msg_id: str, reply: str, now: float) -> None:
-        self.replies.remember(msg_id, reply, now)
+    def remember(self, msg_id: str, reply: str, now: float, in_history: bool = False) -> None:
+        self.replies.remember(msg_id, reply, now, in_history)
 
     def _durable_json(self) -> str:
         """The part of the state that must survive a restart exactly."""
@@ -428,11 +464,20 @@ class ManagerState:
         # as json.dumps of the three keys together would write it
         return f'{races[:-1]}, "pending launches": [{", ".join(pending)}], {rest[1:]}'
 
-    def add_to(self, commit: Commit) -> None:
+    def add_to(self, commit: Commit, history_carries: bool = False) -> bool:
         """Add to ``commit`` what changed since the last one: the state file when
-        its durable part changed, and the new lines of the reply journal."""
+        its durable part changed, and the new lines of the reply journal. Return
+        whether the state file is in it.
+
+        ``history_carries``: the commit's history rows can keep the replies (the
+        history is on). They do unless the state file is rewritten: the history is
+        written before its rename, and a crash between the two must not leave ids
+        on disk that say messages were applied whose effects on the state (launches,
+        a race group's reports) were lost; those ids go into the state file and
+        then the reply journal, after it."""
         durable = self._durable_json()
-        if durable != self._written:
+        replaced = durable != self._written
+        if replaced:
             text = json.dumps(
                 {"format": FORMAT, "recent messages": self.recent}, ensure_ascii=False
             )
@@ -446,7 +491,8 @@ class ManagerState:
             )
             commit.history_before = self.path  # what it vouches for is in the history
             self._written = durable
-        self.replies.add_to(commit)
+        self.replies.add_to(commit, history_carries and not replaced)
+        return replaced
 
     def committed(self) -> None:
         self.replies.committed()

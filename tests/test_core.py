@@ -14,14 +14,16 @@ from nowcast.config import Config
 from nowcast.core import ManagerCore
 from nowcast.message import Message
 from nowcast.next_worker import NextWorker
+from nowcast.recorder import Recorder
 from nowcast.state import ManagerState
 
 ENVELOPE = [b"client", b""]
 
 
-def make_core(tmp_path, **after) -> ManagerCore:
+def make_core(tmp_path, history=None, **after) -> ManagerCore:
     """A core with workers ``a`` and ``b`` registered, and ``after`` as its
-    next workers module's functions."""
+    next workers module's functions (``history``: a history database's
+    connection to record into)."""
     config = Config()
     config.file = str(tmp_path / "nowcast.yaml")
     entry = {"success": "ok", "failure": "failed", "crash": "crashed"}
@@ -32,7 +34,10 @@ def make_core(tmp_path, **after) -> ManagerCore:
     }
     state = ManagerState.load(config["checklist file"])
     module = types.SimpleNamespace(**after)
-    return ManagerCore(config, Checklist(), state, logging.getLogger("test core"), module)
+    recorder = Recorder(history, config) if history is not None else None
+    return ManagerCore(
+        config, Checklist(), state, logging.getLogger("test core"), module, history=recorder
+    )
 
 
 def frames(source: str, msg_type: str = "success", payload=None, msg_id=None) -> list[bytes]:
@@ -220,6 +225,68 @@ def test_the_journal_keeps_times_across_a_restart(tmp_path):
     again = ReplyJournal(path, keep_for=100.0)
     again.load(now=1150.0)
     assert "old" not in again and again["new"] == "ack-new"
+
+
+def test_the_history_keeps_replies_unless_the_state_file_changes_in_the_commit(tmp_path):
+    """With the history on, a commit's replies are kept in its rows of the
+    messages, and the reply journal is not written (one flush less); a commit that
+    rewrites the state file (a launch decided) has them in the journal instead,
+    after the state file, so no id is on disk before the state it changed."""
+    from nowcast import history
+
+    conn = history.open_for_writing(str(tmp_path / "history.sqlite"))
+    core = make_core(
+        tmp_path,
+        history=conn,
+        after_a=lambda msg, config, checklist: [],
+        after_b=lambda msg, config, checklist: [NextWorker("a")],
+    )
+    path = core.config["checklist file"]
+    journal = core.state.replies.path
+
+    def answers():
+        return dict(conn.execute("SELECT id, answer FROM messages"))
+
+    def write(commit):
+        commit.write()
+        return core.committed()[0]
+
+    write(core.start_commit(path))  # the first commit writes the state file
+    core.receive(frames("a", msg_id="a-1.1"), 1.0)
+    commit = core.start_commit(path)
+    assert core.state.path not in dict(commit.replace) and commit.append == []
+    (reply,) = write(commit)
+    assert answers()["a-1.1"] == reply.text
+
+    core.receive(frames("b", msg_id="b-1.1"), 2.0)  # decides a launch: the state changes
+    commit = core.start_commit(path)
+    assert core.state.path in dict(commit.replace)
+    assert [p for p, _ in commit.append] == [journal]
+    (reply,) = write(commit)
+    assert answers()["b-1.1"] is None
+    assert json.loads(open(journal).read())[:2] == ["b-1.1", reply.text]
+
+    core.receive(frames("a", msg_id="a-2.1"), 3.0)
+    core.start_commit(path)
+    core.commit_failed()  # its rows and its reply go into the next commit,
+    commit = core.start_commit(path)  # which writes the state file again
+    assert core.state.path in dict(commit.replace)
+    (reply,) = write(commit)
+    assert answers()["a-2.1"] is None
+    core.receive(frames("a", msg_id="a-3.1"), 3.5)
+    (reply,) = write(core.start_commit(path))
+    assert answers()["a-3.1"] == reply.text
+
+    state = ManagerState.load(path, now=4.0)  # the next manager: journal and history
+    assert state.replies.merge(Recorder(conn, core.config).applied_since(0.0), 4.0) == 2
+    lines = dict(json.loads(line)[:2] for line in open(journal))
+    assert set(lines) == {"b-1.1", "a-2.1"}
+    assert state.replies.replies == {
+        "a-1.1": answers()["a-1.1"],
+        "b-1.1": lines["b-1.1"],
+        "a-2.1": lines["a-2.1"],
+        "a-3.1": answers()["a-3.1"],
+    }
 
 
 def _commit(core):

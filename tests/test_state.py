@@ -108,7 +108,7 @@ def test_the_last_few_messages_are_kept_newest_last(tmp_path):
 GOOD_STATE = {
     "format": 2,
     "recent messages": [{"time": 1.5, "source": "a", "type": "success"}],
-    "applied": [["a-1.1", "{\"type\": \"ack\"}", 1.5]],
+    "applied": [["a-1.1", '{"type": "ack"}', 1.5]],
     "race groups": [
         {
             "waiting": {"a": 1, "b": 0},
