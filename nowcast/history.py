@@ -343,18 +343,26 @@ _PRUNE = {
 
 
 def prune(
-    conn: sqlite3.Connection, keep_days: float, now: float | None = None, batch: int = 1000
+    conn: sqlite3.Connection,
+    keep_days: float,
+    now: float | None = None,
+    batch: int = 1000,
+    keep_answers_for: float = 0.0,
 ) -> int:
     """Delete what is older than ``keep_days``, ``batch`` rows per transaction
-    (so the manager's commits never wait long for the lock); return how many."""
-    before = (time.time() if now is None else now) - keep_days * 86400
+    (so the manager's commits never wait long for the lock); return how many.
+    Messages applied less than ``keep_answers_for`` seconds ago are kept whatever
+    ``keep_days`` says: the manager remembers their ids from their rows."""
+    now = time.time() if now is None else now
+    before = now - keep_days * 86400
     deleted = 0
     for table, column in _PRUNE.items():
+        cutoff = min(before, now - keep_answers_for) if table == "messages" else before
         while True:
             cursor = conn.execute(
                 f"DELETE FROM {table} WHERE rowid IN "
                 f"(SELECT rowid FROM {table} WHERE {column} < ? LIMIT ?)",
-                (before, batch),
+                (cutoff, batch),
             )
             deleted += cursor.rowcount
             if cursor.rowcount < batch:

@@ -212,7 +212,11 @@ class Recorder:
             conn = history.open_for_writing(path)
         recorder = cls(conn, config, clock)
         keep = lookup(config, "history", "keep days", default=defaults.HISTORY_KEEP_DAYS)
-        recorder._pruner = Pruner(path, float(keep))
+        from nowcast.core import keep_ids_for
+
+        # the ids of messages applied within the time the manager remembers them
+        # for are read back from their rows: never pruned, however few the days
+        recorder._pruner = Pruner(path, float(keep), keep_answers_for=keep_ids_for(config))
         recorder._pruner.start()
         recorder._start_actions(config, path)
         return recorder
@@ -621,10 +625,13 @@ class Pruner(threading.Thread):
     """Deletes rows older than ``history: keep days``, in the background, on a
     connection of its own: a minute after start, then every hour."""
 
-    def __init__(self, path: str, keep_days: float, every: float | None = None) -> None:
+    def __init__(
+        self, path: str, keep_days: float, every: float | None = None, keep_answers_for: float = 0.0
+    ) -> None:
         super().__init__(name="history pruner", daemon=True)
         self.path = path
         self.keep_days = keep_days
+        self.keep_answers_for = keep_answers_for  # seconds: see history.prune
         self.every = defaults.HISTORY_PRUNE_EVERY if every is None else every
         self._stop_event = threading.Event()
 
@@ -635,7 +642,9 @@ class Pruner(threading.Thread):
             try:
                 conn = history.open_for_writing(self.path)
                 try:
-                    deleted = history.prune(conn, self.keep_days)
+                    deleted = history.prune(
+                        conn, self.keep_days, keep_answers_for=self.keep_answers_for
+                    )
                 finally:
                     conn.close()
             except (sqlite3.Error, history.HistoryError) as e:

@@ -148,6 +148,20 @@ def test_prune_deletes_only_what_is_older_than_keep_days_in_batches(tmp_path):
     assert conn.execute("SELECT count(*) FROM events").fetchone() == (1,)
 
 
+def test_prune_keeps_the_messages_whose_ids_the_manager_still_remembers(tmp_path):
+    """``keep days`` can be shorter than the time the manager remembers applied
+    ids for; the rows it reads them back from are kept that long."""
+    conn = history.open_for_writing(str(tmp_path / "h.sqlite"))
+    now = 1000 * DAY
+    for age in (10, 300, 500):
+        conn.execute(
+            "INSERT INTO messages (id, time, source, type, answer) VALUES (?, ?, 'w', 'success', 'a')",
+            (f"m{age}", now - age),
+        )
+    assert history.prune(conn, 0.001, now=now, keep_answers_for=360) == 1
+    assert [i for i, _, _ in history.answers_since(conn, now - 360)] == ["m300", "m10"]
+
+
 @pytest.mark.timeout(10)
 def test_the_pruner_thread_prunes_in_the_background(tmp_path):
     from nowcast.recorder import Pruner
