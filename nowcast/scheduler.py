@@ -229,11 +229,11 @@ class Scheduler(LongRunningProcess):
         require_str(config, "checklist file")
         read_schedule(config)
 
-    def setup(self) -> None:
+    def setup(self, now: datetime | None = None) -> None:
         self.children: list[tuple[Any, str]] = []
         self._state_path = f"{self.config['checklist file']}.scheduler-state.json"
         self._last = self._read_state()
-        self._arrange(datetime.now(UTC))
+        self._arrange(now or datetime.now(UTC))
 
     def apply_config(self, old: Config, new: Config) -> None:
         self._arrange(datetime.now(UTC))
@@ -257,6 +257,13 @@ class Scheduler(LongRunningProcess):
         import time
 
         now = now or datetime.now(UTC)
+        self.launch_due(now)
+        self._reap()
+        time.sleep(self.pause(now))
+
+    def launch_due(self, now: datetime) -> None:
+        """Launch each entry whose due time has come, once, and keep its due time
+        in the state file."""
         for entry in self.schedule:
             due = self.due[entry.key]
             if due <= now:
@@ -274,9 +281,12 @@ class Scheduler(LongRunningProcess):
                     entry.module,
                     self.due[entry.key].astimezone(entry.zone).isoformat(),
                 )
-        self._reap()
+
+    def pause(self, now: datetime) -> float:
+        """Seconds to wait before looking again: until the next due time, at most
+        one poll interval (so that a signal is acted on soon)."""
         until_next = min((d - now).total_seconds() for d in self.due.values()) if self.due else 1
-        time.sleep(max(0.0, min(defaults.POLL_MS / 1000, until_next)))
+        return max(0.0, min(defaults.POLL_MS / 1000, until_next))
 
     def _launch(self, entry: Scheduled, due: datetime) -> None:
         from nowcast.launcher import launch

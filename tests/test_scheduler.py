@@ -3,6 +3,9 @@ real scheduler process launching a worker once."""
 
 from __future__ import annotations
 
+import argparse
+import logging
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -12,9 +15,10 @@ import pytest
 import yaml
 from conftest import PY, stop, wait_for
 
+from nowcast import defaults
 from nowcast.config import Config
 from nowcast.errors import ConfigError
-from nowcast.scheduler import listing, plan, read_schedule
+from nowcast.scheduler import Scheduler, listing, main, plan, read_schedule
 
 VANCOUVER = "America/Vancouver"
 
@@ -52,6 +56,25 @@ def scheduler_config(tmp_path: Path, entries: list, **extra) -> Path:
 
 def utc(*args) -> datetime:
     return datetime(*args, tzinfo=UTC)
+
+
+class RecordingScheduler(Scheduler):
+    """A scheduler that records its launches instead of starting processes: when
+    it launches is what the tests of it check (a real launch is checked by
+    test_a_worker_scheduled_seconds_ahead_is_launched_once)."""
+
+    def _launch(self, entry, due) -> None:
+        self.launched.append((entry.module, due))
+
+
+def scheduler_at(tmp_path: Path, entries: list, now: datetime) -> RecordingScheduler:
+    """A scheduler of ``entries`` set up in ``tmp_path`` at ``now``, as at its start."""
+    path = scheduler_config(tmp_path, entries)
+    scheduler = RecordingScheduler(argparse.Namespace(config_file=str(path)))
+    scheduler.launched = []
+    scheduler.config = scheduler.load_config()
+    scheduler.setup(now)
+    return scheduler
 
 
 def test_nemo_form_and_cron_form_agree(tmp_path):
@@ -136,6 +159,10 @@ def test_catch_up_true_launches_once_and_false_waits(tmp_path):
         ({"every": "day", "at": "25:00"}, "'scheduled workers: 0: w: at'"),
         ({"cron": "61 * * * *"}, "not a valid cron expression"),
         ({"cron": "* * *"}, "five fields"),
+        ({"cron": "0 30 5 * * *"}, "five fields"),  # cronsim would take it, seconds first
+        ({"every": "day", "at": "24:00"}, "'scheduled workers: 0: w: at'"),
+        ({"every": "day", "at": "05:60"}, "'scheduled workers: 0: w: at'"),
+        ({"every": "day", "at": "05:30:60"}, "'scheduled workers: 0: w: at'"),
         ({"every": "day", "at": "05:00", "timezone": "Mars/Olympus"}, "time zone"),
     ],
 )
@@ -145,6 +172,96 @@ def test_bad_entries_are_named(tmp_path, settings, words):
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"workers.a": None, "every": "day", "at": "05:00"},  # settings not indented under it
+        {},
+        "workers.a",
+    ],
+)
+def test_an_item_that_is_not_one_module_mapping_is_named(tmp_path, item):
+    with pytest.raises(ConfigError, match="item 0 of 'scheduled workers' must be one"):
+        schedule_of(tmp_path, [item])
+
+
+def test_the_last_second_of_the_day_is_a_valid_time(tmp_path):
+    [entry] = schedule_of(tmp_path, [{"w": {"every": "day", "at": "23:59:59"}}])
+    assert entry.next_after(utc(2026, 11, 24)) == utc(2026, 11, 24, 23, 59, 59)
+
+
+def test_plan_gives_each_entry_its_due_time_whatever_the_ones_before_it_hold(tmp_path):
+    entries = schedule_of(
+        tmp_path,
+        [
+            {"a": {"every": "day", "at": "05:00", "catch up": True}},
+            {"b": {"cron": "0 6 * * *", "catch up": True}},
+            {"c": {"cron": "0 7 * * *"}},
+        ],
+    )
+    a, b, c = (entry.key for entry in entries)
+    now = utc(2026, 11, 24, 12, 0)
+    expected = {a: utc(2026, 11, 25, 5), b: utc(2026, 11, 25, 6), c: utc(2026, 11, 25, 7)}
+    assert plan(entries, {}, now) == (expected, [])
+    # launched today already: nothing missed, nothing to catch up
+    today = {a: "2026-11-24T05:00:00+00:00", b: "2026-11-24T06:00:00+00:00"}
+    assert plan(entries, today, now) == (expected, [])
+    due, notes = plan(entries, {a: "9999-12-31T23:59:00+00:00"}, now)
+    assert due == expected and len(notes) == 1 and "cannot be used; ignored" in notes[0]
+
+
+def test_a_due_time_launches_once_at_it_and_not_again_after_a_restart(tmp_path):
+    entries = [{"w": {"every": "day", "at": "05:00", "catch up": True}}]
+    scheduler = scheduler_at(tmp_path, entries, utc(2026, 11, 24, 4, 0))
+    scheduler.launch_due(utc(2026, 11, 24, 4, 59, 59))
+    assert scheduler.launched == []
+    scheduler.launch_due(utc(2026, 11, 24, 5, 0))  # the due time itself
+    assert scheduler.launched == [("w", utc(2026, 11, 24, 5, 0))]
+    scheduler.launch_due(utc(2026, 11, 24, 5, 0, 1))
+    assert scheduler.launched == [("w", utc(2026, 11, 24, 5, 0))]
+    restarted = scheduler_at(tmp_path, entries, utc(2026, 11, 24, 5, 0, 2))
+    restarted.launch_due(utc(2026, 11, 24, 5, 0, 2))
+    assert restarted.launched == []
+    assert list(restarted.due.values()) == [utc(2026, 11, 25, 5, 0)]
+
+
+def test_a_restart_logs_the_launches_it_missed(tmp_path, caplog):
+    entries = [{"w": {"every": "day", "at": "05:00"}}]
+    scheduler_at(tmp_path, entries, utc(2026, 11, 20, 4, 0)).launch_due(utc(2026, 11, 20, 5, 0))
+    caplog.set_level(logging.WARNING)
+    restarted = scheduler_at(tmp_path, entries, utc(2026, 11, 24, 12, 0))
+    assert list(restarted.due.values()) == [utc(2026, 11, 25, 5, 0)]
+    assert (
+        "w: 4 launch(es) missed while the scheduler was down, the first due "
+        "2026-11-21T05:00:00+00:00; not catching up"
+    ) in caplog.text
+
+
+def test_the_loop_waits_for_the_next_due_time_at_most_one_poll_interval(tmp_path):
+    poll = defaults.POLL_MS / 1000
+    now = utc(2026, 11, 24, 4, 0)
+    scheduler = scheduler_at(tmp_path, [{"w": {"every": "day", "at": "05:00"}}], now)
+    assert scheduler.pause(now) == pytest.approx(poll, rel=0.01)  # no busy loop
+    assert scheduler.pause(utc(2026, 11, 24, 4, 59, 59, 950000)) == pytest.approx(0.05)  # not late
+    (tmp_path / "none").mkdir()
+    assert scheduler_at(tmp_path / "none", [], now).pause(now) == pytest.approx(poll, rel=0.01)
+
+
+def test_launched_workers_that_ended_are_reaped_and_running_ones_kept(tmp_path):
+    scheduler = scheduler_at(tmp_path, [], utc(2026, 11, 24))
+    ended = subprocess.Popen(["true"])
+    running = subprocess.Popen(["sleep", "30"])
+    try:
+        os.waitid(os.P_PID, ended.pid, os.WEXITED | os.WNOWAIT)  # ended, not yet reaped
+        scheduler.children = [(ended, "a"), (running, "b")]
+        scheduler._reap()
+        assert scheduler.children == [(running, "b")]
+        assert ended.returncode == 0  # reaped: no zombie left behind
+    finally:
+        running.kill()
+        running.wait()
+
+
 def test_a_worker_scheduled_seconds_ahead_is_launched_once(tmp_path):
     (tmp_path / "marker_worker.py").write_text(
         "import sys\nopen('marker.txt', 'a').write(' '.join(sys.argv[2:]) + '\\n')\n"
@@ -192,6 +309,18 @@ def test_list_with_a_bad_config_exits_2_with_one_line(tmp_path):
     )
     assert result.returncode == 2
     assert "'scheduled workers: 0: w: at'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_list_names_an_unset_variable_or_a_missing_file_in_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("NOWCAST_TEST_UNSET", raising=False)
+    path = tmp_path / "nowcast.yaml"
+    path.write_text(yaml.safe_dump({"checklist file": "$(NOWCAST.ENV.NOWCAST_TEST_UNSET)"}))
+    for config_file, words in ((path, "NOWCAST_TEST_UNSET"), (tmp_path / "gone.yaml", "gone.yaml")):
+        with pytest.raises(SystemExit) as stopped:
+            main([str(config_file), "--list"])
+        error = capsys.readouterr().err
+        assert stopped.value.code == 2
+        assert words in error and len(error.splitlines()) == 1, error
 
 
 @pytest.mark.timeout(60)
