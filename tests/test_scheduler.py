@@ -499,7 +499,7 @@ def test_plan_across_a_change_is_bounded(tmp_path):
         b'{"last launched": {"w": 5}}',
         b'{"last launched": {"w": "2026-11-01T00:00:00"}}',  # no offset
         b'{"last launched": ["w"]}',
-        b'{"last launched": {"w": "9999-12-31T23:59:00+00:00"}}',
+        b'{"last launched": {"w  @ 0 3 * * * +0s UTC": "9999-12-31T23:59:00+00:00"}}',
     ],
 )
 def test_a_scheduler_starts_whatever_its_state_file_holds(tmp_path, content):
@@ -524,6 +524,7 @@ def test_a_scheduler_starts_whatever_its_state_file_holds(tmp_path, content):
     moved = list(tmp_path.glob("*.unreadable-*"))
     if b"9999" in content:  # readable: kept, and the schedule goes on
         assert not moved and "w: next launch at 20" in text
+        assert "w: last launch time '9999-12-31T23:59:00+00:00' cannot be used; ignored" in text
     else:
         assert len(moved) == 1 and moved[0].read_bytes() == content
         assert text.count("cannot be used (") == 1  # one line, naming the file and why
