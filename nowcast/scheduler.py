@@ -262,20 +262,30 @@ class Scheduler(LongRunningProcess):
         time.sleep(self.pause(now))
 
     def launch_due(self, now: datetime) -> None:
-        """Launch each entry whose due time has come, once, and keep its due time
-        in the state file."""
+        """Launch each entry whose due time has come, once: its due time is in the
+        state file before the launch, so a scheduler killed in between does not
+        launch it again at its restart (``catch up``)."""
         for entry in self.schedule:
             due = self.due[entry.key]
             if due <= now:
-                self._launch(entry, due)
                 self._last[entry.key] = due.isoformat()
+                try:
+                    self._write_state()
+                except OSError as e:
+                    self.logger.error(
+                        "cannot write the scheduler state %s (%s); launching %s anyway: "
+                        "a restart with catch up could launch it again",
+                        self._state_path,
+                        e,
+                        entry.module,
+                    )
+                self._launch(entry, due)
                 try:
                     self.due[entry.key] = entry.next_after(max(due, now))
                 except ScheduleError as e:
                     self.logger.error("%s; trying again in an hour", e)
                     self.due[entry.key] = max(due, now) + timedelta(hours=1)
                     continue
-                self._write_state()
                 self.logger.info(
                     "%s: next launch at %s",
                     entry.module,

@@ -225,6 +225,35 @@ def test_a_due_time_launches_once_at_it_and_not_again_after_a_restart(tmp_path):
     assert list(restarted.due.values()) == [utc(2026, 11, 25, 5, 0)]
 
 
+def test_a_scheduler_killed_while_launching_does_not_launch_again_at_its_restart(tmp_path):
+    """The due time is on disk before the launch starts: killed in the middle of
+    it (a launch that never returns), the next scheduler, catching up, does not
+    launch that due time a second time."""
+
+    class Killed(BaseException):
+        pass
+
+    class KilledWhileLaunching(RecordingScheduler):
+        def _launch(self, entry, due) -> None:
+            super()._launch(entry, due)
+            raise Killed
+
+    entries = [{"w": {"every": "day", "at": "05:00", "catch up": True}}]
+    path = scheduler_config(tmp_path, entries)
+    scheduler = KilledWhileLaunching(argparse.Namespace(config_file=str(path)))
+    scheduler.launched = []
+    scheduler.config = scheduler.load_config()
+    scheduler_at(tmp_path, entries, utc(2026, 11, 23, 4, 0)).launch_due(utc(2026, 11, 23, 5, 0))
+    scheduler.setup(utc(2026, 11, 24, 4, 0))  # the next day
+    with pytest.raises(Killed):
+        scheduler.launch_due(utc(2026, 11, 24, 5, 0))
+    assert scheduler.launched == [("w", utc(2026, 11, 24, 5, 0))]
+    restarted = scheduler_at(tmp_path, entries, utc(2026, 11, 24, 5, 0, 2))
+    restarted.launch_due(utc(2026, 11, 24, 5, 0, 2))
+    assert restarted.launched == []
+    assert list(restarted.due.values()) == [utc(2026, 11, 25, 5, 0)]
+
+
 def test_a_restart_logs_the_launches_it_missed(tmp_path, caplog):
     entries = [{"w": {"every": "day", "at": "05:00"}}]
     scheduler_at(tmp_path, entries, utc(2026, 11, 20, 4, 0)).launch_due(utc(2026, 11, 20, 5, 0))
