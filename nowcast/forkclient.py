@@ -17,6 +17,7 @@ import select
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from typing import Any
 
 from nowcast.errors import NowcastError
@@ -41,6 +42,7 @@ class WarmProcess:
         self.pid = pid
         self.args = args
         self.returncode: int | None = None
+        self.noted = False  # by the ``note`` of its server, before it ran
         self._server = server
 
     @property
@@ -61,10 +63,20 @@ class WarmProcess:
 class ForkServer:
     """The manager's handle on one fork server process."""
 
-    def __init__(self, python: str, config_file: str, logger: logging.Logger) -> None:
+    def __init__(
+        self,
+        python: str,
+        config_file: str,
+        logger: logging.Logger,
+        note: Callable[[list[tuple[str | None, WarmProcess]]], None] | None = None,
+    ) -> None:
+        """``note`` is called with the ``(token, process)`` of the workers of each
+        request once they are forked and before they run (the manager writes them
+        in its launch journal there)."""
         self.python = python
         self.config_file = config_file
         self.logger = logger
+        self.note = note
         self.process: subprocess.Popen | None = None
         self.sock: socket.socket | None = None
         self.state = "new"  # starting, ready, retiring, gone
@@ -186,15 +198,32 @@ class ForkServer:
         reply = self._reply(timeout)
         pids = reply.get("pids", []) if batch else [reply["pid"]] if "pid" in reply else []
         processes = []
-        for pid, (module, args, _) in zip(pids, launches, strict=False):
+        tokens = []
+        for pid, (module, args, token) in zip(pids, launches, strict=False):
             self.children.add(pid)
             processes.append(WarmProcess(self, pid, [self.python, "-m", module, *args]))
+            tokens.append(token)
         if processes:
+            if self.note is not None:
+                self.note(list(zip(tokens, processes, strict=True)))
+                for process in processes:
+                    process.noted = True
+            self._go()
             return processes
         if reply.get("refused") == "stale":
             self.state = "retiring"
             raise StaleForkServer(f"{reply.get('path')} changed since it started")
         raise ForkServerError(f"the fork server refused: {reply.get('refused')}")
+
+    def _go(self) -> None:
+        """Let the workers the server has just forked run: they are noted. (A server
+        gone by now has left them unrun.)"""
+        if self.sock is None:
+            return
+        try:
+            self.sock.sendall(b'{"go": true}\n')
+        except OSError:
+            self._gone()
 
     def retire(self) -> None:
         """Start no more workers; exit once those started have exited."""

@@ -14,11 +14,12 @@ The server has one thread and no zmq context, ever, so forking it is safe. It
 configures no logging: its few words of its own go to its standard error. It
 talks to the manager over a socket pair (never stdout or stderr): one JSON object
 a line each way. A request is one launch or a batch of them (the workers one
-commit decided); it answers with the children's pids, reaps its children and
-reports each one's exit status (negative for a signal, as ``Popen`` does). Before
-the forks of each request it checks that no file it imported has changed on disk;
-if one has, it refuses, so the manager starts the workers cold and a fresh fork
-server. A worker's environment is the manager's (the server's own, or the one
+commit decided); it answers with the children's pids, and lets them run the
+workers once the manager says it has noted them (``{"go": true}``); it reaps its
+children and reports each one's exit status (negative for a signal, as ``Popen``
+does). Before the forks of each request it checks that no file it imported has
+changed on disk; if one has, it refuses, so the manager starts the workers cold
+and a fresh fork server. A worker's environment is the manager's (the server's own, or the one
 the request carries) with the launch's token added.
 It exits when the manager goes away (end of file on the socket), leaving its
 running workers running.
@@ -79,6 +80,8 @@ class _Server:
         self.cwd = os.getcwd()
         self.argv0 = sys.orig_argv[0] if sys.orig_argv else sys.executable
         self._buffer = b""
+        self._lines: list[bytes] = []  # received, not yet handled
+        self._hung_up = False
         # SIGCHLD wakes the select() below through this pipe
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
@@ -123,14 +126,40 @@ class _Server:
                 _drain(self.wake_r)
             self._reap()
             if self.control in readable:
-                data = self.control.recv(65536)
-                if not data:
+                if not self._receive():
                     return 0  # the manager is gone; running workers keep running
-                self._buffer += data
-                *lines, self._buffer = self._buffer.split(b"\n")
-                for line in lines:
-                    self._handle(line)
+                while self._lines:
+                    self._handle(self._lines.pop(0))
+                    if self._hung_up:
+                        return 0
         return 0
+
+    def _receive(self) -> bool:
+        """Read what the manager sent into ``_lines``; False at end of file."""
+        data = self.control.recv(65536)
+        if not data:
+            self._hung_up = True
+            return False
+        self._buffer += data
+        *lines, self._buffer = self._buffer.split(b"\n")
+        self._lines += lines
+        return True
+
+    def _told_to_go(self) -> bool:
+        """Wait for the manager's word that it has noted the pids just sent (in its
+        launch journal, which outlives it); only then do their workers run. The
+        manager gone, or a line that is not that word, leaves them unrun."""
+        while not self._lines:
+            if not self._receive():
+                return False
+        try:
+            said = json.loads(self._lines[0])
+        except ValueError:
+            return False
+        if isinstance(said, dict) and said.get("go") is True:
+            self._lines.pop(0)
+            return True
+        return False  # the line is handled as any other
 
     def _handle(self, line: bytes) -> None:
         try:
@@ -181,8 +210,9 @@ class _Server:
                 self._send({"pid": pids[0]} if pids else {"refused": refused})
             else:  # fewer pids than launches: the rest are refused
                 self._send({"pids": pids, **({"refused": refused} if refused else {})})
-            for go in gos:  # only now, so the manager knows of every worker that runs
-                os.write(go, b"g")
+            if pids and self._told_to_go():  # so no worker runs the manager has not noted
+                for go in gos:
+                    os.write(go, b"g")
         finally:
             for fd in held:
                 os.close(fd)
@@ -220,10 +250,11 @@ class _Server:
     ) -> tuple[int, int, int]:
         """Fork a child for the worker; return its pid, a pipe end that reads end
         of file once it leads its own session, and the pipe end to tell it to go
-        on with: the child runs the worker only once the server has told the
-        manager its pid, and exits without running it if the server dies first
-        (killed as unresponsive), so no worker runs that the manager does not
-        know of. The child first closes ``held``, its elder siblings' pipe ends."""
+        on with: the child runs the worker only once the manager has noted its pid
+        and said so, and exits without running it if the server dies or the
+        manager goes away first, so no worker runs that a manager restarted
+        after a crash would not know of. The child first closes ``held``, its
+        elder siblings' pipe ends."""
         ready_r, ready_w = os.pipe()
         go_r, go_w = os.pipe()
         sys.stdout.flush()
@@ -241,7 +272,7 @@ class _Server:
                 os.setsid()
                 os.close(ready_w)  # the server reads end of file: the session exists
                 if os.read(go_r, 1) != b"g":
-                    _say(f"the manager was not told of {module} (pid {os.getpid()}); not run")
+                    _say(f"the manager did not note {module} (pid {os.getpid()}); not run")
                     os._exit(1)
                 os.close(go_r)
                 self._become_worker(module, args, cwd, env, token)

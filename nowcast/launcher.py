@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from nowcast import defaults
@@ -199,8 +200,10 @@ class WarmStart:
     manager, replaced when stale or when ``python`` changes, started again (after
     a delay) when it dies. Without one ready, ``launch`` returns None: start cold."""
 
-    def __init__(self, logger: logging.Logger) -> None:
+    def __init__(self, logger: logging.Logger, note: Callable | None = None) -> None:
+        """``note``: as ``ForkServer``'s, for each fork server started."""
         self.logger = logger
+        self.note = note
         self.enabled = False
         self.python: str | None = None
         self.config_file = ""
@@ -308,7 +311,7 @@ class WarmStart:
         return {"pid": self.current.pid, "state": self.current.state}
 
     def _start(self) -> None:
-        server = ForkServer(self.python, self.config_file, self.logger)
+        server = ForkServer(self.python, self.config_file, self.logger, self.note)
         try:
             server.start()
         except OSError as e:

@@ -9,10 +9,12 @@ second time at its restart. Two things close that gap:
   started cold, or ssh for a worker on another host, can be found by it in
   ``/proc/<pid>/environ``;
 - right after each launch, the manager appends ``token pid`` to the launch
-  journal, ``<checklist file>.manager-launches``. It is not flushed to disk: a
-  manager killed with ``kill -9`` leaves what it wrote to the kernel, and a machine
-  that stops takes the workers with it. It is emptied once a commit holds the
-  launches it lists.
+  journal, ``<checklist file>.manager-launches``; a worker started through the
+  fork server (whose token is not in ``/proc``) runs only once its line is
+  there, as the fork server waits for the manager's word. It is not flushed to
+  disk: a manager killed with ``kill -9`` leaves what it wrote to the kernel, and
+  a machine that stops takes the workers with it. It is emptied once a commit
+  holds the launches it lists.
 
 At start, a pending launch found either way is watched as a launched worker (one
 that has exited without reporting is then handled as a crash), not launched again.

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nowcast import check, defaults, launcher, launches, processes, recorder, sockets
 from nowcast import checklist as checklist_file
@@ -43,6 +43,9 @@ from nowcast.modules import file_stamp, import_fresh
 from nowcast.process import LongRunningProcess, run_process
 from nowcast.state import ManagerState
 from nowcast.supervision import describe_exit, kill_group, proc_start, signal_worker
+
+if TYPE_CHECKING:
+    from nowcast.forkclient import WarmProcess
 
 __all__ = ["STATUS_SOURCE", "NowcastManager", "run"]
 
@@ -160,7 +163,7 @@ class NowcastManager(LongRunningProcess):
         self._zmq = zmq
         self.context = zmq.Context()
         self._connect()
-        self.warm = launcher.WarmStart(self.logger)
+        self.warm = launcher.WarmStart(self.logger, note=self._note_warm_launches)
         self.warm.configure(self.config)
         if self.args.ignore_checklist:
             self.logger.info("ignoring the checklist file, as --ignore-checklist asks")
@@ -456,7 +459,7 @@ class NowcastManager(LongRunningProcess):
         now = time.time()
         made = []
         for (_, _, token), process in zip(local, processes, strict=True):
-            if not isinstance(process, Exception):
+            if not isinstance(process, Exception) and not getattr(process, "noted", False):
                 process.proc_start = proc_start(process.pid)
                 made.append((token, process.pid, process.proc_start, now))
         self._launch_journal.record_many(made)
@@ -467,6 +470,18 @@ class NowcastManager(LongRunningProcess):
                 continue
             self.core.launched(worker, process, tries, token, now)
             self._starting.append((now, process))
+
+    def _note_warm_launches(self, launched: list[tuple[str | None, WarmProcess]]) -> None:
+        """Note the workers the fork server has just forked in the launch journal;
+        it lets them run only after this, so a manager killed at any instant
+        leaves none running that the next one would launch again."""
+        now = time.time()
+        made = []
+        for token, process in launched:
+            process.proc_start = proc_start(process.pid)
+            if token is not None:
+                made.append((token, process.pid, process.proc_start, now))
+        self._launch_journal.record_many(made)
 
     # supervision of launched workers
 

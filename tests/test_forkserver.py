@@ -536,3 +536,39 @@ def test_a_worker_whose_pid_the_manager_never_got_does_not_run(tmp_path):
         time.sleep(0.05)
     assert not (tmp_path / "ran").exists()
     assert "not run" in stderr
+
+
+@pytest.mark.timeout(60)
+def test_a_forked_worker_runs_only_once_the_manager_has_noted_it(tmp_path):
+    """The manager notes the pids in its launch journal, then says go: a manager
+    killed before that leaves no worker running that its successor would launch
+    again."""
+    import socket
+    import time
+
+    (tmp_path / "marker_module.py").write_text("open('ran', 'w').write('yes')\n")
+    ours, theirs = socket.socketpair()
+    server = subprocess.Popen(
+        [PY, "-m", "nowcast.forkserver", str(theirs.fileno()), "unused.yaml"],
+        cwd=tmp_path,
+        pass_fds=(theirs.fileno(),),
+    )
+    theirs.close()
+    reader = ours.makefile("rb")
+    try:
+        ours.settimeout(30)
+        assert "ready" in json.loads(reader.readline())
+        request = {"launch": [{"module": "marker_module", "args": [], "cwd": str(tmp_path)}]}
+        ours.sendall(json.dumps(request).encode() + b"\n")
+        (pid,) = json.loads(reader.readline())["pids"]
+        deadline = time.monotonic() + 1
+        while time.monotonic() < deadline:  # forked, waiting for the word
+            assert not (tmp_path / "ran").exists()
+            time.sleep(0.05)
+        ours.sendall(b'{"go": true}\n')
+        assert json.loads(reader.readline()) == {"exit": pid, "code": 0}
+        assert (tmp_path / "ran").read_text() == "yes"
+    finally:
+        reader.close()
+        ours.close()
+        server.wait(30)
