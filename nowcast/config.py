@@ -46,9 +46,10 @@ class Config:
         """
         self.file = config_file
         with open(config_file, encoding="utf-8") as f:
-            data = _parsed.get(_stamp(os.fstat(f.fileno())), _MISSING) if _parsed else _MISSING
-            if data is _MISSING:
-                data = _parse(f.read(), config_file)
+            text = f.read()
+        data = _parsed.get(text, _MISSING) if _parsed else _MISSING
+        if data is _MISSING:
+            data = _parse(text, config_file)
         if not isinstance(data, dict):
             raise ConfigError(
                 f"{config_file}: expected a mapping of keys to values at the top level, "
@@ -93,38 +94,26 @@ def _parse(text: str, config_file: Any) -> Any:
     return {} if data is None else data
 
 
-# Config files parsed ahead (by the fork server, for the workers it forks), by the
-# identity and time stamps of the file they were read from.
-_parsed: dict[tuple, Any] = {}
-
-# A file changed less than this many seconds before it is read is not parsed ahead:
-# a change within the same tick of the file system's clock, to the same size, would
-# leave its time stamps as they were.
-SETTLED = 2.0
+# The config file parsed ahead (by the fork server, for the workers it forks), by
+# its text: a load that reads the same text has the same data without parsing it.
+_parsed: dict[str, Any] = {}
 
 
-def parse_ahead(config_file: str | os.PathLike, now: float) -> bool:
+def parse_ahead(config_file: str | os.PathLike) -> bool:
     """Parse ``config_file`` now, so that loading it later (in a process forked
-    after this) skips YAML as long as the file is unchanged: same inode, size,
-    modification and change times. Returns whether it is parsed (not when it
-    cannot be read or parsed, or it changed too recently to be sure of)."""
+    after this) skips YAML as long as the file holds the same text. Returns
+    whether it is parsed (not when it cannot be read or parsed)."""
     try:
         with open(config_file, encoding="utf-8") as f:
-            stamp = _stamp(os.fstat(f.fileno()))
-            if stamp in _parsed:
-                return True
-            if now - max(stamp[3], stamp[4]) / 1e9 < SETTLED:
-                return False
-            data = _parse(f.read(), config_file)
+            text = f.read()
+        if text in _parsed:
+            return True
+        data = _parse(text, config_file)
     except (OSError, ValueError, ConfigError):
         return False
     _parsed.clear()  # the one the processes forked from here will read
-    _parsed[stamp] = data
+    _parsed[text] = data
     return True
-
-
-def _stamp(st: os.stat_result) -> tuple:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _one_line(error: Exception) -> str:

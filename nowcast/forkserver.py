@@ -107,11 +107,9 @@ class _Server:
 
     def _parse_config(self) -> None:
         """Parse the manager's config file ahead, for the workers forked from here
-        (each still reads it afresh if it has changed)."""
+        (each still reads the file, and parses it if its text has changed)."""
         if self.config_file is not None and "nowcast.config" in sys.modules:
-            import time
-
-            sys.modules["nowcast.config"].parse_ahead(self.config_file, time.time())
+            sys.modules["nowcast.config"].parse_ahead(self.config_file)
 
     def serve(self) -> int:
         skipped = self.preload()
@@ -347,9 +345,10 @@ def _remember_translations() -> None:
 
 
 def _rehearse() -> None:
-    """Make a worker's command line once, as ``NowcastWorker.init_cli`` does, so the
-    regular expressions it compiles and the words argparse translates are at hand
-    in every worker forked from here."""
+    """Make a worker's command line, as ``NowcastWorker.init_cli`` does, and parse
+    command lines of the common shapes (up to five positional arguments, an option
+    with a value), so the regular expressions argparse compiles for them and the
+    words it translates are at hand in every worker forked from here."""
     _remember_translations()
     try:
         from nowcast.cli import CommandLineInterface
@@ -358,6 +357,12 @@ def _rehearse() -> None:
         cli.build_parser()
         cli.parser.add_argument("--debug", action="store_true", help="-")
         cli.parser.parse_args(["config.yaml", "--debug"])
+        cli.parser.add_argument("--value", help="-")
+        for count in range(1, 5):
+            cli.parser.add_argument(f"arg{count}", help="-")
+            given = [f"x{i}" for i in range(count)]
+            cli.parser.parse_args(["config.yaml", *given, "--value", "v"])
+            cli.parser.parse_args(["config.yaml", "--value", "v", *given])
     except Exception:
         pass
 

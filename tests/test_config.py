@@ -148,26 +148,30 @@ def test_yaml_errors_name_the_file(tmp_path):
     assert "<unicode string>" not in str(error.value)
 
 
-def test_a_file_parsed_ahead_is_used_only_while_it_is_unchanged(tmp_path, monkeypatch):
-    import time
-
+def test_a_file_parsed_ahead_is_used_only_while_its_text_is_unchanged(tmp_path, monkeypatch):
     from nowcast import config as config_module
 
     monkeypatch.setattr(config_module, "_parsed", {})
     monkeypatch.setenv("RUN", "one")
     path = write(tmp_path, "run: $(NOWCAST.ENV.RUN)\nvalue: 1\nitems: [a]\n")
-    assert not config_module.parse_ahead(path, time.time())  # too fresh to be sure of
-    assert config_module.parse_ahead(path, time.time() + config_module.SETTLED)
+    assert config_module.parse_ahead(path)  # written a moment ago: its text is what counts
+    parsed = config_module._parsed[path.read_text()]
     first, second = Config(), Config()
     first.load(path)
     second.load(path)
     first["items"].append("b")  # each load has its own values
     assert second["items"] == ["a"] and second["run"] == "one"
+    assert parsed["items"] == ["a"]  # and the data parsed ahead is not theirs to change
     monkeypatch.setenv("RUN", "two")  # the environment is read at each load
     second.load(path)
     assert second["run"] == "two"
-    # a change of the same size, in a later tick of the file system's clock
-    time.sleep(0.05)
+    # a change of the same size at once, within one tick of the file system's clock
     path.write_text(path.read_text().replace("value: 1", "value: 2"))
     second.load(path)
     assert second["value"] == 2
+    # back to the text parsed ahead: loaded without parsing it
+    monkeypatch.setattr(config_module, "_parse", lambda text, name: pytest.fail("parsed"))
+    path.write_text(path.read_text().replace("value: 2", "value: 1"))
+    second.load(path)
+    assert second["value"] == 1
+    assert not config_module.parse_ahead(tmp_path / "missing.yaml")

@@ -226,10 +226,6 @@ def test_a_worker_imports_a_module_written_after_the_fork_server_started(system)
 
 @pytest.mark.timeout(60)
 def test_a_worker_reads_the_config_file_as_it_is_on_disk_now(system):
-    import time
-
-    from nowcast import config
-
     system.config_extra["probe value"] = "one"
     system.register("reads")
     (system.dir / "reads.py").write_text(
@@ -239,7 +235,6 @@ def test_a_worker_reads_the_config_file_as_it_is_on_disk_now(system):
     record_after(system, "reads")
     launcher(system, ("reads", []))
     start_warm(system)
-    time.sleep(config.SETTLED)  # old enough for the fork server to parse it ahead
     launch(system)
     wait_for(lambda: len(after_calls(system)) == 1, what="first run")
     text = system.config_file.read_text()
@@ -572,3 +567,30 @@ def test_a_forked_worker_runs_only_once_the_manager_has_noted_it(tmp_path):
         reader.close()
         ours.close()
         server.wait(30)
+
+
+REHEARSED = """
+import re
+from nowcast import forkserver
+from nowcast.cli import CommandLineInterface
+
+forkserver._rehearse()
+cached = set(re._cache)
+for args in (["c.yaml", "nowcast", "7"], ["c.yaml", "--run-date", "2024-01-01", "forecast2", "1"],
+             ["c.yaml", "nowcast", "--debug", "2", "--run-date", "2024-01-01"]):
+    cli = CommandLineInterface("member", package="", description="A member")
+    cli.build_parser()
+    cli.parser.add_argument("--debug", action="store_true")
+    cli.parser.add_argument("run_type", choices=["nowcast", "forecast2"])
+    cli.parser.add_argument("index")
+    cli.parser.add_argument("--run-date")
+    cli.parser.parse_args(args)
+print(sorted(key[1] for key in set(re._cache) - cached))
+"""
+
+
+def test_a_forked_worker_finds_its_command_lines_regular_expressions_compiled():
+    # argparse compiles one for the positional arguments of each length it meets
+    out = subprocess.run([PY, "-c", REHEARSED], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["[]"]
