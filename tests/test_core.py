@@ -310,16 +310,62 @@ def test_only_clear_checklist_clears_it_whatever_the_other_types_are_named(tmp_p
 
 
 def test_a_status_type_from_a_worker_is_its_message_not_a_status_request(tmp_path):
-    core = make_core(tmp_path, after_z=lambda msg, config, checklist: [])
+    nothing = lambda msg, config, checklist: []  # noqa: E731
+    core = make_core(tmp_path, after_a=nothing, after_z=nothing)
     entry = {"success": "ok", "status": "a worker's own status report"}
-    core.config["message registry"]["workers"]["z"] = entry  # "z" sorts after nowcast.status
-    assert core.receive(frames("z", "status", {"level": 3}), 0.0) is None  # held, applied
+    # "a" sorts before nowcast.status, "z" after
+    core.config["message registry"]["workers"].update({"a": dict(entry), "z": dict(entry)})
+    for worker in ["a", "z"]:
+        assert core.receive(frames(worker, "status", {"level": 3}), 0.0) is None  # held, applied
     replies, _ = _commit(core)
-    assert reply_types(replies) == ["ack"] and core.checklist == {"z": {"level": 3}}
+    assert reply_types(replies) == ["ack"] * 2
+    assert core.checklist == {"a": {"level": 3}, "z": {"level": 3}}
     # and the status tool's name with another type is an unregistered worker
     core.receive(frames("nowcast.status", "tally"), 0.0)
+    core.receive(frames("nowcast.status", "report"), 0.0)  # sorts before "status"
     replies, _ = _commit(core)
-    assert reply_types(replies) == ["unregistered worker"]
+    assert reply_types(replies) == ["unregistered worker"] * 2
+
+
+def test_a_status_request_is_answered_at_once_even_while_a_commit_is_written(tmp_path):
+    core = make_core(tmp_path, after_a=lambda msg, config, checklist: [])
+    core.receive(frames("a", payload={"x": 1}), 0.0)
+    core.start_commit(core.config["checklist file"])
+    core.receive(frames("a", payload={"x": 2}), 0.0)  # waits for the next commit
+    reply = core.receive(frames("nowcast.status", "status"), 0.0)
+    assert reply_types([reply]) == ["status"] and reply.envelope == ENVELOPE
+    replies, _ = core.committed()
+    assert reply_types(replies) == ["ack"]  # the status reply is not among them
+    replies, _ = _commit(core)
+    assert reply_types(replies) == ["ack"]
+
+
+def test_status_shows_how_long_each_worker_ran_its_job_and_when_retries_are_due(tmp_path):
+    from nowcast.supervision import Launched, Retry
+
+    core = make_core(tmp_path)
+    supervision = core.state.supervision
+    job = {"id": "77", "state": "RUNNING", "queued since": 900.0, "running since": 940.0}
+    supervision.running += [
+        Launched("a", ["--x"], "localhost", 123, 960.0, tries=2, timeout=60.0),
+        Launched("b", [], "cluster", None, 900.0, job=job),
+    ]
+    worker = {"module": "a", "args": [], "host": "localhost"}
+    supervision.retries += [
+        Retry(worker, 2, 1030.0),
+        Retry(worker, 3, 1000.5),
+        Retry(worker, 2, 995.0),
+    ]
+    status = core.status(1000.0)
+    process, batch = status["running"]
+    assert process["running for"] == 40.0 and process["try"] == 2 and process["timeout"] == 60.0
+    assert process["pid"] == 123 and "job" not in process
+    assert batch["running for"] == 100.0
+    assert batch["job"]["id"] == "77" and batch["job"]["in queue"] == 40.0
+    assert batch["job"]["running for"] == 60.0
+    # a retry past its due time, not yet taken for launching, is due now
+    assert [r["due in"] for r in status["retries pending"]] == [30.0, 0.5, 0.0]
+    assert [r["try"] for r in status["retries pending"]] == [2, 3, 2]
 
 
 def test_an_envelope_with_no_message_frame_or_two_is_an_invalid_message(tmp_path):
@@ -366,12 +412,13 @@ def test_each_retry_waits_its_own_delay_and_the_last_one_after_that(tmp_path):
     assert core.state.supervision.retries[-1].due == 100.0
 
 
-def test_a_message_sent_again_with_its_id_is_answered_again_not_applied_again(tmp_path):
+@pytest.mark.parametrize("msg_type", ["success", "failure"])  # sorting after "need", and before
+def test_a_message_sent_again_with_its_id_is_answered_again_not_applied_again(tmp_path, msg_type):
     calls = []
     core = make_core(tmp_path, after_a=lambda msg, config, checklist: calls.append(msg.id) or [])
-    core.receive(frames("a", payload={"n": 1}, msg_id="a:1:t:1"), 0.0)
+    core.receive(frames("a", msg_type, payload={"n": 1}, msg_id="a:1:t:1"), 0.0)
     first, _ = _commit(core)
-    core.receive(frames("a", payload={"n": 2}, msg_id="a:1:t:1"), 1.0)
+    core.receive(frames("a", msg_type, payload={"n": 2}, msg_id="a:1:t:1"), 1.0)
     assert not core.dirty
     again = core.sendable(writing=False)
     assert [r.text for r in again] == [r.text for r in first]
@@ -439,3 +486,110 @@ def test_an_after_function_returning_what_is_not_a_next_worker_is_refused(tmp_pa
     replies, launches = _commit(core)
     assert reply_types(replies) == ["after_worker function failed"]
     assert launches == [] and core.state.pending == [] and "a" not in core.checklist
+
+
+def test_a_failed_commit_holds_every_reply_including_those_received_while_it_was_written(
+    tmp_path,
+):
+    core = make_core(tmp_path, after_a=lambda msg, config, checklist: [])
+    core.receive(frames("a", msg_id="a:1:t:1"), 0.0)
+    core.start_commit(core.config["checklist file"])
+    for n in (2, 3, 4):  # not in that commit
+        core.receive(frames("a", msg_id=f"a:{n}:t:1"), 0.0)
+    core.commit_failed()
+    replies, _ = _commit(core)
+    assert [json.loads(r.text)["id"] for r in replies] == [f"a:{n}:t:1" for n in (1, 2, 3, 4)]
+
+
+def test_a_race_group_waits_for_each_named_worker_also_one_its_list_does_not_launch(tmp_path):
+    """``c`` is in the group but launched by something else (the scheduler, say):
+    what ``b`` and ``c`` decide waits for both; ``b`` is launched twice, so it
+    counts as two."""
+    core = make_core(
+        tmp_path,
+        after_a=lambda msg, config, checklist: (
+            [NextWorker("b", ["1"]), NextWorker("b", ["2"])],
+            {"b", "c"},
+        ),
+        after_b=lambda msg, config, checklist: [NextWorker("d")],
+        after_c=lambda msg, config, checklist: [NextWorker("e")],
+    )
+    core.config["message registry"]["workers"]["c"] = {"success": "ok"}
+    core.receive(frames("a"), 0.0)
+    _, launches = _commit(core)
+    assert [w for w, *_ in launches] == [NextWorker("b", ["1"]), NextWorker("b", ["2"])]
+    (group,) = core.status(0.0)["race groups"]
+    assert group["waiting for"] == {"b": 2, "c": 1}
+    for source in ["b", "c", "b"]:
+        assert _commit(core)[1] == []
+        core.receive(frames(source), 0.0)
+    _, launches = _commit(core)
+    assert [w for w, *_ in launches] == [NextWorker("d"), NextWorker("e")]
+    assert core.state.races.groups == []
+
+
+@pytest.mark.parametrize("names", ["bc", {"b", 3}, ["b", None]])
+def test_an_after_function_naming_its_race_group_with_other_than_strings_is_refused(
+    tmp_path, names
+):
+    core = make_core(tmp_path, after_a=lambda msg, config, checklist: ([NextWorker("b")], names))
+    core.receive(frames("a", payload={"x": 1}), 0.0)
+    replies, launches = _commit(core)
+    assert reply_types(replies) == ["after_worker function failed"]
+    assert "second item" in json.loads(replies[0].text)["payload"]
+    assert launches == [] and core.state.races.groups == [] and "a" not in core.checklist
+
+
+@pytest.mark.parametrize("result", [([],), ([], set(), None)])
+def test_an_after_function_returning_a_tuple_of_other_than_two_is_refused_saying_so(
+    tmp_path, result
+):
+    core = make_core(tmp_path, after_a=lambda msg, config, checklist: result)
+    core.receive(frames("a", payload={"x": 1}), 0.0)
+    replies, launches = _commit(core)
+    payload = json.loads(replies[0].text)["payload"]
+    assert reply_types(replies) == ["after_worker function failed"]
+    assert payload == (
+        f"TypeError: expected a list or (list, set of worker names), got a tuple of {len(result)}"
+    )
+    assert launches == [] and "a" not in core.checklist
+
+
+def test_retry_events_count_the_tries_and_no_retries_exhausted_without_retries(tmp_path):
+    from nowcast.supervision import Launched
+
+    core = make_core(tmp_path, after_a=lambda msg, config, checklist: [])
+    events = []
+    core.history.on_event = events.append
+    core.config["message registry"]["workers"]["a"].update({"retries": 2, "retry delay": 10})
+    for tries in (1, 2, 3):
+        core.apply(
+            Message("a", "failure"), 100.0, Launched("a", [], "localhost", 1, 0.0, tries=tries)
+        )
+    _commit(core)
+    retries = [e.detail for e in events if e.event == "retry"]
+    assert [(d["try"], d["summary"]) for d in retries] == [
+        (1, "a failed on try 1 of 3; trying again in 10 s"),
+        (2, "a failed on try 2 of 3; trying again in 10 s"),
+    ]
+    assert [e.detail["tries"] for e in events if e.event == "retries exhausted"] == [3]
+    events.clear()
+    del core.config["message registry"]["workers"]["a"]["retries"]  # none: one try
+    core.apply(Message("a", "failure"), 100.0, Launched("a", [], "localhost", 1, 0.0))
+    _commit(core)
+    assert [e.event for e in events] == ["failure"]
+
+
+def test_a_yaml_message_is_answered_in_yaml_which_a_yaml_reader_reads_right(tmp_path):
+    """NEMO_Nowcast's workers send YAML and read the reply as YAML: a reply in
+    JSON would give them ``1e+20`` as a string (YAML 1.1 floats need a dot)."""
+    core = make_core(tmp_path)
+    core.checklist["a"] = {"big": 1e20, "text": "caf\u00e9 \U0001f600"}
+    core.config["message registry"]["workers"]["a"]["need"] = "a worker asks for a key"
+    core.receive([*ENVELOPE, b"source: a\ntype: need\npayload: a\n"], 0.0)
+    replies, _ = _commit(core)
+    reply = yaml.safe_load(replies[0].text)
+    assert reply["type"] == "ack" and reply["payload"] == {
+        "big": 1e20,
+        "text": "caf\u00e9 \U0001f600",
+    }
