@@ -62,6 +62,7 @@ PRELOAD = (
     "nowcast.message",
     "nowcast.sockets",
     "nowcast.worker",
+    "nowcast.zmtp",
     "setproctitle",
 )
 

@@ -319,30 +319,30 @@ class NowcastWorker:
 
     def _exchange(self, text: str, msg_type: str) -> str:
         """Send ``text``, wait for the reply; re-send on a fresh socket on time-out."""
-        import zmq
-
-        from nowcast import sockets
+        from nowcast import sockets, zmtp
 
         zmq_config = self.config["zmq"]
         reply_timeout = float(zmq_config.get("reply timeout", defaults.REPLY_TIMEOUT))
         give_up_after = float(zmq_config.get("give up after", defaults.GIVE_UP_AFTER))
         address = sockets.address(self.config, "workers")
-        if self._context is None:
-            self._context = zmq.Context()
+        host, port = str(zmq_config["host"]), sockets.port(self.config, "workers")
+        plain = zmtp.usable(host, sockets.keys_dir(self.config) is not None)
         start = time.monotonic()
         tries = 0
         while True:
             tries += 1
-            socket = sockets.client(self._context, zmq.REQ, self.config, "workers")
-            try:
-                socket.send_string(text)
-                wait = min(reply_timeout, max(0.0, give_up_after - (time.monotonic() - start)))
-                # whole milliseconds, rounded up: a wait of under 1 ms is not 0 ms,
-                # which would re-send at once, over and over, before giving up
-                if socket.poll(math.ceil(wait * 1000)):
-                    return socket.recv_string()
-            finally:
-                socket.close(linger=0)
+            wait = min(reply_timeout, max(0.0, give_up_after - (time.monotonic() - start)))
+            # whole milliseconds, rounded up: a wait of under 1 ms is not 0 ms,
+            # which would re-send at once, over and over, before giving up
+            wait = math.ceil(wait * 1000) / 1000
+            if plain:
+                reply = zmtp.request(host, port, text.encode("utf-8"), wait)
+                if reply is not None:
+                    return reply.decode("utf-8")
+            else:
+                reply_text = self._exchange_zmq(text, wait)
+                if reply_text is not None:
+                    return reply_text
             waited = time.monotonic() - start
             if waited >= give_up_after:
                 self.logger.critical(
@@ -361,6 +361,24 @@ class NowcastWorker:
                 msg_type,
                 tries + 1,
             )
+
+    def _exchange_zmq(self, text: str, wait: float) -> str | None:
+        """Send ``text`` on a fresh zmq REQ socket; the reply, or None after ``wait``
+        seconds without one."""
+        import zmq
+
+        from nowcast import sockets
+
+        if self._context is None:
+            self._context = zmq.Context()
+        socket = sockets.client(self._context, zmq.REQ, self.config, "workers")
+        try:
+            socket.send_string(text)
+            if socket.poll(round(wait * 1000)):
+                return socket.recv_string()
+            return None
+        finally:
+            socket.close(linger=0)
 
 
 def _launch_token() -> str:

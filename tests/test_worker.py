@@ -42,6 +42,23 @@ def test_exit_codes_for_success_failure_and_crash(workers):
 
 
 @pytest.mark.timeout(60)
+def test_a_worker_speaks_to_a_local_broker_without_zmq(system):
+    # ZMTP over a TCP connection of its own: no zmq context, no threads of it
+    system.worker_module(
+        "plain",
+        "import atexit, sys, threading\n"
+        "atexit.register(lambda: open('seen', 'w').write(\n"
+        "    f\"{'zmq' in sys.modules} {threading.active_count()}\"))\n"
+        "return {'ran': True}",
+    )
+    system.after("def after_plain(msg, config, checklist):\n    return []\n")
+    system.start()
+    assert system.run_worker("plain").returncode == 0
+    assert system.checklist()["plain"] == {"ran": True}
+    assert (system.dir / "seen").read_text() == "False 1"
+
+
+@pytest.mark.timeout(60)
 def test_no_manager_gives_up_with_a_clear_line_and_exit_code_4(workers):
     workers.zmq_extra.update({"reply timeout": 0.3, "give up after": 1})
     workers.write()

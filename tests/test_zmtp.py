@@ -1,0 +1,122 @@
+"""A worker's exchange spoken in ZMTP itself, against a real zmq ROUTER socket
+(the broker's kind)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import zmq
+from conftest import free_port
+
+from nowcast import zmtp
+
+
+class Router:
+    """A zmq ROUTER socket on a thread: answers each request with ``answer(body)``
+    (None: no answer), and keeps the frames it received."""
+
+    def __init__(self, port: int, answer, bind_after: float = 0.0) -> None:
+        self.port = port
+        self.answer = answer
+        self.bind_after = bind_after
+        self.received: list[list[bytes]] = []
+        self.bound = threading.Event()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Router:
+        self.thread.start()
+        if not self.bind_after:
+            self.bound.wait(5)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join(5)
+
+    def _run(self) -> None:
+        self.stop.wait(self.bind_after)  # a broker that comes up later
+        context = zmq.Context()
+        socket = context.socket(zmq.ROUTER)
+        socket.setsockopt(zmq.LINGER, 0)
+        socket.bind(f"tcp://127.0.0.1:{self.port}")
+        self.bound.set()
+        try:
+            while not self.stop.is_set():
+                if not socket.poll(20):
+                    continue
+                frames = socket.recv_multipart()
+                self.received.append(frames)
+                reply = self.answer(frames[-1])
+                if reply is not None:
+                    socket.send_multipart([frames[0], b"", reply])
+        finally:
+            socket.close()
+            context.term()
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("size", [10, 255, 256, 70_000])
+def test_a_request_gets_its_reply_as_from_a_req_socket(size):
+    body = ("é" * size).encode()[:size]
+    with Router(free_port(), lambda got: b"reply to " + got) as router:
+        assert zmtp.request("127.0.0.1", router.port, body, 5) == b"reply to " + body
+    # the ROUTER saw a REQ peer's message: its identity, the empty delimiter, the body
+    ((_, delimiter, received),) = router.received
+    assert (delimiter, received) == (b"", body)
+
+
+@pytest.mark.timeout(30)
+def test_no_reply_is_none_once_the_time_is_up():
+    with Router(free_port(), lambda got: None) as router:
+        start = time.monotonic()
+        assert zmtp.request("localhost", router.port, b"x", 0.3) is None
+        assert 0.3 <= time.monotonic() - start < 2
+        assert len(router.received) == 1
+
+
+@pytest.mark.timeout(30)
+def test_a_broker_that_comes_up_during_the_wait_gets_the_request():
+    with Router(free_port(), lambda got: b"late", bind_after=0.3) as router:
+        assert zmtp.request("127.0.0.1", router.port, b"x", 5) == b"late"
+        assert router.bound.is_set()
+
+
+@pytest.mark.timeout(30)
+def test_no_broker_at_all_is_none_once_the_time_is_up():
+    start = time.monotonic()
+    assert zmtp.request("127.0.0.1", free_port(), b"x", 0.3) is None
+    assert 0.3 <= time.monotonic() - start < 2
+
+
+@pytest.mark.timeout(30)
+def test_a_peer_that_does_not_speak_zmtp_is_no_reply():
+    import socket
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+
+        def talk_nonsense() -> None:
+            connection, _ = server.accept()
+            with connection:
+                connection.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n" + bytes(64))
+                time.sleep(0.5)
+
+        thread = threading.Thread(target=talk_nonsense, daemon=True)
+        thread.start()
+        assert zmtp.request("127.0.0.1", server.getsockname()[1], b"x", 0.3) is None
+        thread.join(5)
+
+
+def test_spoken_for_ip_addresses_and_localhost_without_keys():
+    assert zmtp.usable("127.0.0.1", curve=False)
+    assert zmtp.usable("localhost", curve=False)
+    assert zmtp.usable("10.1.2.3", curve=False)
+    assert zmtp.usable("::1", curve=False)
+    assert zmtp.usable("[::1]", curve=False)
+    assert not zmtp.usable("127.0.0.1", curve=True)  # CurveZMQ: zmq's
+    assert not zmtp.usable("broker.example.org", curve=False)  # a name: zmq's resolver
+    assert not zmtp.usable("eth0", curve=False)
