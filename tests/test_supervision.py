@@ -4,8 +4,13 @@ race groups, restarts."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 
+import attrs
 import pytest
 from conftest import wait_for
 
@@ -399,3 +404,299 @@ def test_the_manager_wakes_for_the_nearest_timeout_grace_or_retry():
     assert table.next_deadline() is None
     table.stopping.append([4243, 1040.0])
     assert table.next_deadline() == 1040.0
+
+
+# The table itself, in-process, with real processes where it looks at them.
+
+
+class _Proc:
+    """A launched process as the manager hands it to Supervision.add."""
+
+    def __init__(self, pid: int, proc_start: str | None = "1") -> None:
+        self.pid = pid
+        self.proc_start = proc_start
+
+    def poll(self):
+        return None
+
+
+def _members(pgid: int) -> list[int]:
+    """The processes of group ``pgid`` that are not zombies, read from the
+    kernel's process table independently of nowcast.supervision."""
+    members = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[-1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != b"Z":
+            members.append(int(entry))
+    return members
+
+
+def _zombie(pid: int) -> bool:
+    return not _running(pid)
+
+
+@pytest.fixture
+def processes():
+    """Start processes; kill each one's process group and reap it at the end."""
+    started = []
+
+    def start(*args, **kwargs):
+        process = subprocess.Popen(list(args), start_new_session=True, **kwargs)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        process.wait()
+
+
+def test_a_worker_is_named_by_its_module_s_last_part_and_failures_are_failure_or_crash():
+    from nowcast.supervision import is_failure, worker_name
+
+    assert worker_name("workers.get_forcing") == "get_forcing"
+    assert worker_name("nowcast.workers.rotate_logs") == "rotate_logs"
+    assert worker_name("get_forcing") == "get_forcing"
+    assert [t for t in ("crash", "failure", "failure gfs") if not is_failure(t)] == []
+    # types sorting before and after "crash" that report no failure: not retried
+    assert [t for t in ("complete", "checked", "b", "success", "zzz") if is_failure(t)] == []
+
+
+def test_a_message_is_matched_by_its_launch_token_else_by_name_the_oldest_first():
+    from nowcast.next_worker import NextWorker
+    from nowcast.supervision import Supervision
+
+    table = Supervision()
+    pids = iter(range(5000, 5100))
+
+    def launch(module, token):
+        return table.add(NextWorker(module), _Proc(next(pids)), {}, token=token)
+
+    zed, a, t3, t1, t2 = (
+        launch("workers.zed", "tz"),
+        launch("workers.a", "ta"),
+        launch("workers.get", "t3"),
+        launch("workers.get", "t1"),
+        launch("workers.get", "t2"),
+    )
+    assert table.claim("get", "get:99:other:1") is None  # run by hand: another token
+    assert not any(w.reported for w in table.running)
+    assert table.claim("get", "get:5004:t2:3") is t2
+    assert t2.reported and not (t1.reported or t3.reported or a.reported or zed.reported)
+    assert table.claim("get", "get:5004:t2:4") is None  # that one has reported
+    # no id (a NEMO_Nowcast worker's message): by name, the oldest first
+    assert table.claim("get", None) is t3
+    assert table.claim("get", None) is t1
+    assert table.claim("get", None) is None
+    assert table.claim("zed", None) is zed
+    # a record without a token (a batch job, an earlier version) is matched by name
+    table.running.append(attrs.evolve(a, pid=5050, token=None, reported=False))
+    assert table.claim("a", "a:1:unknown:1") is table.running[-1]
+
+
+def test_sigterm_at_the_timeout_sigkill_after_the_grace_from_the_registry():
+    from nowcast import defaults
+    from nowcast.next_worker import NextWorker
+    from nowcast.supervision import Supervision
+
+    table = Supervision()
+    table.add(NextWorker("untimed"), _Proc(5001), {}, started=1000.0)
+    timed = table.add(
+        NextWorker("timed"), _Proc(5002), {"timeout": 5, "timeout grace": 3}, started=1000.0
+    )
+    default = table.add(NextWorker("default"), _Proc(5003), {"timeout": 7}, started=1000.0)
+    assert default.grace == defaults.TIMEOUT_GRACE and timed.grace == 3
+    assert table.next_deadline() == 1005.0
+    assert table.overdue(1004.99) == []
+    # at the very time next_deadline gave: the manager wakes for it
+    assert table.overdue(1005.0) == [(timed, signal.SIGTERM)]
+    assert table.next_deadline() == 1007.0
+    assert table.overdue(1007.5) == [(default, signal.SIGTERM)]
+    assert table.overdue(1007.99) == []
+    assert table.overdue(1008.0) == [(timed, signal.SIGKILL)]
+    assert table.next_deadline() == 1007.5 + defaults.TIMEOUT_GRACE
+    assert table.overdue(1100.0) == [(default, signal.SIGKILL)]
+    assert table.overdue(1200.0) == [] and table.next_deadline() is None
+
+
+def test_describe_exit_names_the_signal_or_the_code():
+    from nowcast.supervision import describe_exit
+
+    assert describe_exit(-9) == "was killed by SIGKILL"
+    assert describe_exit(-1) == "was killed by SIGHUP"
+    assert describe_exit(0) == "exited with code 0"
+    assert describe_exit(7) == "exited with code 7"
+    assert "exit code unknown" in describe_exit(None)
+    unnamed = signal.SIGRTMIN + 1  # a real-time signal: Python has no name for it
+    assert describe_exit(-unnamed) == f"was killed by signal {unnamed}"
+
+
+@pytest.mark.timeout(30)
+def test_proc_start_is_the_kernel_s_start_time_of_the_process(processes):
+    from nowcast.supervision import proc_start
+
+    before = time.time()
+    process = processes("sleep", "5")
+    after = time.time()
+    with open("/proc/stat") as f:
+        [boot] = [int(line.split()[1]) for line in f if line.startswith("btime ")]
+    started = boot + int(proc_start(process.pid)) / os.sysconf("SC_CLK_TCK")
+    assert before - 1.5 < started < after + 1.5  # btime is in whole seconds
+    process.kill()
+    process.wait()
+    assert proc_start(process.pid) is None
+
+
+@pytest.mark.timeout(30)
+def test_exits_are_seen_for_children_and_by_pid_without_harming_live_workers(processes):
+    """What poll_exits finds: a child's exit code; by pid (a previous manager's
+    workers), a live one left alone and running, and a gone one, a zombie or a
+    reused pid (another start time) taken as exited. One still running before
+    another never hides the other's exit."""
+    from nowcast.next_worker import NextWorker
+    from nowcast.supervision import Launched, Supervision, proc_start
+
+    table = Supervision()
+    batch_job = Launched("workers.on_hpc", [], "hpc", None, time.time(), job={"id": "17"})
+    table.running.append(batch_job)  # watched through the batch system instead
+    running_child = processes("sleep", "30")
+    table.add(NextWorker("workers.busy"), running_child, {})
+    live = processes("sleep", "30")
+
+    def by_pid(name, pid, start):
+        launched = Launched(f"workers.{name}", [], "localhost", pid, time.time(), proc_start=start)
+        table.running.append(launched)
+        return launched
+
+    by_pid("live", live.pid, proc_start(live.pid))
+    zombie = processes("true")
+    zombie_start = proc_start(zombie.pid)
+    gone = processes("true")
+    gone.wait()
+    reused = processes("sleep", "30")
+    exits = processes("sh", "-c", "read line; exit 7", stdin=subprocess.PIPE)
+    child = table.add(NextWorker("workers.exits"), exits, {})
+    assert child.proc_start == proc_start(exits.pid) is not None
+    wait_for(lambda: _zombie(zombie.pid), what="a zombie")
+    dead = [
+        by_pid("zombie", zombie.pid, zombie_start),
+        by_pid("gone", gone.pid, "1"),
+        by_pid("reused", reused.pid, str(int(proc_start(reused.pid)) + 1)),
+    ]
+    assert table.poll_exits() == dead and all(w.exited for w in dead)
+    for launched in dead:
+        table.remove(launched)
+    assert table.poll_exits() == []  # the child that exits with 7 still runs
+    exits.stdin.close()
+    assert wait_for(table.poll_exits, what="the exit") == [child]
+    assert child.exited and child.exit_code == 7
+    time.sleep(0.2)
+    late = by_pid("late", gone.pid, "1")
+    assert table.poll_exits() == [child, late]  # noted, until the manager removes them
+    table.remove(child)
+    table.remove(late)
+    assert table.poll_exits() == []
+    assert live.poll() is None and running_child.poll() is None
+
+
+@pytest.mark.timeout(30)
+def test_sigterm_reaches_the_worker_s_whole_process_group(processes):
+    from nowcast.supervision import Launched, signal_worker
+
+    worker = processes("sh", "-c", "sleep 30 & wait")
+    wait_for(lambda: len(_members(worker.pid)) == 2, what="the worker and its child")
+    launched = Launched("workers.w", [], "localhost", worker.pid, time.time())
+    signal_worker(launched, signal.SIGTERM)
+    assert worker.wait(5) == -signal.SIGTERM
+    wait_for(lambda: not _members(worker.pid), timeout=5, what="its child")
+
+
+@pytest.mark.timeout(30)
+def test_only_a_timed_out_local_worker_s_group_with_live_processes_gets_sigkill(processes):
+    """The group of a worker stopped for its timeout is sent SIGKILL when the
+    grace ends if something still runs in it, never before; a worker that
+    exited by itself, one on another host, and a group that is empty or holds
+    only zombies are not kept."""
+    from nowcast.supervision import Launched, Supervision, kill_group
+
+    zombie = processes("true")
+    wait_for(lambda: _zombie(zombie.pid), what="a zombie")
+    leader = processes("sh", "-c", "sleep 30 & exit 0")  # its child runs on
+    assert leader.wait(5) == 0
+    assert _members(leader.pid)
+    gone = processes("true")
+    gone.wait()
+    table = Supervision()
+
+    def exited(pid, host="localhost", term_sent=1000.0, kill_sent=None):
+        launched = Launched(
+            "workers.w", [], host, pid, 990.0, timeout=10, grace=3,
+            term_sent=term_sent, kill_sent=kill_sent,
+        )  # fmt: skip
+        table.running.append(launched)
+        table.remove(launched)
+
+    exited(leader.pid, term_sent=None)  # it exited by itself
+    exited(leader.pid, kill_sent=1003.0)  # sent SIGKILL already
+    exited(leader.pid, host="hpc")
+    exited(gone.pid)
+    exited(zombie.pid)
+    assert table.stopping == []
+    exited(leader.pid)
+    assert table.stopping == [[leader.pid, 1003.0]]
+    assert table.next_deadline() == 1003.0
+    assert table.groups_to_kill(1002.99) == []
+    assert table.stopping == [[leader.pid, 1003.0]]
+    assert table.groups_to_kill(1003.0) == [leader.pid]
+    assert table.stopping == []
+    kill_group(leader.pid)
+    wait_for(lambda: not _members(leader.pid), timeout=5, what="the group")
+
+
+STOPS_UNDER_PTRACE = """
+import ctypes, os, signal, sys
+if ctypes.CDLL(None, use_errno=True).ptrace(0, 0, None, None) != 0:  # PTRACE_TRACEME
+    sys.exit(f"ptrace: errno {ctypes.get_errno()}")
+os.kill(os.getpid(), signal.SIGSTOP)
+"""
+
+
+@pytest.mark.timeout(30)
+def test_a_worker_stopped_under_a_debugger_still_runs(processes):
+    """A process in a tracing stop (state ``t``, as under gdb or strace) has not
+    exited: watched by pid it is not handled as gone, and its group is still
+    sent SIGKILL after a timeout."""
+    from nowcast.supervision import Launched, Supervision, proc_start
+
+    traced = processes(sys.executable, "-c", STOPS_UNDER_PTRACE)
+    try:
+        wait_for(lambda: _state(traced.pid) in (b"t", b"Z"), what="the tracing stop")
+        assert _state(traced.pid) == b"t", "the process could not be traced"
+        table = Supervision()
+        launched = Launched(
+            "workers.w", [], "localhost", traced.pid, 990.0, proc_start=proc_start(traced.pid),
+            timeout=10, grace=3, term_sent=1000.0,
+        )  # fmt: skip
+        table.running.append(launched)
+        assert table.poll_exits() == []
+        table.remove(launched)
+        assert table.stopping == [[traced.pid, 1003.0]]
+    finally:
+        os.kill(traced.pid, signal.SIGKILL)  # not Popen.kill: Popen takes a stop for an exit
+        while True:  # this process traces it: the stops are reported to it as well
+            _, status = os.waitpid(traced.pid, 0)
+            if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+                traced.returncode = -signal.SIGKILL
+                break
+
+
+def _state(pid: int) -> bytes:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        return f.read().rsplit(b")", 1)[-1].split()[0]
