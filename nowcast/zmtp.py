@@ -27,6 +27,9 @@ _READY = b"\x05READY" + b"\x0bSocket-Type" + struct.pack(">I", 3) + b"REQ"
 # flags of a frame: more frames follow, 8-byte size, command
 MORE, LONG, COMMAND = 0x01, 0x02, 0x04
 RECONNECT = 0.1  # seconds between connection tries, zmq's default reconnect interval
+# The largest frame read: a reply is a short message; a peer announcing more is
+# not the broker (or not well), and is treated as a lost connection.
+MAX_FRAME = 16 * 1024 * 1024
 
 
 class _Lost(Exception):
@@ -141,4 +144,6 @@ class _Reader:
     def frame(self) -> tuple[int, bytes]:
         flags = self.take(1)[0]
         size = struct.unpack(">Q", self.take(8))[0] if flags & LONG else self.take(1)[0]
+        if size > MAX_FRAME:
+            raise _Lost(f"a frame of {size} bytes")
         return flags, self.take(size)

@@ -9,6 +9,8 @@ import time
 import pytest
 import zmq
 from conftest import free_port
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nowcast import zmtp
 
@@ -120,3 +122,40 @@ def test_spoken_for_ip_addresses_and_localhost_without_keys():
     assert not zmtp.usable("127.0.0.1", curve=True)  # CurveZMQ: zmq's
     assert not zmtp.usable("broker.example.org", curve=False)  # a name: zmq's resolver
     assert not zmtp.usable("eth0", curve=False)
+
+
+def test_a_frame_announcing_more_than_a_reply_can_be_is_a_lost_connection():
+    """A peer's size field is not trusted: a long frame of 2**63 bytes is refused
+    at once, not buffered (nor made a MemoryError that would end the worker)."""
+    import socket
+    import struct
+
+    left, right = socket.socketpair()
+    with left, right:
+        right.sendall(bytes([zmtp.LONG]) + struct.pack(">Q", 2**63))
+        reader = zmtp._Reader(left, time.monotonic() + 5)
+        with pytest.raises(zmtp._Lost, match="bytes"):
+            reader.frame()
+        right.sendall(bytes([zmtp.LONG]) + struct.pack(">Q", zmtp.MAX_FRAME) + b"x")
+        right.close()
+        with pytest.raises(zmtp._Lost, match="closed"):  # as long as it allows, no more
+            reader.frame()
+
+
+@pytest.mark.timeout(60)
+@settings(max_examples=200, deadline=None)
+@given(garbage=st.binary(max_size=300))
+def test_any_bytes_from_the_peer_are_a_frame_or_a_lost_connection(garbage):
+    import socket
+
+    left, right = socket.socketpair()
+    with left, right:
+        right.sendall(garbage)
+        right.close()
+        reader = zmtp._Reader(left, time.monotonic() + 5)
+        try:
+            while True:
+                flags, data = reader.frame()
+                assert isinstance(data, bytes) and 0 <= flags <= 255
+        except zmtp._Lost:
+            pass
