@@ -487,6 +487,7 @@ def test_a_message_is_matched_by_its_launch_token_else_by_name_the_oldest_first(
         launch("workers.get", "t2"),
     )
     assert table.claim("get", "get:99:other:1") is None  # run by hand: another token
+    assert table.claim("get", "m1") is None  # another client's id, not a nowcast worker's
     assert not any(w.reported for w in table.running)
     assert table.claim("get", "get:5004:t2:3") is t2
     assert t2.reported and not (t1.reported or t3.reported or a.reported or zed.reported)
