@@ -162,3 +162,74 @@ def test_the_history_is_written_after_the_checklist_and_before_the_state_file(tm
     commit.write(OpenFiles())
     assert commit.history.seen == ([b"new", b"old"] if before else [b"new", b"new"])
     assert checklist.read_bytes() == state.read_bytes() == b"new"
+
+
+class _NotesOrder:
+    """A history whose write() notes itself in a list of events."""
+
+    def __init__(self, events):
+        self.events = events
+
+    def __bool__(self):
+        return True
+
+    def write(self):
+        self.events.append("history")
+
+
+@pytest.mark.parametrize("state_first", [False, True])
+def test_the_renames_before_the_state_file_are_synced_before_the_history(
+    tmp_path, monkeypatch, state_first
+):
+    # the history must not reach the disk before the checklist it describes: the
+    # checklist's rename is made durable (its directory synced) before the history's
+    # write; with nothing renamed before the state file, nothing to sync first
+    from nowcast import committer as module
+
+    events: list[str] = []
+    real = module.fsync_dir
+
+    def noting(directory):
+        events.append("sync")
+        real(directory)
+
+    monkeypatch.setattr(module, "fsync_dir", noting)
+    files = [(str(tmp_path / "checklist"), b"c"), (str(tmp_path / "state"), b"s")]
+    commit = Commit(str(tmp_path))
+    commit.replace += files[::-1] if state_first else files
+    commit.history = _NotesOrder(events)
+    commit.history_before = str(tmp_path / "state")
+    commit.write()
+    assert events == (["history", "sync"] if state_first else ["sync", "history", "sync"])
+
+
+@pytest.mark.timeout(10)
+def test_a_closed_committer_leaves_no_descriptor_open(tmp_path):
+    # the journal and the directory stay open between commits; closing the
+    # committer closes them
+    def open_fds():
+        return set(os.listdir("/proc/self/fd"))
+
+    before = open_fds()
+    committer = Committer()
+    commit = commit_for(tmp_path, Checklist({"a": 1}), b"{}", b"x\n")
+    committer.submit(commit)
+    assert committer.wait()
+    assert len(open_fds() - before) > 2  # the pipe, and the files kept open
+    committer.close()
+    assert open_fds() - before == set()
+
+
+def test_an_appended_file_is_created_readable_as_the_replaced_ones(tmp_path):
+    old = os.umask(0o022)
+    try:
+        files = OpenFiles()
+        files.append(str(tmp_path / "replies.jsonl"), b"x\n")
+        files.close()
+        commit = Commit(str(tmp_path))
+        commit.replace.append((str(tmp_path / "state"), b"s"))
+        commit.write()
+    finally:
+        os.umask(old)
+    modes = {os.stat(tmp_path / name).st_mode & 0o777 for name in ("replies.jsonl", "state")}
+    assert modes == {0o644}

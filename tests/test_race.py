@@ -53,3 +53,15 @@ def test_what_members_launch_is_collected_once_each_in_order():
         True,
         [D, listed, E, NextWorker("workers.d", [1])],
     )
+
+
+def test_a_group_read_back_from_plain_data_still_collects_each_worker_once():
+    # after a restart the group comes back from the state file with what it had
+    # collected; a member reporting the same next worker again must not add it twice
+    # (it would be launched twice when the group completes)
+    groups = RaceGroups()
+    groups.start(["a", "b", "c"])
+    groups.report("a", [D])
+    again = RaceGroups.from_plain(groups.to_plain())
+    assert again.report("b", [D, E]) == (True, [])
+    assert again.report("c", [E, D]) == (True, [D, E])
