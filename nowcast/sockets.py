@@ -123,7 +123,13 @@ def server(context: Any, socket_type: int, config: Config, port_name: str) -> An
         socket.curve_secretkey = secret
         socket.curve_publickey = public
         socket.curve_server = True
-    socket.bind(bind_address(config, port_name))
+    try:
+        socket.bind(bind_address(config, port_name))
+    except BaseException:
+        # closed now, not when collected: an open socket keeps the context's
+        # term() waiting, and the exception's traceback can keep it alive
+        socket.close(linger=0)
+        raise
     return socket
 
 

@@ -1,16 +1,23 @@
 """The message broker with real processes: relaying both ways, dropping what no
-manager can take, stopping, re-binding on SIGHUP, and garbage on its sockets."""
+manager can take, stopping, re-binding on SIGHUP, and garbage on its sockets; and
+in this process, re-binding and the relay loop one step at a time."""
 
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import socket
 import threading
+import time
 
 import pytest
 import zmq
 from conftest import free_port, listening, wait_for
+
+from nowcast import defaults
+from nowcast.config import Config
+from nowcast.message_broker import ROLES, MessageBroker
 
 NO_MANAGER = "Is the manager running?"
 
@@ -263,3 +270,142 @@ def test_importing_the_process_modules_starts_nothing():
         [sys.executable, "-c", f"import {modules}"], capture_output=True, text=True, timeout=30
     )
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+# The broker in this process: re-binding and the relay loop, turn by turn
+
+
+def broker_config(workers: int, manager: int, **zmq_settings) -> Config:
+    config = Config()
+    config.file = "nowcast.yaml"
+    config["zmq"] = {
+        "host": "127.0.0.1",
+        "ports": {"workers": workers, "manager": manager},
+        **zmq_settings,
+    }
+    return config
+
+
+@pytest.fixture
+def broker():
+    """Make a set-up ``MessageBroker`` for a config; shut down after the test."""
+    made: list[MessageBroker] = []
+
+    def make(config: Config) -> MessageBroker:
+        made.append(MessageBroker())
+        made[-1].config = config
+        made[-1].setup()
+        return made[-1]
+
+    yield make
+    for one in made:
+        one.shutdown()
+
+
+def bound(broker: MessageBroker) -> dict[str, str]:
+    """The address each of the broker's sockets is bound to."""
+    return {role: s.getsockopt_string(zmq.LAST_ENDPOINT) for role, s in broker._sockets.items()}
+
+
+def reload(broker: MessageBroker, new: Config) -> None:
+    """As a SIGHUP does once ``new`` is read and valid."""
+    old, broker.config = broker.config, new
+    broker.apply_config(old, new)
+
+
+def at(*ports: int) -> dict[str, str]:
+    return {role: f"tcp://127.0.0.1:{port}" for role, port in zip(ROLES, ports)}
+
+
+@pytest.mark.timeout(30)
+def test_re_binds_to_a_port_before_or_after_the_old_and_keeps_the_new_config(broker, caplog):
+    low, high = sorted({free_port() for _ in range(2)})
+    manager = free_port()
+    one = broker(broker_config(low, manager))
+    for port in (high, low):  # each way of ordering the two addresses
+        new = broker_config(port, manager)
+        wait_for(lambda: port_is_free(port), what="the old socket to be closed")
+        reload(one, new)
+        assert bound(one) == at(port, manager)
+        assert one.config is new  # what the next reload compares with
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.timeout(30)
+def test_a_failed_re_bind_keeps_the_old_sockets_and_config(broker):
+    old = broker_config(free_port(), free_port())
+    one = broker(old)
+    before = bound(one)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        reload(one, broker_config(free_port(), taken.getsockname()[1]))
+    assert bound(one) == before
+    assert one.config is old  # so the same reload, once the port is free, re-binds
+
+
+@pytest.mark.timeout(30)
+def test_a_failed_re_bind_turning_keys_on_re_opens_the_socket_it_closed(broker, tmp_path):
+    from test_security import make_keys
+
+    keys = tmp_path / "keys"
+    make_keys(keys)
+    ports = free_port(), free_port()
+    one = broker(broker_config(*ports))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        # the workers' socket is closed to free its address for the keys; the
+        # manager's new port is taken, so the workers' must be bound again
+        reload(one, broker_config(ports[0], taken.getsockname()[1], **{"curve keys": str(keys)}))
+    assert bound(one) == at(*ports)
+    one.loop()  # relays on (in Python here: no manager)
+
+
+@pytest.mark.timeout(30)
+def test_a_bind_waits_for_its_address_only_when_asked_and_for_a_while(broker, monkeypatch):
+    import nowcast.message_broker as message_broker
+
+    monkeypatch.setattr(message_broker.defaults, "REBIND_WAIT", 1.0)
+    one = broker(broker_config(free_port(), free_port()))
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+
+    def open_taken(retry: bool, **zmq_settings) -> float:
+        start = time.monotonic()
+        with pytest.raises(zmq.ZMQError):
+            one._open(broker_config(port, port, **zmq_settings), "workers", retry=retry)
+        return time.monotonic() - start
+
+    try:
+        assert open_taken(retry=False) < 0.5  # a bind at start or to a new address
+        assert 1.0 <= open_taken(retry=True) < 5  # an address that is not released
+        # an address that cannot be bound here is not waited for
+        assert open_taken(retry=True, bind="192.0.2.7", insecure=True) < 0.5
+        threading.Timer(0.2, taken.close).start()  # released a little later
+        one._open(broker_config(port, port), "workers", retry=True).close(linger=0)
+    finally:
+        taken.close()
+
+
+@pytest.mark.timeout(30)
+def test_the_relay_loop_waits_between_checks_and_checks_without_error(broker):
+    one = broker(broker_config(free_port(), free_port()))
+    manager = zmq.Context.instance().socket(zmq.DEALER)
+    manager.setsockopt(zmq.LINGER, 0)
+    manager.connect(bound(one)["manager"])
+    try:
+        wait_for(lambda: one._sockets["manager"].get(zmq.EVENTS) & zmq.POLLOUT, what="the manager")
+        one.loop()
+        assert one._relay is not None  # the relay thread runs
+        start = time.monotonic()
+        one.loop()  # nothing happens: waits for the poll's time (200 ms)
+        assert time.monotonic() - start >= 0.1
+        deadline = time.monotonic() + 2 * defaults.RELAY_CHECK + 1
+        while time.monotonic() < deadline:  # past a check or two, each stopping the relay
+            one.loop()
+        assert one._relay is not None
+    finally:
+        manager.close()
