@@ -405,3 +405,18 @@ def test_a_crash_between_the_state_file_and_the_journal_loses_no_applied_id(tmp_
     again.committed()
     third = ManagerState.load(checklist, now=102.0)
     assert "w-1.1" in third.replies and len(third.replies) == 1
+
+
+@pytest.mark.parametrize("entry", [[0, 1.0], [-3, 1.0], [2**22, 1.0], [4194001, "1.0"], [7], []])
+def test_a_stopping_group_that_is_no_process_group_moves_the_state_file_aside(tmp_path, entry):
+    # the manager sends SIGKILL to each group in supervision.stopping once its time
+    # has passed: a group 0 read from a damaged file would be the manager's own
+    state = json.loads(json.dumps(GOOD_STATE))
+    state["supervision"]["stopping"] = [entry]
+    state_file = tmp_path / "checklist.yaml.manager-state.json"
+    state_file.write_text(json.dumps(state))
+    read = ManagerState.load(str(tmp_path / "checklist.yaml"))
+    assert read.supervision.stopping == []
+    assert read.supervision.groups_to_kill(2.0) == []
+    assert not state_file.exists()
+    assert len(list(tmp_path.glob("*.unreadable-*"))) == 1
