@@ -420,3 +420,19 @@ def test_a_stopping_group_that_is_no_process_group_moves_the_state_file_aside(tm
     assert read.supervision.groups_to_kill(2.0) == []
     assert not state_file.exists()
     assert len(list(tmp_path.glob("*.unreadable-*"))) == 1
+
+
+@pytest.mark.parametrize(
+    "path",
+    [("applied", 0, 2), ("supervision", "stopping", 0, 1), ("supervision", "running", 0, "timeout")],
+)
+def test_a_time_too_large_for_a_float_moves_the_state_file_aside(tmp_path, path):
+    # JSON reads 1e400 written out in digits as an int, which float() cannot take:
+    # at start (the applied ids' times) or later in the loop, it would raise
+    state = _replaced(GOOD_STATE, path, 10**400)
+    state_file = tmp_path / "checklist.yaml.manager-state.json"
+    state_file.write_text(json.dumps(state))
+    read = ManagerState.load(str(tmp_path / "checklist.yaml"))
+    _use(read)
+    assert not state_file.exists()
+    assert len(list(tmp_path.glob("*.unreadable-*"))) == 1
