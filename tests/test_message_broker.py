@@ -409,3 +409,26 @@ def test_the_relay_loop_waits_between_checks_and_checks_without_error(broker):
         assert one._relay is not None
     finally:
         manager.close()
+
+
+@pytest.mark.timeout(30)
+def test_shutdown_does_not_wait_for_what_a_stopped_manager_has_not_taken():
+    one = MessageBroker()
+    one.config = broker_config(free_port(), free_port())
+    one.setup()
+    manager = zmq.Context.instance().socket(zmq.ROUTER)  # connected, never reads
+    manager.setsockopt(zmq.LINGER, 0)
+    manager.setsockopt(zmq.RCVHWM, 1)
+    manager.setsockopt(zmq.RCVBUF, 4096)
+    manager.connect(bound(one)["manager"])
+    try:
+        to_manager = one._sockets["manager"]
+        wait_for(lambda: to_manager.get(zmq.EVENTS) & zmq.POLLOUT, what="the manager")
+        with pytest.raises(zmq.Again):  # until its queue is full
+            for _ in range(100_000):
+                to_manager.send_multipart([b"w", b"", b"x" * 10_000], zmq.NOBLOCK)
+        start = time.monotonic()
+        one.shutdown()
+        assert time.monotonic() - start < 2
+    finally:
+        manager.close()
