@@ -436,3 +436,16 @@ def test_a_time_too_large_for_a_float_moves_the_state_file_aside(tmp_path, path)
     _use(read)
     assert not state_file.exists()
     assert len(list(tmp_path.glob("*.unreadable-*"))) == 1
+
+
+@pytest.mark.parametrize("args", [[1], [None, "x"], "--x"])
+def test_a_running_worker_whose_args_are_not_strings_moves_the_state_file_aside(tmp_path, args):
+    # a watched worker's args make its command line when it is retried: a string
+    # "--x" taken whole would become the args "-", "-", "x"
+    state = _replaced(GOOD_STATE, ("supervision", "running", 0, "args"), args)
+    state_file = tmp_path / "checklist.yaml.manager-state.json"
+    state_file.write_text(json.dumps(state))
+    read = ManagerState.load(str(tmp_path / "checklist.yaml"))
+    assert read.supervision.running == []
+    assert not state_file.exists()
+    assert len(list(tmp_path.glob("*.unreadable-*"))) == 1
