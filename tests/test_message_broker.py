@@ -432,3 +432,21 @@ def test_shutdown_does_not_wait_for_what_a_stopped_manager_has_not_taken():
         assert time.monotonic() - start < 2
     finally:
         manager.close()
+
+
+@pytest.mark.timeout(30)
+def test_with_keys_a_re_bind_and_shutdown_close_the_refusal_monitors(tmp_path):
+    from test_security import make_keys
+
+    make_keys(tmp_path / "keys")
+    keyed = {"curve keys": str(tmp_path / "keys")}
+    one = MessageBroker()
+    one.config = broker_config(free_port(), free_port(), **keyed)
+    one.setup()
+    monitors = list(one._monitors)
+    assert len(monitors) == len(ROLES)
+    reload(one, broker_config(free_port(), free_port(), **keyed))
+    assert all(monitor.closed for monitor in monitors)
+    start = time.monotonic()
+    one.shutdown()  # the context's term() waits for every socket still open
+    assert time.monotonic() - start < 2
