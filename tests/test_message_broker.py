@@ -435,7 +435,7 @@ def test_shutdown_does_not_wait_for_what_a_stopped_manager_has_not_taken():
 
 
 @pytest.mark.timeout(30)
-def test_with_keys_a_re_bind_and_shutdown_close_the_refusal_monitors(tmp_path):
+def test_with_keys_a_re_bind_and_shutdown_close_the_refusal_monitors(tmp_path, caplog):
     from test_security import make_keys
 
     make_keys(tmp_path / "keys")
@@ -445,8 +445,61 @@ def test_with_keys_a_re_bind_and_shutdown_close_the_refusal_monitors(tmp_path):
     one.setup()
     monitors = list(one._monitors)
     assert len(monitors) == len(ROLES)
+    with caplog.at_level(logging.WARNING, logger=one.name):
+        for _ in range(3):
+            one.loop()  # no manager: relays in Python, polling the monitors too
+    assert "refused" not in caplog.text  # nothing was
     reload(one, broker_config(free_port(), free_port(), **keyed))
     assert all(monitor.closed for monitor in monitors)
     start = time.monotonic()
     one.shutdown()  # the context's term() waits for every socket still open
     assert time.monotonic() - start < 2
+
+
+@pytest.mark.parametrize(
+    ("what", "every", "last"),
+    [("dropped", 5, "_last_drop_log"), ("refused", 10, "_last_refusal_log")],
+)
+def test_drops_and_refusals_are_logged_at_most_every_5_and_10_s(broker, caplog, what, every, last):
+    import struct
+
+    one = broker(broker_config(free_port(), free_port()))
+    context = zmq.Context.instance()
+    monitor, events = context.socket(zmq.PAIR), context.socket(zmq.PAIR)
+    monitor.bind(f"inproc://refusals-{id(monitor)}")
+    events.connect(f"inproc://refusals-{id(monitor)}")
+
+    def log() -> None:
+        if what == "dropped":
+            one._log_drop("to the manager", zmq.Again())
+            return
+        # a refused connection, as libzmq's monitor reports it
+        events.send_multipart(
+            [struct.pack("=hi", zmq.EVENT_HANDSHAKE_FAILED_AUTH, 0), b"tcp://127.0.0.1:1"]
+        )
+        wait_for(lambda: monitor.poll(0), what="the event")
+        one._log_refusal(monitor)
+
+    def lines() -> list[str]:
+        found = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        caplog.clear()
+        return found
+
+    try:
+        with caplog.at_level(logging.WARNING, logger=one.name):
+            log()
+            log()  # at once: counted, not logged
+            assert [line.split(" (")[0] for line in lines()] == (
+                ["dropped 1 message(s) that could not be relayed to the manager"]
+                if what == "dropped"
+                else ["refused 1 connection(s) on tcp://127.0.0.1:1 that did not present an authorized key"]
+            )
+            setattr(one, last, time.monotonic() - every + 0.5)
+            log()
+            assert lines() == []
+            setattr(one, last, time.monotonic() - every - 0.5)
+            log()
+            assert [line.split(" ")[:2] for line in lines()] == [[what, "3"]]
+    finally:
+        monitor.close(linger=0)
+        events.close(linger=0)
