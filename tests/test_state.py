@@ -449,3 +449,66 @@ def test_a_running_worker_whose_args_are_not_strings_moves_the_state_file_aside(
     assert read.supervision.running == []
     assert not state_file.exists()
     assert len(list(tmp_path.glob("*.unreadable-*"))) == 1
+
+
+def test_ids_the_history_would_carry_go_whole_into_a_state_file_it_precedes(tmp_path):
+    # with the history on, a message's reply is kept by its history row; a commit
+    # that rewrites the state file puts those ids into its "applied" list as well
+    from nowcast.next_worker import NextWorker
+
+    checklist = str(tmp_path / "checklist.yaml")
+    state = ManagerState.load(checklist, now=100.0)
+    state.remember("w-1.1", '{"type": "ack", "id": "w-1.1"}', 100.0, True)
+    state.pending.append((NextWorker("next"), 1, "t1"))
+    batch = Commit(str(tmp_path))
+    assert state.add_to(batch, history_carries=True)
+    batch.append = []  # killed after the renames, before the journal's append
+    batch.write()
+    again = ManagerState.load(checklist, now=101.0)
+    assert list(tmp_path.glob("*.unreadable-*")) == []
+    assert again.replies.get("w-1.1") == '{"type": "ack", "id": "w-1.1"}'
+    assert [w.module for w, _, _ in again.pending] == ["next"]
+
+
+def test_a_failed_commit_keeps_every_id_the_history_was_to_carry(tmp_path):
+    # ids applied while a commit (whose history rows were to keep their replies)
+    # is written, then that commit fails: all go into a later commit, in order
+    path = str(tmp_path / "replies.jsonl")
+    journal = ReplyJournal(path)
+    journal.remember("a", "ra", 100.0, in_history=True)
+    journal.remember("b", "rb", 100.0, in_history=True)
+    journal.add_to(Commit(str(tmp_path)), history_carries=True)
+    journal.remember("c", "rc", 101.0, in_history=True)
+    journal.remember("d", "rd", 101.0, in_history=True)
+    journal.failed()
+    commit(journal, tmp_path)  # a commit whose history does not carry them
+    again = ReplyJournal(path)
+    again.load(now=102.0)
+    assert list(again.replies) == ["a", "b", "c", "d"]
+
+
+@pytest.mark.parametrize("line", [b"not json", b"\x00\x00\x00", b"{"])
+def test_a_journal_line_no_crash_of_nowcast_left_moves_the_journal_aside(tmp_path, line):
+    # only a line that starts as nowcast writes one (["...) and is cut short is a
+    # crash's doing, skipped; anything else is a file nowcast did not write alone
+    path = tmp_path / "replies.jsonl"
+    content = b'["a", "ra"]\n' + line + b'\n["b", "rb"]\n'
+    path.write_bytes(content)
+    journal = ReplyJournal(str(path))
+    journal.load()
+    assert dict(journal.replies) == {"a": "ra", "b": "rb"}
+    [aside] = tmp_path.glob("replies.jsonl.unreadable-*")
+    assert aside.read_bytes() == content
+
+
+@pytest.mark.parametrize("count", [0.5, -1, "1", None])
+def test_a_race_group_waiting_for_other_than_a_count_moves_the_state_file_aside(tmp_path, count):
+    # a group waiting {"a": 0.5} or {"a": -1} would never complete: what it holds
+    # back would never be launched
+    state = _replaced(GOOD_STATE, ("race groups", 0, "waiting", "a"), count)
+    state_file = tmp_path / "checklist.yaml.manager-state.json"
+    state_file.write_text(json.dumps(state))
+    read = ManagerState.load(str(tmp_path / "checklist.yaml"))
+    assert read.races.groups == []
+    assert not state_file.exists()
+    assert len(list(tmp_path.glob("*.unreadable-*"))) == 1
