@@ -512,3 +512,16 @@ def test_a_race_group_waiting_for_other_than_a_count_moves_the_state_file_aside(
     assert read.races.groups == []
     assert not state_file.exists()
     assert len(list(tmp_path.glob("*.unreadable-*"))) == 1
+
+
+def test_whole_numbers_where_times_go_are_read_as_the_registry_gives_them(tmp_path):
+    # `timeout: 600` in the registry is an int, and so is it in the state file
+    state = _replaced(GOOD_STATE, ("supervision", "running", 0, "timeout"), 600)
+    state = _replaced(state, ("supervision", "running", 0, "grace"), 5)
+    state = _replaced(state, ("supervision", "stopping", 0, 1), 2)
+    state_file = tmp_path / "checklist.yaml.manager-state.json"
+    state_file.write_text(json.dumps(state))
+    read = ManagerState.load(str(tmp_path / "checklist.yaml"))
+    assert list(tmp_path.glob("*.unreadable-*")) == []
+    [running] = read.supervision.running
+    assert (running.timeout, running.grace) == (600, 5)
