@@ -91,6 +91,8 @@ def test_a_journal_left_empty_or_whole_is_appended_to_without_blank_lines(tmp_pa
         journal.load()  # as each new manager does
         journal.remember(f"id-{n}", "ack")
         commit(journal, tmp_path)
+        assert b"\n\n" not in path.read_bytes()
+    assert list(tmp_path.glob("*.unreadable-*")) == []  # nothing taken for foreign lines
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert [line[:2] for line in lines] == [[f"id-{n}", "ack"] for n in range(3)]
 
