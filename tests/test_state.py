@@ -527,3 +527,16 @@ def test_whole_numbers_where_times_go_are_read_as_the_registry_gives_them(tmp_pa
     assert list(tmp_path.glob("*.unreadable-*")) == []
     [running] = read.supervision.running
     assert (running.timeout, running.grace) == (600, 5)
+
+
+@pytest.mark.parametrize("tries", [0, -2, 1.5, True])
+def test_a_pending_launch_whose_try_is_not_1_or_more_moves_the_state_file_aside(tmp_path, tries):
+    # the try number is counted against the registry's `retries` when the launch
+    # fails: 0, a negative or a fraction is no try nowcast makes
+    state = _replaced(GOOD_STATE, ("pending launches", 0, "try"), tries)
+    state_file = tmp_path / "checklist.yaml.manager-state.json"
+    state_file.write_text(json.dumps(state))
+    read = ManagerState.load(str(tmp_path / "checklist.yaml"))
+    assert read.pending == []
+    assert not state_file.exists()
+    assert len(list(tmp_path.glob("*.unreadable-*"))) == 1
