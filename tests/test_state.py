@@ -540,3 +540,16 @@ def test_a_pending_launch_whose_try_is_not_1_or_more_moves_the_state_file_aside(
     assert read.pending == []
     assert not state_file.exists()
     assert len(list(tmp_path.glob("*.unreadable-*"))) == 1
+
+
+@pytest.mark.parametrize("pid", [0, 2**22, 2**31, 2**64])
+def test_a_running_worker_whose_pid_no_process_has_moves_the_state_file_aside(tmp_path, pid):
+    # the manager looks at each watched pid with os.kill(pid, 0), which takes
+    # no pid past a C int (OverflowError), and 0 would be its own process group
+    state = _replaced(GOOD_STATE, ("supervision", "running", 0, "pid"), pid)
+    state_file = tmp_path / "checklist.yaml.manager-state.json"
+    state_file.write_text(json.dumps(state))
+    read = ManagerState.load(str(tmp_path / "checklist.yaml"))
+    _use(read)
+    assert read.supervision.running == []
+    assert len(list(tmp_path.glob("*.unreadable-*"))) == 1
