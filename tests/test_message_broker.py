@@ -411,6 +411,11 @@ def test_the_relay_loop_waits_between_checks_and_checks_without_error(broker):
         while time.monotonic() < deadline:  # past a check or two, each stopping the relay
             one.loop()
         assert one._relay is not None
+        # a turn that comes late, after the time of the check (a loaded machine)
+        one._next_check = time.monotonic() - 0.05
+        start = time.monotonic()
+        one.loop()
+        assert time.monotonic() - start < 1 and one._relay is None  # checked at once
     finally:
         manager.close()
 
