@@ -409,7 +409,9 @@ def test_a_crash_between_the_state_file_and_the_journal_loses_no_applied_id(tmp_
     assert "w-1.1" in third.replies and len(third.replies) == 1
 
 
-@pytest.mark.parametrize("entry", [[0, 1.0], [-3, 1.0], [2**22, 1.0], [4194001, "1.0"], [7], []])
+@pytest.mark.parametrize(
+    "entry", [[0, 1.0], [-3, 1.0], [2**22, 1.0], [2**31, 1.0], [4194001, "1.0"], [7], []]
+)
 def test_a_stopping_group_that_is_no_process_group_moves_the_state_file_aside(tmp_path, entry):
     # the manager sends SIGKILL to each group in supervision.stopping once its time
     # has passed: a group 0 read from a damaged file would be the manager's own
@@ -489,7 +491,7 @@ def test_a_failed_commit_keeps_every_id_the_history_was_to_carry(tmp_path):
     assert list(again.replies) == ["a", "b", "c", "d"]
 
 
-@pytest.mark.parametrize("line", [b"not json", b"\x00\x00\x00", b"{"])
+@pytest.mark.parametrize("line", [b"not json", b"\x00\x00\x00", b"{", b'["x", 5]', b'[5, "r"]'])
 def test_a_journal_line_no_crash_of_nowcast_left_moves_the_journal_aside(tmp_path, line):
     # only a line that starts as nowcast writes one (["...) and is cut short is a
     # crash's doing, skipped; anything else is a file nowcast did not write alone
@@ -552,4 +554,25 @@ def test_a_running_worker_whose_pid_no_process_has_moves_the_state_file_aside(tm
     read = ManagerState.load(str(tmp_path / "checklist.yaml"))
     _use(read)
     assert read.supervision.running == []
+    assert len(list(tmp_path.glob("*.unreadable-*"))) == 1
+
+
+def test_a_pending_launch_without_a_try_is_its_first(tmp_path):
+    state = json.loads(json.dumps(GOOD_STATE))
+    del state["pending launches"][0]["try"]
+    state_file = tmp_path / "checklist.yaml.manager-state.json"
+    state_file.write_text(json.dumps(state))
+    read = ManagerState.load(str(tmp_path / "checklist.yaml"))
+    assert list(tmp_path.glob("*.unreadable-*")) == []
+    assert [(w.module, tries) for w, tries, _ in read.pending] == [("w.d", 1)]
+
+
+@pytest.mark.parametrize("message", [5, None, ["a"]])
+def test_a_recent_message_that_is_not_an_object_moves_the_state_file_aside(tmp_path, message):
+    # nowcast status shows them, reading each one's time, source and type
+    state = _replaced(GOOD_STATE, ("recent messages", 0), message)
+    state_file = tmp_path / "checklist.yaml.manager-state.json"
+    state_file.write_text(json.dumps(state))
+    read = ManagerState.load(str(tmp_path / "checklist.yaml"))
+    assert read.recent == []
     assert len(list(tmp_path.glob("*.unreadable-*"))) == 1
