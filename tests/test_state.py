@@ -491,7 +491,9 @@ def test_a_failed_commit_keeps_every_id_the_history_was_to_carry(tmp_path):
     assert list(again.replies) == ["a", "b", "c", "d"]
 
 
-@pytest.mark.parametrize("line", [b"not json", b"\x00\x00\x00", b"{", b'["x", 5]', b'[5, "r"]'])
+@pytest.mark.parametrize(
+    "line", [b"not json", b"\x00\x00\x00", b"{", b'["x", 5]', b'[5, "r"]', b'["x", "r", 1.5, 2]']
+)
 def test_a_journal_line_no_crash_of_nowcast_left_moves_the_journal_aside(tmp_path, line):
     # only a line that starts as nowcast writes one (["...) and is cut short is a
     # crash's doing, skipped; anything else is a file nowcast did not write alone
