@@ -354,7 +354,15 @@ def check_state_data(data: object) -> None:
             applied,
         )
     for index, message in enumerate(_list(data, "recent messages")):
-        _require(isinstance(message, dict), f"recent messages[{index}]", "an object", message)
+        _require(
+            isinstance(message, dict)
+            and _is_number(message.get("time"))
+            and isinstance(message.get("source"), str)
+            and isinstance(message.get("type"), str),
+            f"recent messages[{index}]",
+            "an object of time (a number), source and type (strings)",
+            message,
+        )
 
 
 def _list(data: dict, key: str) -> list:

@@ -318,7 +318,7 @@ def reload(broker: MessageBroker, new: Config) -> None:
 
 
 def at(*ports: int) -> dict[str, str]:
-    return {role: f"tcp://127.0.0.1:{port}" for role, port in zip(ROLES, ports)}
+    return {role: f"tcp://127.0.0.1:{port}" for role, port in zip(ROLES, ports, strict=True)}
 
 
 @pytest.mark.timeout(30)
@@ -328,7 +328,7 @@ def test_re_binds_to_a_port_before_or_after_the_old_and_keeps_the_new_config(bro
     one = broker(broker_config(low, manager))
     for port in (high, low):  # each way of ordering the two addresses
         new = broker_config(port, manager)
-        wait_for(lambda: port_is_free(port), what="the old socket to be closed")
+        wait_for(lambda p=port: port_is_free(p), what="the old socket to be closed")
         reload(one, new)
         assert bound(one) == at(port, manager)
         assert one.config is new  # what the next reload compares with
@@ -501,7 +501,9 @@ def test_drops_and_refusals_are_logged_at_most_every_5_and_10_s(broker, caplog, 
             assert [line.split(" (")[0] for line in lines()] == (
                 ["dropped 1 message(s) that could not be relayed to the manager"]
                 if what == "dropped"
-                else ["refused 1 connection(s) on tcp://127.0.0.1:1 that did not present an authorized key"]
+                else [
+                    "refused 1 connection(s) on tcp://127.0.0.1:1 that did not present an authorized key"
+                ]
             )
             setattr(one, last, time.monotonic() - every + 0.5)
             log()

@@ -428,7 +428,11 @@ def test_a_stopping_group_that_is_no_process_group_moves_the_state_file_aside(tm
 
 @pytest.mark.parametrize(
     "path",
-    [("applied", 0, 2), ("supervision", "stopping", 0, 1), ("supervision", "running", 0, "timeout")],
+    [
+        ("applied", 0, 2),
+        ("supervision", "stopping", 0, 1),
+        ("supervision", "running", 0, "timeout"),
+    ],
 )
 def test_a_time_too_large_for_a_float_moves_the_state_file_aside(tmp_path, path):
     # JSON reads 1e400 written out in digits as an int, which float() cannot take:
@@ -569,7 +573,18 @@ def test_a_pending_launch_without_a_try_is_its_first(tmp_path):
     assert [(w.module, tries) for w, tries, _ in read.pending] == [("w.d", 1)]
 
 
-@pytest.mark.parametrize("message", [5, None, ["a"]])
+@pytest.mark.parametrize(
+    "message",
+    [
+        5,
+        None,
+        ["a"],
+        {"source": "a", "type": "success"},
+        {"time": "noon", "source": "a", "type": "success"},
+        {"time": 1.5, "type": "success"},
+        {"time": 1.5, "source": "a", "type": 7},
+    ],
+)
 def test_a_recent_message_that_is_not_an_object_moves_the_state_file_aside(tmp_path, message):
     # nowcast status shows them, reading each one's time, source and type
     state = _replaced(GOOD_STATE, ("recent messages", 0), message)
