@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from nowcast.fileutils import append_durably, append_synced, fsync_dir, write_temporary
@@ -44,14 +45,45 @@ class Commit:
     def __bool__(self) -> bool:
         return bool(self.replace or self.append or self.history)
 
-    def write(self, files: OpenFiles | None = None) -> None:
+    def write(self, files: OpenFiles | None = None, helper: Any = None) -> None:
         """Put every file on disk; raises ``OSError`` (the files then hold either
         their old content or the new, and appends are cut back). ``files``: the
         descriptors the committer keeps open between commits.
 
         The replaced files are all written and flushed first, then renamed one
         after the other, so they change together as nearly as can be.
+
+        ``helper`` (an executor of one thread): the history's rows are made there
+        (its transaction begun, ``prepare``) while the files are written and
+        flushed, and the transaction is committed at its place in the order: the
+        SQLite work is then off the commit's critical path, and nothing of the
+        history reaches the disk before the files it must follow.
         """
+        history = self.history
+        started = None
+        if history and helper is not None and hasattr(history, "prepare"):
+            started = helper.submit(history.prepare)
+        try:
+            self._write(files, history, started)
+        except BaseException:
+            if started is not None and not getattr(started, "used", False):
+                try:
+                    started.result()
+                except Exception:
+                    pass  # it rolled back itself
+                else:
+                    history.abort()
+            raise
+
+    def _write(self, files: OpenFiles | None, history: Any, started: Any) -> None:
+        def record() -> None:
+            if started is not None:
+                started.used = True
+                started.result()  # its OSError: the commit failed (rolled back)
+                history.finish()
+            else:
+                history.write()
+
         written = []
         try:
             for path, data in self.replace:
@@ -60,12 +92,11 @@ class Commit:
             for tmp, _ in written:
                 _remove(tmp)
             raise
-        history = self.history
         for number, (tmp, path) in enumerate(written):
             if history and path == self.history_before:
                 if number:
                     self._sync_directory(files)
-                history.write()
+                record()
                 history = None
             os.replace(tmp, path)
             if files is not None:
@@ -73,7 +104,7 @@ class Commit:
         if written:
             self._sync_directory(files)
         if history:
-            history.write()
+            record()
         for path, data in self.append:
             if files is not None:
                 files.append(path, data)
@@ -146,6 +177,8 @@ class Committer:
         self._error: Exception | None = None
         self.busy = False
         self._files = OpenFiles()  # used by the thread only
+        # makes a commit's history rows while its files are flushed (Commit.write)
+        self._helper = ThreadPoolExecutor(1, thread_name_prefix="history rows")
         self._thread = threading.Thread(target=self._run, name="committer", daemon=True)
         self._thread.start()
 
@@ -194,9 +227,10 @@ class Committer:
             commit = self._jobs.get()
             if commit is None:
                 self._files.close()
+                self._helper.shutdown()
                 return
             try:
-                commit.write(self._files)
+                commit.write(self._files, self._helper)
             except Exception as e:  # any failure is reported, and the thread lives on
                 self._error = e
             os.write(self._done_w, b".")

@@ -86,19 +86,37 @@ class Rows:
 
     def write(self) -> None:
         """One transaction; a failure is an ``OSError`` (the commit failed)."""
+        self.prepare()
+        self.finish()
+
+    def prepare(self) -> None:
+        """Begin the transaction and make its rows, without committing it: the
+        committer does this on a thread of its own while the checklist is being
+        flushed, and ``finish``es it after (``nowcast.committer``)."""
         conn = self.conn
         try:
             conn.execute("BEGIN IMMEDIATE")
             for sql in _ORDER:
                 if self.rows[sql]:
                     conn.executemany(sql, self.rows[sql])
-            conn.execute("COMMIT")
         except sqlite3.Error as e:
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
+            self.abort()
             raise OSError(f"history database: {e}") from None
+
+    def finish(self) -> None:
+        """Commit the transaction ``prepare`` made (flushed to disk)."""
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            self.abort()
+            raise OSError(f"history database: {e}") from None
+
+    def abort(self) -> None:
+        """Roll the transaction back, if one is open."""
+        try:
+            self.conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
 
 
 def run_id(name: str, pid: int | None, started: float) -> str:

@@ -233,3 +233,79 @@ def test_an_appended_file_is_created_readable_as_the_replaced_ones(tmp_path):
         os.umask(old)
     modes = {os.stat(tmp_path / name).st_mode & 0o777 for name in ("replies.jsonl", "state")}
     assert modes == {0o644}
+
+
+def _rows(tmp_path, ids):
+    """A real history's rows: messages with ``ids``, on a fresh database."""
+    from nowcast import history
+    from nowcast.recorder import _INSERT_MESSAGE, Rows, _no_rows
+
+    conn = history.open_for_writing(str(tmp_path / "history.sqlite"))
+    rows = _no_rows()
+    rows[_INSERT_MESSAGE] = [(i, 1.0, "w", "success", None, "ack", None, "a") for i in ids]
+    return conn, Rows(conn, rows)
+
+
+@pytest.mark.parametrize("before", [None, "state"])
+def test_rows_made_on_the_helper_are_committed_at_the_historys_place(tmp_path, before):
+    # the rows are made while the files are flushed, and committed after the
+    # checklist's rename and before the state file's, as without the helper
+    from concurrent.futures import ThreadPoolExecutor
+
+    from nowcast import history
+
+    checklist, state = tmp_path / "checklist", tmp_path / "state"
+    checklist.write_bytes(b"old")
+    state.write_bytes(b"old")
+    conn, made = _rows(tmp_path, ["m1", "m2"])
+    reader = history.open_readonly(str(tmp_path / "history.sqlite"))
+    seen = []
+
+    class Watched(type(made)):
+        def finish(self):
+            seen.append((checklist.read_bytes(), state.read_bytes()))
+            assert reader.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
+            super().finish()
+
+    rows = Watched(conn, made.rows)
+    commit = Commit(str(tmp_path))
+    commit.replace += [(str(checklist), b"new"), (str(state), b"new")]
+    commit.history = rows
+    commit.history_before = str(tmp_path / before) if before else None
+    with ThreadPoolExecutor(1) as helper:
+        commit.write(OpenFiles(), helper)
+    assert seen == [(b"new", b"old" if before else b"new")]
+    assert [i for (i,) in reader.execute("SELECT id FROM messages")] == ["m1", "m2"]
+
+
+def test_a_commit_that_fails_before_the_history_leaves_no_transaction_open(tmp_path):
+    # the helper began the history's transaction; a file that cannot be written
+    # fails the commit, and the transaction is rolled back (the database is not
+    # left locked, and none of its rows are written)
+    import sqlite3
+    from concurrent.futures import ThreadPoolExecutor
+
+    conn, rows = _rows(tmp_path, ["m1"])
+    commit = Commit(str(tmp_path))
+    commit.replace.append((str(tmp_path / "no such directory" / "checklist"), b"new"))
+    commit.history = rows
+    with ThreadPoolExecutor(1) as helper, pytest.raises(OSError):
+        commit.write(OpenFiles(), helper)
+    assert not conn.in_transaction
+    other = sqlite3.connect(str(tmp_path / "history.sqlite"), timeout=0.1)
+    other.execute("BEGIN IMMEDIATE")  # not locked
+    other.execute("ROLLBACK")
+    assert other.execute("SELECT count(*) FROM messages").fetchone() == (0,)
+
+
+def test_rows_that_cannot_be_made_fail_the_commit_and_are_rolled_back(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    conn, rows = _rows(tmp_path, ["m1"])
+    conn.execute("DROP TABLE messages")
+    commit = Commit(str(tmp_path))
+    commit.replace.append((str(tmp_path / "checklist"), b"new"))
+    commit.history = rows
+    with ThreadPoolExecutor(1) as helper, pytest.raises(OSError, match="history database"):
+        commit.write(OpenFiles(), helper)
+    assert not conn.in_transaction
