@@ -498,12 +498,10 @@ def test_a_stopped_fork_server_is_replaced_and_the_worker_started_cold_at_once(s
             os.kill(stopped, signal.SIGCONT)
 
 
-@pytest.mark.timeout(60)
-def test_a_worker_whose_pid_the_manager_never_got_does_not_run(tmp_path):
-    """The child runs the worker only after the server has told the manager its
-    pid: if the manager is gone (or killed the server) first, it exits unrun."""
+def _server_for_marker(tmp_path, **popen):
+    """A fork server on a socket pair, in ``tmp_path``, beside a module that
+    writes the file ``ran``: our end of the pair, and the server's process."""
     import socket
-    import time
 
     (tmp_path / "marker_module.py").write_text("open('ran', 'w').write('yes')\n")
     ours, theirs = socket.socketpair()
@@ -511,10 +509,19 @@ def test_a_worker_whose_pid_the_manager_never_got_does_not_run(tmp_path):
         [PY, "-m", "nowcast.forkserver", str(theirs.fileno()), "unused.yaml"],
         cwd=tmp_path,
         pass_fds=(theirs.fileno(),),
-        stderr=subprocess.PIPE,
-        text=True,
+        **popen,
     )
     theirs.close()
+    return ours, server
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_whose_pid_the_manager_never_got_does_not_run(tmp_path):
+    """The child runs the worker only after the server has told the manager its
+    pid: if the manager is gone (or killed the server) first, it exits unrun."""
+    import time
+
+    ours, server = _server_for_marker(tmp_path, stderr=subprocess.PIPE, text=True)
     try:
         ours.settimeout(30)
         assert b"ready" in ours.recv(65536)
@@ -538,17 +545,9 @@ def test_a_forked_worker_runs_only_once_the_manager_has_noted_it(tmp_path):
     """The manager notes the pids in its launch journal, then says go: a manager
     killed before that leaves no worker running that its successor would launch
     again."""
-    import socket
     import time
 
-    (tmp_path / "marker_module.py").write_text("open('ran', 'w').write('yes')\n")
-    ours, theirs = socket.socketpair()
-    server = subprocess.Popen(
-        [PY, "-m", "nowcast.forkserver", str(theirs.fileno()), "unused.yaml"],
-        cwd=tmp_path,
-        pass_fds=(theirs.fileno(),),
-    )
-    theirs.close()
+    ours, server = _server_for_marker(tmp_path)
     reader = ours.makefile("rb")
     try:
         ours.settimeout(30)

@@ -20,6 +20,14 @@ def commit(journal: ReplyJournal, directory) -> None:
     journal.committed()
 
 
+def _write_and_load(tmp_path, state: object):
+    """Write ``state`` as the state file beside ``tmp_path``'s checklist and read
+    it as a manager starting: the file's path, and what was read."""
+    state_file = tmp_path / "checklist.yaml.manager-state.json"
+    state_file.write_text(json.dumps(state))
+    return state_file, ManagerState.load(str(tmp_path / "checklist.yaml"))
+
+
 def test_the_journal_is_appended_to_and_rewritten_shorter_only_when_it_has_doubled(tmp_path):
     path = tmp_path / "replies.jsonl"
     journal = ReplyJournal(str(path), remembered=3)
@@ -417,9 +425,7 @@ def test_a_stopping_group_that_is_no_process_group_moves_the_state_file_aside(tm
     # has passed: a group 0 read from a damaged file would be the manager's own
     state = json.loads(json.dumps(GOOD_STATE))
     state["supervision"]["stopping"] = [entry]
-    state_file = tmp_path / "checklist.yaml.manager-state.json"
-    state_file.write_text(json.dumps(state))
-    read = ManagerState.load(str(tmp_path / "checklist.yaml"))
+    state_file, read = _write_and_load(tmp_path, state)
     assert read.supervision.stopping == []
     assert read.supervision.groups_to_kill(2.0) == []
     assert not state_file.exists()
@@ -438,9 +444,7 @@ def test_a_time_too_large_for_a_float_moves_the_state_file_aside(tmp_path, path)
     # JSON reads 1e400 written out in digits as an int, which float() cannot take:
     # at start (the applied ids' times) or later in the loop, it would raise
     state = _replaced(GOOD_STATE, path, 10**400)
-    state_file = tmp_path / "checklist.yaml.manager-state.json"
-    state_file.write_text(json.dumps(state))
-    read = ManagerState.load(str(tmp_path / "checklist.yaml"))
+    state_file, read = _write_and_load(tmp_path, state)
     _use(read)
     assert not state_file.exists()
     assert len(list(tmp_path.glob("*.unreadable-*"))) == 1
@@ -451,9 +455,7 @@ def test_a_running_worker_whose_args_are_not_strings_moves_the_state_file_aside(
     # a watched worker's args make its command line when it is retried: a string
     # "--x" taken whole would become the args "-", "-", "x"
     state = _replaced(GOOD_STATE, ("supervision", "running", 0, "args"), args)
-    state_file = tmp_path / "checklist.yaml.manager-state.json"
-    state_file.write_text(json.dumps(state))
-    read = ManagerState.load(str(tmp_path / "checklist.yaml"))
+    state_file, read = _write_and_load(tmp_path, state)
     assert read.supervision.running == []
     assert not state_file.exists()
     assert len(list(tmp_path.glob("*.unreadable-*"))) == 1
@@ -516,9 +518,7 @@ def test_a_race_group_waiting_for_other_than_a_count_moves_the_state_file_aside(
     # a group waiting {"a": 0.5} or {"a": -1} would never complete: what it holds
     # back would never be launched
     state = _replaced(GOOD_STATE, ("race groups", 0, "waiting", "a"), count)
-    state_file = tmp_path / "checklist.yaml.manager-state.json"
-    state_file.write_text(json.dumps(state))
-    read = ManagerState.load(str(tmp_path / "checklist.yaml"))
+    state_file, read = _write_and_load(tmp_path, state)
     assert read.races.groups == []
     assert not state_file.exists()
     assert len(list(tmp_path.glob("*.unreadable-*"))) == 1
@@ -529,9 +529,7 @@ def test_whole_numbers_where_times_go_are_read_as_the_registry_gives_them(tmp_pa
     state = _replaced(GOOD_STATE, ("supervision", "running", 0, "timeout"), 600)
     state = _replaced(state, ("supervision", "running", 0, "grace"), 5)
     state = _replaced(state, ("supervision", "stopping", 0, 1), 2)
-    state_file = tmp_path / "checklist.yaml.manager-state.json"
-    state_file.write_text(json.dumps(state))
-    read = ManagerState.load(str(tmp_path / "checklist.yaml"))
+    state_file, read = _write_and_load(tmp_path, state)
     assert list(tmp_path.glob("*.unreadable-*")) == []
     [running] = read.supervision.running
     assert (running.timeout, running.grace) == (600, 5)
@@ -542,9 +540,7 @@ def test_a_pending_launch_whose_try_is_not_1_or_more_moves_the_state_file_aside(
     # the try number is counted against the registry's `retries` when the launch
     # fails: 0, a negative or a fraction is no try nowcast makes
     state = _replaced(GOOD_STATE, ("pending launches", 0, "try"), tries)
-    state_file = tmp_path / "checklist.yaml.manager-state.json"
-    state_file.write_text(json.dumps(state))
-    read = ManagerState.load(str(tmp_path / "checklist.yaml"))
+    state_file, read = _write_and_load(tmp_path, state)
     assert read.pending == []
     assert not state_file.exists()
     assert len(list(tmp_path.glob("*.unreadable-*"))) == 1
@@ -555,9 +551,7 @@ def test_a_running_worker_whose_pid_no_process_has_moves_the_state_file_aside(tm
     # the manager looks at each watched pid with os.kill(pid, 0), which takes
     # no pid past a C int (OverflowError), and 0 would be its own process group
     state = _replaced(GOOD_STATE, ("supervision", "running", 0, "pid"), pid)
-    state_file = tmp_path / "checklist.yaml.manager-state.json"
-    state_file.write_text(json.dumps(state))
-    read = ManagerState.load(str(tmp_path / "checklist.yaml"))
+    state_file, read = _write_and_load(tmp_path, state)
     _use(read)
     assert read.supervision.running == []
     assert len(list(tmp_path.glob("*.unreadable-*"))) == 1
@@ -566,9 +560,7 @@ def test_a_running_worker_whose_pid_no_process_has_moves_the_state_file_aside(tm
 def test_a_pending_launch_without_a_try_is_its_first(tmp_path):
     state = json.loads(json.dumps(GOOD_STATE))
     del state["pending launches"][0]["try"]
-    state_file = tmp_path / "checklist.yaml.manager-state.json"
-    state_file.write_text(json.dumps(state))
-    read = ManagerState.load(str(tmp_path / "checklist.yaml"))
+    state_file, read = _write_and_load(tmp_path, state)
     assert list(tmp_path.glob("*.unreadable-*")) == []
     assert [(w.module, tries) for w, tries, _ in read.pending] == [("w.d", 1)]
 
@@ -588,8 +580,6 @@ def test_a_pending_launch_without_a_try_is_its_first(tmp_path):
 def test_a_recent_message_that_is_not_an_object_moves_the_state_file_aside(tmp_path, message):
     # nowcast status shows them, reading each one's time, source and type
     state = _replaced(GOOD_STATE, ("recent messages", 0), message)
-    state_file = tmp_path / "checklist.yaml.manager-state.json"
-    state_file.write_text(json.dumps(state))
-    read = ManagerState.load(str(tmp_path / "checklist.yaml"))
+    state_file, read = _write_and_load(tmp_path, state)
     assert read.recent == []
     assert len(list(tmp_path.glob("*.unreadable-*"))) == 1
