@@ -541,3 +541,36 @@ def test_sighup_with_a_new_manager_port_connects_to_it(known):
         wait_for(lambda n=before: system.log().count("config reloaded") > n, what="the reload")
     wait_for(lambda: ("127.0.0.1", new) in listening(system.broker.pid), what="the new bind")
     assert system.run_worker("known").returncode == 0
+
+
+def refused_at_start(system) -> str:
+    """Start the manager alone on ``system``'s config; return its output once it
+    exits with the code of a config it cannot start with (2)."""
+    system.write()
+    manager = system.spawn("nowcast.manager")
+    assert manager.wait(20) == 2
+    return (system.dir / "nowcast.manager.out").read_text()
+
+
+@pytest.mark.timeout(60)
+def test_a_python_key_that_names_no_executable_is_refused_at_start(system):
+    system.config_extra["python"] = str(system.dir / "no-such-python")
+    out = refused_at_start(system)
+    assert "key 'python' must be an executable Python interpreter" in out
+
+
+@pytest.mark.timeout(60)
+def test_an_error_inside_the_next_workers_module_is_refused_with_its_traceback(system):
+    # a module the next workers module imports is missing: not the same as the
+    # next workers module itself missing, so its traceback is logged
+    system.next_workers = "import nowcast_no_such_module_here\n"
+    out = refused_at_start(system)
+    assert "cannot import next workers module next_workers" in out
+    assert "Traceback" in out and "nowcast_no_such_module_here" in out
+    assert "cannot import 'next_workers': ModuleNotFoundError" in out
+    # an error of another kind, raised while it is imported
+    (system.dir / "nowcast.manager.out").unlink()
+    system.next_workers = "raise RuntimeError('no rivers today')\n"
+    out = refused_at_start(system)
+    assert "cannot import 'next_workers': RuntimeError: no rivers today" in out
+    assert "Traceback" in out
