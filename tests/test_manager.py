@@ -574,3 +574,38 @@ def test_an_error_inside_the_next_workers_module_is_refused_with_its_traceback(s
     out = refused_at_start(system)
     assert "cannot import 'next_workers': RuntimeError: no rivers today" in out
     assert "Traceback" in out
+
+
+@pytest.mark.timeout(60)
+def test_a_reload_takes_the_batch_hosts_settings(system):
+    jobs = system.dir / "jobs"
+
+    def cluster(comment: str) -> dict:
+        options = [f"--comment={comment}"]
+        return {
+            "enabled hosts": {
+                "cluster": {
+                    "batch": "slurm",
+                    "jobs directory": str(jobs),
+                    "sbatch options": options,
+                }
+            }
+        }
+
+    system.worker_module("start")
+    system.worker_module("middle")
+    system.after(
+        "def after_start(msg, config, checklist):\n"
+        "    return [NextWorker('middle', host='cluster')]\n"
+        "def after_middle(msg, config, checklist):\n    return []\n"
+    )
+    system.config_extra["run"] = cluster("before-reload")
+    system.start()
+    system.config_extra["run"] = cluster("after-reload")
+    system.config_file.write_text(yaml.safe_dump(system.config(), sort_keys=False))
+    system.manager.send_signal(signal.SIGHUP)
+    wait_for(lambda: "config reloaded" in system.log(), what="the reload")
+    assert system.run_worker("start").returncode == 0
+    # the job script is written before it is submitted (whether or not SLURM takes it)
+    script = wait_for(lambda: list(jobs.glob("middle-*.sh")), what="a job script")[0]
+    assert "--comment=after-reload" in script.read_text()
