@@ -609,3 +609,20 @@ def test_a_reload_takes_the_batch_hosts_settings(system):
     # the job script is written before it is submitted (whether or not SLURM takes it)
     script = wait_for(lambda: list(jobs.glob("middle-*.sh")), what="a job script")[0]
     assert "--comment=after-reload" in script.read_text()
+
+
+@pytest.mark.timeout(60)
+def test_the_next_workers_module_validated_is_the_one_used_not_imported_again(known):
+    # each import of the module appends a line: the one imported to validate the
+    # config, at start and at a reload, is the one the manager then uses
+    system = known
+    system.manager.terminate()
+    system.manager.wait(5)
+    system.next_workers += "open('imports.log', 'a').write('imported\\n')\n"
+    system.write()
+    system.start_manager()
+    imports = system.dir / "imports.log"
+    assert imports.read_text() == "imported\n"
+    system.manager.send_signal(signal.SIGHUP)
+    wait_for(lambda: "config reloaded" in system.log(), what="the reload")
+    assert imports.read_text() == "imported\n" * 2
