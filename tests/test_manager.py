@@ -379,6 +379,16 @@ def test_no_ack_while_the_checklist_cannot_be_written_then_it_is_written_and_ack
     log = system.log()
     assert log.count("cannot write the checklist") == 1  # not once a second
     assert "Is a directory" in log and "written to disk again, after" in log
+    # the writes that follow are ordinary ones: no second "written again", and a
+    # failure after them is logged at once, as the first of its run
+    assert system.run_worker("known").returncode == 0
+    blocker.mkdir()
+    worker = system.launch_worker("known")
+    wait_for(lambda: system.log().count("cannot write the checklist") == 2, what="the next failure")
+    blocker.rmdir()
+    assert worker.wait(30) == 0
+    log = system.log()
+    assert log.count("written to disk again") == 2
 
 
 @pytest.mark.timeout(60)
