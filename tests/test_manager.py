@@ -636,3 +636,34 @@ def test_the_next_workers_module_validated_is_the_one_used_not_imported_again(kn
     system.manager.send_signal(signal.SIGHUP)
     wait_for(lambda: "config reloaded" in system.log(), what="the reload")
     assert imports.read_text() == "imported\n" * 2
+
+
+def test_after_a_wait_in_vain_the_next_commits_do_not_wait():
+    """A burst's commit waits for the workers just answered to send again; when
+    they do not (workers that send one message and exit), the next
+    GROUP_COMMIT_SKIP commits do not wait (docs/architecture.md)."""
+    from types import SimpleNamespace
+
+    from nowcast import defaults
+    from nowcast.manager import NowcastManager
+
+    manager = NowcastManager()
+    manager.core = SimpleNamespace(
+        unsent=[], state=SimpleNamespace(pending=[]), committed=lambda room: ([], [])
+    )
+    manager._launch_journal = SimpleNamespace(written=0)
+    manager._launch_room = lambda now: 0
+    manager._send = manager._launch = lambda what: None
+    manager._gather_until, manager._gather_count = 1.0, 3
+    manager.core.unsent = ["one of the three"]
+    manager._gather_ended()  # came back: one of three
+    assert manager._gather_skip == defaults.GROUP_COMMIT_SKIP and manager._gather_until == 0.0
+    for _ in range(defaults.GROUP_COMMIT_SKIP - 1):
+        manager._committed()
+    assert manager._gather_skip == 1
+    manager._committed()
+    assert manager._gather_skip == 0
+    manager._gather_until, manager._gather_count = 1.0, 3
+    manager.core.unsent = ["a", "b", "c"]
+    manager._gather_ended()  # all came back: the next burst waits again
+    assert manager._gather_skip == 0 and manager._gather_until == 0.0
