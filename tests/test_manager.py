@@ -667,3 +667,32 @@ def test_after_a_wait_in_vain_the_next_commits_do_not_wait():
     manager.core.unsent = ["a", "b", "c"]
     manager._gather_ended()  # all came back: the next burst waits again
     assert manager._gather_skip == 0 and manager._gather_until == 0.0
+
+
+def test_a_burst_of_four_replies_makes_the_next_commit_wait_and_the_launch_window_holds():
+    """In-process: a commit that answered GROUP_COMMIT_MIN messages makes the next
+    wait for more; no more than LAUNCH_WINDOW workers are starting at once."""
+    import time
+    from types import SimpleNamespace
+
+    from nowcast import defaults
+    from nowcast.manager import NowcastManager
+
+    manager = NowcastManager()
+    replies = ["reply"] * defaults.GROUP_COMMIT_MIN
+    manager.core = SimpleNamespace(
+        unsent=[], state=SimpleNamespace(pending=[]), committed=lambda room: (replies, [])
+    )
+    manager._launch_journal = SimpleNamespace(written=0)
+    manager._send = manager._launch = lambda what: None
+    manager._committed()
+    assert manager._gather_until > time.monotonic()
+    assert manager._gather_count == defaults.GROUP_COMMIT_MIN
+
+    running = SimpleNamespace(poll=lambda: None)  # a launched worker still starting
+    now = time.time()
+    manager.core.state.pending = ["waiting"] * defaults.LAUNCH_WINDOW
+    manager._starting = [(now - 0.1, running)] * defaults.LAUNCH_WINDOW
+    assert manager._launch_room(now) == 0
+    manager._starting = [(now - defaults.STARTING_SECONDS - 0.1, running)] * defaults.LAUNCH_WINDOW
+    assert manager._launch_room(now) == defaults.LAUNCH_WINDOW  # started long enough ago
