@@ -26,21 +26,20 @@ class Commit:
 
     Appends come last so that a journal line never reaches the disk before the
     data it vouches for: a message id in the reply journal means its effects are
-    already in the checklist and the history. The history comes after the
-    checklist, so what it records is in the checklist too. A replaced file that
-    also vouches for message ids (the manager's state file) is named in
-    ``history_before``: the history is written before it is renamed into place
-    (after a sync of the renames before it).
+    already in the checklist and the state file. The history comes after the
+    replaced files, so what it records (the replies it keeps among it) is in the
+    checklist and the state file too; a state file renamed before a crash kept
+    the history from being written carries that history's rows
+    (``nowcast.state``).
     """
 
-    __slots__ = ("replace", "append", "directory", "history", "history_before")
+    __slots__ = ("replace", "append", "directory", "history")
 
     def __init__(self, directory: str) -> None:
         self.directory = directory
         self.replace: list[tuple[str, bytes]] = []
         self.append: list[tuple[str, bytes]] = []
         self.history: Any = None  # an object whose write() commits rows (nowcast.recorder)
-        self.history_before: str | None = None
 
     def __bool__(self) -> bool:
         return bool(self.replace or self.append or self.history)
@@ -92,12 +91,7 @@ class Commit:
             for tmp, _ in written:
                 _remove(tmp)
             raise
-        for number, (tmp, path) in enumerate(written):
-            if history and path == self.history_before:
-                if number:
-                    self._sync_directory(files)
-                record()
-                history = None
+        for tmp, path in written:
             os.replace(tmp, path)
             if files is not None:
                 files.forget(path)  # another file now: opened afresh for its next append

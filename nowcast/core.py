@@ -313,8 +313,8 @@ class ManagerCore:
             if self.checklist.changed:
                 commit.replace.append((checklist_path, checklist_file.to_file(self.checklist)))
             history = self.history
-            state_replaced = self.state.add_to(commit, history.keeps_answers)
-            history.add_to(commit, answers=not state_replaced)
+            rows = history.add_to(commit)
+            self.state.add_to(commit, history.keeps_answers, rows)
         except Exception:
             self.commit_failed()  # the replies stay held; everything is made again next time
             raise

@@ -94,6 +94,11 @@ MIGRATIONS: list[list[str]] = [
     # applied message ids, so a re-sent message is answered, not applied again)
     [
         "ALTER TABLE messages ADD COLUMN answer TEXT",
+        # the number of the last commit whose rows the manager's state file also
+        # carried ("history commit"): a state file with a higher one was renamed
+        # into place and its commit's transaction never made, so its rows are
+        # written again at the next start
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value)",
     ],
 ]
 

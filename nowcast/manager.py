@@ -173,6 +173,22 @@ class NowcastManager(LongRunningProcess):
         state = ManagerState.load(path, keep_ids_for(self.config))
         processes.forget_stopped(state.supervision, path, self.logger)
         history = recorder.Recorder.open(self.config)
+        try:
+            if history.replay(state.history_commit, state.history_rows):
+                self.logger.warning(
+                    "the history lacked the last write before the manager stopped; "
+                    "wrote its rows again, from %s",
+                    state.path,
+                )
+        except (OSError, ValueError) as e:
+            self.logger.error(
+                "cannot write the last write's history rows again, from %s (%s): "
+                "the history lacks that write's runs and messages",
+                state.path,
+                e,
+            )
+        state.history_commit = max(state.history_commit, history.state_commit())
+        state.history_rows = []
         now = time.time()
         merged = state.replies.merge(history.applied_since(now - state.replies.keep_for), now)
         if merged:

@@ -72,14 +72,24 @@ _INSERT_EVENT = "INSERT INTO events (time, event, worker, run, detail) VALUES (?
 _ORDER = (_LAUNCH_RUN, _INSERT_RUN, _EXIT_RUN, _INSERT_MESSAGE, _INSERT_EVENT)
 
 
-class Rows:
-    """The rows of one commit, by statement; ``write`` runs on the committer's thread."""
+_STATE_COMMIT = "INSERT OR REPLACE INTO meta (key, value) VALUES ('state commit', ?)"
 
-    __slots__ = ("conn", "rows")
+
+class Rows:
+    """The rows of one commit, by statement; ``write`` runs on the committer's thread.
+    ``state_commit``: the number of the commit when the manager's state file
+    carries these rows too (``to_plain``), written with them."""
+
+    __slots__ = ("conn", "rows", "state_commit")
 
     def __init__(self, conn: sqlite3.Connection, rows: dict[str, list[tuple]]) -> None:
         self.conn = conn
         self.rows = rows
+        self.state_commit: int | None = None
+
+    def to_plain(self) -> list[list]:
+        """The rows as JSON can hold them, one list per statement in order."""
+        return [self.rows[sql] for sql in _ORDER]
 
     def __bool__(self) -> bool:
         return any(self.rows.values())
@@ -99,6 +109,8 @@ class Rows:
             for sql in _ORDER:
                 if self.rows[sql]:
                     conn.executemany(sql, self.rows[sql])
+            if self.state_commit is not None:
+                conn.execute(_STATE_COMMIT, (self.state_commit,))
         except sqlite3.Error as e:
             self.abort()
             raise OSError(f"history database: {e}") from None
@@ -510,18 +522,41 @@ class Recorder:
         """Whether the database keeps the replies to applied messages (``answer``)."""
         return self.conn is not None
 
-    def add_to(self, commit: Any, answers: bool = True) -> None:
-        """Hand the rows since the last commit to ``commit``; without their
-        replies' text when not ``answers`` (the reply journal then has them)."""
+    def add_to(self, commit: Any) -> Rows | None:
+        """Hand the rows since the last commit to ``commit``; return them (None
+        when there are none)."""
         self._check_cycles()
+        rows = None
         if self.conn is not None and any(self._rows.values()):
-            rows = self._rows
-            if not answers and rows[_INSERT_MESSAGE]:
-                # a copy: should the commit fail, the next one has them again
-                rows = {**rows, _INSERT_MESSAGE: [r[:-1] + (None,) for r in rows[_INSERT_MESSAGE]]}
-            commit.history = Rows(self.conn, rows)
+            rows = commit.history = Rows(self.conn, self._rows)
         self._in_flight_rows, self._rows = self._rows, _no_rows()
         self._in_flight_events, self._events = self._events, []
+        return rows
+
+    def state_commit(self) -> int:
+        """The number of the last commit the state file carried that the database
+        has (0 when none or the history is off)."""
+        if self.conn is None:
+            return 0
+        found = self.conn.execute("SELECT value FROM meta WHERE key = 'state commit'").fetchone()
+        return found[0] if found is not None and isinstance(found[0], int) else 0
+
+    def replay(self, state_commit: int, plain: list) -> bool:
+        """At start: write again the rows of commit ``state_commit``, which the
+        state file carries (``Rows.to_plain``), when the database has not got
+        them (the manager stopped between the state file's rename and the
+        history's transaction). Return whether it did."""
+        if self.conn is None or not state_commit:
+            return False
+        if not plain or self.state_commit() >= state_commit:
+            return False
+        rows = Rows(
+            self.conn,
+            {sql: [tuple(r) for r in part] for sql, part in zip(_ORDER, plain, strict=True)},
+        )
+        rows.state_commit = state_commit
+        rows.write()
+        return True
 
     def committed(self) -> None:
         """The commit is on disk: its events go to their actions."""

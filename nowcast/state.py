@@ -23,6 +23,7 @@ import logging
 import os
 import time
 from json.encoder import encode_basestring
+from typing import Any
 
 import attrs
 
@@ -353,6 +354,22 @@ def check_state_data(data: object) -> None:
             "[message id, reply, time]",
             applied,
         )
+    number = data.get("history commit", 0)
+    _require(
+        isinstance(number, int) and not isinstance(number, bool) and number >= 0,
+        "history commit",
+        "a whole number",
+        number,
+    )
+    rows = _list(data, "history rows")
+    _require(
+        rows == []
+        or (len(rows) == 5 and all(isinstance(part, list) for part in rows))
+        and all(isinstance(row, list) for part in rows for row in part),
+        "history rows",
+        "five lists of rows",
+        rows,
+    )
     for index, message in enumerate(_list(data, "recent messages")):
         _require(
             isinstance(message, dict)
@@ -444,6 +461,10 @@ class ManagerState:
     supervision: Supervision = attrs.field(factory=Supervision)
     recent: list[dict] = attrs.field(factory=list)
     path: str = ""
+    # the number of the last commit whose history rows the state file carried,
+    # and those rows as read at start (Recorder.replay)
+    history_commit: int = 0
+    history_rows: list = attrs.field(factory=list, repr=False, eq=False)
     _written: str = attrs.field(default="", repr=False, eq=False)
     # each pending launch's JSON, by token: a fan-out's thousands are made once each
     _pending_json: dict = attrs.field(factory=dict, repr=False, eq=False)
@@ -472,17 +493,18 @@ class ManagerState:
         # as json.dumps of the three keys together would write it
         return f'{races[:-1]}, "pending launches": [{", ".join(pending)}], {rest[1:]}'
 
-    def add_to(self, commit: Commit, history_carries: bool = False) -> bool:
+    def add_to(self, commit: Commit, history: bool = False, rows: Any = None) -> bool:
         """Add to ``commit`` what changed since the last one: the state file when
         its durable part changed, and the new lines of the reply journal. Return
         whether the state file is in it.
 
-        ``history_carries``: the commit's history rows can keep the replies (the
-        history is on). They do unless the state file is rewritten: the history is
-        written before its rename, and a crash between the two must not leave ids
-        on disk that say messages were applied whose effects on the state (launches,
-        a race group's reports) were lost; those ids go into the state file and
-        then the reply journal, after it."""
+        ``history``: the history is on, and its rows keep the replies (the journal
+        does not). The state file then carries the commit's history ``rows`` (a
+        ``nowcast.recorder.Rows``, numbered), and the history is written after its
+        rename: a manager killed between the two finds the rows in the state file
+        and writes them again (``Recorder.replay``). With the history off, the
+        state file is renamed before the journal is appended (which vouches for
+        it)."""
         durable = self._durable_json()
         replaced = durable != self._written
         if replaced:
@@ -494,12 +516,20 @@ class ManagerState:
             # between the two must not leave their effects (launches, a race
             # group's reports) on disk without the ids that say they were applied
             applied = ", ".join(self.replies.unwritten_lines())
+            carried = ""
+            if rows is not None:
+                self.history_commit += 1
+                rows.state_commit = self.history_commit
+                plain = json.dumps(rows.to_plain(), ensure_ascii=False)
+                carried = f'"history commit": {self.history_commit}, "history rows": {plain}, '
             commit.replace.append(
-                (self.path, f'{text[:-1]}, "applied": [{applied}], {durable[1:]}'.encode())
+                (
+                    self.path,
+                    f'{text[:-1]}, "applied": [{applied}], {carried}{durable[1:]}'.encode(),
+                )
             )
-            commit.history_before = self.path  # what it vouches for is in the history
             self._written = durable
-        self.replies.add_to(commit, history_carries and not replaced)
+        self.replies.add_to(commit, history)
         return replaced
 
     def committed(self) -> None:
@@ -545,6 +575,8 @@ class ManagerState:
             _set_aside(path, "manager state file", e)
             return cls(journal, path=path)
         state._written = state._durable_json()
+        state.history_commit = data.get("history commit", 0)
+        state.history_rows = data.get("history rows", [])
         recovered = sum(
             journal.recover(msg_id, reply, float(when))
             for msg_id, reply, when in data.get("applied", [])

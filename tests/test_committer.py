@@ -150,17 +150,15 @@ class _SeesFiles:
         self.seen = [p.read_bytes() for p in self.paths]
 
 
-@pytest.mark.parametrize("before", [None, "state"])
-def test_the_history_is_written_after_the_checklist_and_before_the_state_file(tmp_path, before):
+def test_the_history_is_written_after_the_checklist_and_the_state_file(tmp_path):
     checklist, state = tmp_path / "checklist", tmp_path / "state"
     checklist.write_bytes(b"old")
     state.write_bytes(b"old")
     commit = Commit(str(tmp_path))
     commit.replace += [(str(checklist), b"new"), (str(state), b"new")]
     commit.history = _SeesFiles(checklist, state)
-    commit.history_before = str(tmp_path / before) if before else None
     commit.write(OpenFiles())
-    assert commit.history.seen == ([b"new", b"old"] if before else [b"new", b"new"])
+    assert commit.history.seen == [b"new", b"new"]
     assert checklist.read_bytes() == state.read_bytes() == b"new"
 
 
@@ -177,13 +175,9 @@ class _NotesOrder:
         self.events.append("history")
 
 
-@pytest.mark.parametrize("state_first", [False, True])
-def test_the_renames_before_the_state_file_are_synced_before_the_history(
-    tmp_path, monkeypatch, state_first
-):
-    # the history must not reach the disk before the checklist it describes: the
-    # checklist's rename is made durable (its directory synced) before the history's
-    # write; with nothing renamed before the state file, nothing to sync first
+def test_the_renames_are_synced_before_the_history(tmp_path, monkeypatch):
+    # the history must not reach the disk before the files it describes: their
+    # renames are made durable (their directory synced) before the history's write
     from nowcast import committer as module
 
     events: list[str] = []
@@ -194,13 +188,11 @@ def test_the_renames_before_the_state_file_are_synced_before_the_history(
         real(directory)
 
     monkeypatch.setattr(module, "fsync_dir", noting)
-    files = [(str(tmp_path / "checklist"), b"c"), (str(tmp_path / "state"), b"s")]
     commit = Commit(str(tmp_path))
-    commit.replace += files[::-1] if state_first else files
+    commit.replace += [(str(tmp_path / "checklist"), b"c"), (str(tmp_path / "state"), b"s")]
     commit.history = _NotesOrder(events)
-    commit.history_before = str(tmp_path / "state")
     commit.write()
-    assert events == (["history", "sync"] if state_first else ["sync", "history", "sync"])
+    assert events == ["sync", "history"]
 
 
 @pytest.mark.timeout(10)
@@ -246,10 +238,9 @@ def _rows(tmp_path, ids):
     return conn, Rows(conn, rows)
 
 
-@pytest.mark.parametrize("before", [None, "state"])
-def test_rows_made_on_the_helper_are_committed_at_the_historys_place(tmp_path, before):
-    # the rows are made while the files are flushed, and committed after the
-    # checklist's rename and before the state file's, as without the helper
+def test_rows_made_on_the_helper_are_committed_at_the_historys_place(tmp_path):
+    # the rows are made while the files are flushed, and committed after their
+    # renames, as without the helper
     from concurrent.futures import ThreadPoolExecutor
 
     from nowcast import history
@@ -271,10 +262,9 @@ def test_rows_made_on_the_helper_are_committed_at_the_historys_place(tmp_path, b
     commit = Commit(str(tmp_path))
     commit.replace += [(str(checklist), b"new"), (str(state), b"new")]
     commit.history = rows
-    commit.history_before = str(tmp_path / before) if before else None
     with ThreadPoolExecutor(1) as helper:
         commit.write(OpenFiles(), helper)
-    assert seen == [(b"new", b"old" if before else b"new")]
+    assert seen == [(b"new", b"new")]
     assert [i for (i,) in reader.execute("SELECT id FROM messages")] == ["m1", "m2"]
 
 

@@ -126,6 +126,32 @@ def test_an_unexpected_stop_is_seen_at_the_next_start_a_clean_one_is_not(system)
 
 
 @pytest.mark.timeout(60)
+def test_a_write_the_history_lacks_is_written_again_from_the_state_file(system):
+    # as a manager killed between the state file's rename and the history's
+    # transaction leaves things: the state file carries a write the database lacks
+    system.start()
+    system.manager.terminate()
+    assert system.manager.wait(10) == 0
+    state_file = system.checklist_file.with_name("checklist.yaml.manager-state.json")
+    state = json.loads(state_file.read_text())
+    answer = '{"source": "manager", "type": "ack", "payload": null, "id": "w-1.2.3"}'
+    state["history commit"] = 99
+    state["history rows"] = [
+        [],
+        [],
+        [],
+        [["w-1.2.3", 5.0, "w", "success", None, "ack", None, answer]],
+        [],
+    ]
+    state_file.write_text(json.dumps(state))
+    system.start_manager()
+    wait_for(lambda: events(system).count("manager started") == 2, what="the second start")
+    assert query(system, "SELECT id, answer FROM messages") == [("w-1.2.3", answer)]
+    assert query(system, "SELECT value FROM meta WHERE key = 'state commit'") == [(99,)]
+    assert "wrote its rows again" in system.log()
+
+
+@pytest.mark.timeout(60)
 def test_history_off_writes_no_database(system):
     system.config_extra["history"] = {"enabled": False}
     system.worker_module("first")

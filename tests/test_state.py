@@ -402,7 +402,6 @@ def test_a_crash_between_the_state_file_and_the_journal_loses_no_applied_id(tmp_
     state.pending.append((NextWorker("next"), 1, "t1"))
     batch = Commit(str(tmp_path))
     state.add_to(batch)
-    assert batch.history_before == state.path  # its messages' history rows go first
     batch.append = []  # killed after the renames, before the journal's append
     batch.write()
 
@@ -471,7 +470,7 @@ def test_ids_the_history_would_carry_go_whole_into_a_state_file_it_precedes(tmp_
     state.remember("w-1.1", '{"type": "ack", "id": "w-1.1"}', 100.0, True)
     state.pending.append((NextWorker("next"), 1, "t1"))
     batch = Commit(str(tmp_path))
-    assert state.add_to(batch, history_carries=True)
+    assert state.add_to(batch, history=True)
     batch.append = []  # killed after the renames, before the journal's append
     batch.write()
     again = ManagerState.load(checklist, now=101.0)
@@ -583,3 +582,32 @@ def test_a_recent_message_that_is_not_an_object_moves_the_state_file_aside(tmp_p
     state_file, read = _write_and_load(tmp_path, state)
     assert read.recent == []
     assert len(list(tmp_path.glob("*.unreadable-*"))) == 1
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("history commit", -1),
+        ("history commit", "3"),
+        ("history commit", True),
+        ("history rows", [[], [], []]),
+        ("history rows", [[], [], [], [], "x"]),
+        ("history rows", [[], [], [], [], [5]]),
+    ],
+)
+def test_history_rows_of_the_wrong_shape_move_the_state_file_aside(tmp_path, key, value):
+    # rows the next manager would write into the history again, with their number
+    state = json.loads(json.dumps(GOOD_STATE))
+    state[key] = value
+    _, read = _write_and_load(tmp_path, state)
+    assert read.history_rows == [] and read.history_commit == 0
+    assert len(list(tmp_path.glob("*.unreadable-*"))) == 1
+
+
+def test_history_rows_are_read_back_with_their_number(tmp_path):
+    state = json.loads(json.dumps(GOOD_STATE))
+    state["history commit"] = 7
+    state["history rows"] = [[], [], [], [["m", 1.0, "w", "success", None, "ack", None, "a"]], []]
+    _, read = _write_and_load(tmp_path, state)
+    assert read.history_commit == 7
+    assert read.history_rows[3] == [["m", 1.0, "w", "success", None, "ack", None, "a"]]
