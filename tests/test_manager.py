@@ -696,3 +696,19 @@ def test_a_burst_of_four_replies_makes_the_next_commit_wait_and_the_launch_windo
     assert manager._launch_room(now) == 0
     manager._starting = [(now - defaults.STARTING_SECONDS - 0.1, running)] * defaults.LAUNCH_WINDOW
     assert manager._launch_room(now) == defaults.LAUNCH_WINDOW  # started long enough ago
+
+
+@pytest.mark.timeout(60)
+def test_the_manager_stops_in_time_with_a_reply_queued_for_a_broker_that_is_gone(known):
+    system = known
+    blocker = system.dir / f".{system.checklist_file.name}.{system.manager.pid}.tmp"
+    blocker.mkdir()  # the write fails, so the reply is held
+    worker = system.launch_worker("known")
+    wait_for(lambda: "cannot write the checklist" in system.log(), what="the failed write")
+    system.broker.send_signal(signal.SIGKILL)
+    system.broker.wait(5)
+    worker.send_signal(signal.SIGKILL)
+    blocker.rmdir()  # the next write works: its reply goes to a broker that is gone
+    wait_for(lambda: "written to disk again" in system.log(), what="the write")
+    system.manager.send_signal(signal.SIGTERM)
+    assert system.manager.wait(5) == 0
