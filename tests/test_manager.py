@@ -696,6 +696,12 @@ def test_a_burst_of_four_replies_makes_the_next_commit_wait_and_the_launch_windo
     assert manager._launch_room(now) == 0
     manager._starting = [(now - defaults.STARTING_SECONDS - 0.1, running)] * defaults.LAUNCH_WINDOW
     assert manager._launch_room(now) == defaults.LAUNCH_WINDOW  # started long enough ago
+    # room for fewer than a quarter of the window: none until a quarter is free
+    quarter = defaults.LAUNCH_WINDOW // 4
+    manager._starting = [(now - 0.1, running)] * (defaults.LAUNCH_WINDOW - quarter + 1)
+    assert manager._launch_room(now) == 0
+    manager._starting.pop()
+    assert manager._launch_room(now) == quarter
 
 
 @pytest.mark.timeout(60)
@@ -712,3 +718,10 @@ def test_the_manager_stops_in_time_with_a_reply_queued_for_a_broker_that_is_gone
     wait_for(lambda: "written to disk again" in system.log(), what="the write")
     system.manager.send_signal(signal.SIGTERM)
     assert system.manager.wait(5) == 0
+
+
+@pytest.mark.timeout(60)
+def test_ssh_options_that_are_not_a_list_are_refused_at_start(system):
+    system.config_extra["run"] = {"enabled hosts": {"hpc": {"ssh options": "-v"}}}
+    out = refused_at_start(system)
+    assert "key 'run: enabled hosts: hpc: ssh options' must be a list" in out
