@@ -727,3 +727,35 @@ def test_ssh_options_that_are_not_a_list_are_refused_at_start(system):
     system.config_extra["run"] = {"enabled hosts": {"hpc": {"ssh options": "-v"}}}
     out = refused_at_start(system)
     assert "key 'run: enabled hosts: hpc: ssh options' must be a list" in out
+
+
+@pytest.mark.timeout(60)
+def test_a_crash_is_seen_while_messages_keep_coming(system):
+    # messages about every 100 ms (more than the supervision period, less than an
+    # idle poll) must not keep the manager from looking at its workers
+    import threading
+    import time
+
+    system.config_extra["run"] = {"warm start": False}  # no fork server to wake it
+    system.worker_module("start")
+    system.worker_module("crasher", "os._exit(3)")
+    system.after(
+        "def after_start(msg, config, checklist):\n    return [NextWorker('crasher')]\n"
+        "def after_crasher(msg, config, checklist):\n    return []\n"
+    )
+    system.start()
+    done = threading.Event()
+
+    def keep_asking() -> None:
+        while not done.is_set():
+            system.request({"source": "nowcast.status", "type": "status"})
+            time.sleep(0.1)
+
+    asker = threading.Thread(target=keep_asking)
+    asker.start()
+    try:
+        assert system.run_worker("start").returncode == 0
+        wait_for(lambda: "handling it as a crash" in system.log(), timeout=5, what="the crash")
+    finally:
+        done.set()
+        asker.join()
