@@ -759,3 +759,19 @@ def test_a_crash_is_seen_while_messages_keep_coming(system):
     finally:
         done.set()
         asker.join()
+
+
+@pytest.mark.timeout(60)
+def test_the_launch_journal_is_emptied_once_the_state_file_holds_its_launches(system):
+    system.worker_module("start")
+    system.worker_module("second")
+    system.after(
+        "def after_start(msg, config, checklist):\n    return [NextWorker('second')]\n"
+        "def after_second(msg, config, checklist):\n    return []\n"
+    )
+    system.start()
+    journal = system.dir / f"{system.checklist_file.name}.manager-launches"
+    assert system.run_worker("start").returncode == 0
+    wait_for(lambda: "second" in system.checklist(), what="the second worker")
+    # the second worker's message made a commit after the launch was noted
+    wait_for(lambda: journal.stat().st_size == 0, what="an empty launch journal")
