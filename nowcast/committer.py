@@ -63,9 +63,9 @@ class Commit:
         if history and helper is not None and hasattr(history, "prepare"):
             started = helper.submit(history.prepare)
         try:
-            self._write(files, history, started)
+            self._replace(files)
         except BaseException:
-            if started is not None and not getattr(started, "used", False):
+            if started is not None:
                 try:
                     started.result()
                 except Exception:
@@ -73,16 +73,19 @@ class Commit:
                 else:
                     history.abort()
             raise
-
-    def _write(self, files: OpenFiles | None, history: Any, started: Any) -> None:
-        def record() -> None:
-            if started is not None:
-                started.used = True
-                started.result()  # its OSError: the commit failed (rolled back)
-                history.finish()
+        if started is not None:
+            started.result()  # its OSError: the commit failed (rolled back)
+            history.finish()
+        elif history:
+            history.write()
+        for path, data in self.append:
+            if files is not None:
+                files.append(path, data)
             else:
-                history.write()
+                append_durably(path, data)
 
+    def _replace(self, files: OpenFiles | None) -> None:
+        """Write, flush and rename the replaced files, then sync their directory."""
         written = []
         try:
             for path, data in self.replace:
@@ -96,20 +99,10 @@ class Commit:
             if files is not None:
                 files.forget(path)  # another file now: opened afresh for its next append
         if written:
-            self._sync_directory(files)
-        if history:
-            record()
-        for path, data in self.append:
             if files is not None:
-                files.append(path, data)
+                files.sync_directory(self.directory)
             else:
-                append_durably(path, data)
-
-    def _sync_directory(self, files: OpenFiles | None) -> None:
-        if files is not None:
-            files.sync_directory(self.directory)
-        else:
-            fsync_dir(self.directory)
+                fsync_dir(self.directory)
 
 
 class OpenFiles:
