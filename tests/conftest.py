@@ -33,18 +33,27 @@ def _ephemeral_low() -> int:
         return 32768
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
     """A free port below the ephemeral range: a client that connects to it before
-    its server binds then cannot be handed the same port and connect to itself."""
+    its server binds then cannot be handed the same port and connect to itself.
+    Never the same port twice in one test session: two calls in a row could
+    otherwise both find one port free, and a broker given it for both of its
+    sockets cannot start."""
     high = _ephemeral_low() - 1
     for _ in range(200):
         port = random.randint(10000, high)
+        if port in _handed_out:
+            continue
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return port
+        _handed_out.add(port)
+        return port
     raise RuntimeError("no free port found")
 
 
@@ -251,10 +260,23 @@ class System:
         self.write()
         if broker:
             self.broker = self.spawn("nowcast.message_broker")
-            wait_for(lambda: "manager socket bound" in self.log(), what="broker start")
+
+            def bound() -> bool:
+                self._alive(self.broker)
+                return "manager socket bound" in self.log()
+
+            wait_for(bound, what="broker start")
         if manager:
             self.start_manager()
         return self
+
+    def _alive(self, process: subprocess.Popen) -> None:
+        """Fail at once, with what ``process`` printed, if it has exited."""
+        if process.poll() is not None:
+            module = process.args[2]
+            out = self.dir / f"{module}.out"
+            printed = out.read_text() if out.exists() else ""
+            raise AssertionError(f"{module} exited {process.returncode}:\n{printed}")
 
     def spawn(self, module: str, *args: str) -> subprocess.Popen:
         """Start a process whose output goes to ``<module>.out`` (never to a pipe
@@ -272,11 +294,14 @@ class System:
     def start_manager(self, *args: str) -> subprocess.Popen:
         before = self.log().count("listening...")
         self.manager = self.spawn("nowcast.manager", *args)
+
         # 30 s: a manager restarted while 100 workers re-send, on a loaded machine,
         # has been seen to take more than 10
-        wait_for(
-            lambda: self.log().count("listening...") > before, timeout=30, what="manager start"
-        )
+        def listening() -> bool:
+            self._alive(self.manager)
+            return self.log().count("listening...") > before
+
+        wait_for(listening, timeout=30, what="manager start")
         return self.manager
 
     def kill_manager(self) -> None:
