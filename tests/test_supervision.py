@@ -701,3 +701,35 @@ def test_a_worker_stopped_under_a_debugger_still_runs(processes):
 def _state(pid: int) -> bytes:
     with open(f"/proc/{pid}/stat", "rb") as f:
         return f.read().rsplit(b")", 1)[-1].split()[0]
+
+
+@pytest.mark.timeout(60)
+def test_a_retry_that_fell_due_while_the_manager_was_down_is_launched_at_its_start(system):
+    # nothing else wakes the restarted manager: no messages, no fork server, no
+    # history rows to commit; its first poll must not wait for an event
+    system.worker_module(
+        "a",
+        "with open('a.runs', 'a') as f:\n    f.write('run\\n')\nraise RuntimeError('fails')",
+        retries=1,
+        **{"retry delay": 2},
+    )
+    system.worker_module("start")
+    system.after("def after_start(msg, config, checklist):\n    return [NextWorker('a')]\n")
+    system.config_extra["run"] = {"warm start": False}
+    system.config_extra["history"] = {"enabled": False}
+    system.start()
+    system.run_worker("start")
+    wait_for(lambda: "launching it again in 2 s" in system.log(), what="the retry to be queued")
+    wait_for(lambda: retries_due(system), what="the retry in the state file")
+    system.kill_manager()
+    time.sleep(2.5)  # the retry falls due while no manager runs
+    system.start_manager()
+    wait_for(lambda: (system.dir / "a.runs").read_text() == "run\nrun\n", what="the retry")
+
+
+def retries_due(system) -> list:
+    path = system.dir / f"{system.checklist_file.name}.manager-state.json"
+    try:
+        return json.loads(path.read_text())["supervision"]["retries"]
+    except (OSError, ValueError, KeyError):
+        return []
