@@ -260,7 +260,7 @@ class Checklist(dict):
             return self._entry_from_parts(key, value)
         fragment = self._fragments.get(key)
         if fragment is None:
-            fragment = self._fragments[key] = _dump({key: value})
+            fragment = self._fragments[key] = _plain_item(key, value) or _dump({key: value})
         return fragment
 
     def _entry_from_parts(self, key: str, value: dict) -> bytes:
@@ -331,12 +331,19 @@ def _indented(fragment: bytes) -> bytes:
 
 
 def _dump_each(items: list[tuple[Any, Any]], indent: bool = False) -> list[bytes]:
-    """``key: value`` YAML for each item, as ``_dump`` makes it one at a time, but
-    from one dump of them all (the fixed cost of a dump is most of a small one's).
+    """``key: value`` YAML for each item, as ``_dump`` makes it one at a time: the
+    plain items (``_plain_item``) without PyYAML, the others from one dump of
+    them all (the fixed cost of a dump is most of a small one's).
 
     The dump is cut where a line starts a new top-level key; when the pieces do
     not come out one per item, each item is dumped on its own instead.
     """
+    made = [_plain_item(k, v) for k, v in items]
+    if None not in made:
+        return [b"  " + m for m in made] if indent else made
+    if any(made):
+        rest = iter(_dump_each([i for i, m in zip(items, made, strict=True) if m is None], indent))
+        return [(b"  " + m if indent else m) if m else next(rest) for m in made]
     if len(items) > 1:
         try:
             # without anchors: a value shared by two items must be written in each
@@ -348,6 +355,38 @@ def _dump_each(items: list[tuple[Any, Any]], indent: bool = False) -> list[bytes
             if len(pieces) == len(items) and len(items) == len({k for k, _ in items}):
                 return [_indented(p) if indent else p for p in pieces]
     return [_indented(_dump({k: v})) if indent else _dump({k: v}) for k, v in items]
+
+
+# Text YAML writes as itself, as a value: letters, digits and ``_./-``, not
+# starting with a digit, a dot or a dash (which could read as a number or more).
+_PLAIN_TEXT = re.compile(r"[A-Za-z_/][A-Za-z0-9_./-]{0,199}")
+
+
+def _plain_item(key: Any, value: Any) -> bytes | None:
+    """``key: value`` as ``_dump`` writes it, made without PyYAML, for a plain key
+    with a whole number, a boolean, None or plain text (most of what workers
+    report); None for anything else."""
+    kind = type(value)
+    if kind is int:
+        if not -_BIG < value < _BIG:
+            return None
+        text = str(value)
+    elif kind is str:
+        if _PLAIN_TEXT.fullmatch(value) is None or value.lower() in _YAML_WORDS:
+            return None
+        text = value
+    elif kind is bool:
+        text = "true" if value else "false"
+    elif value is None:
+        text = "null"
+    else:
+        return None
+    if not _plain_key(key):
+        return None
+    return f"{key}: {text}\n".encode()
+
+
+_BIG = 10**18
 
 
 def _top_level_pieces(text: bytes) -> list[bytes]:

@@ -117,6 +117,37 @@ def test_one_dump_for_many_entries_cuts_into_what_a_dump_each_makes():
         ]
 
 
+def test_plain_items_are_written_as_pyyaml_writes_them():
+    """The items written without PyYAML come out byte for byte as its dump, and
+    every other item is left to it."""
+    rng = random.Random(3)
+    words = ["true", "No", "ON", "null", "Null", "y", "n", "~", "yes", "1", "0x1f", "1e3", ".5"]
+    values = [0, -7, 10**17, 10**18, 10**30, True, False, None, 2.5, "", [1], {"a": 1}]
+
+    def text() -> str:
+        roll = rng.random()
+        if roll < 0.15:
+            return rng.choice(words)
+        chars = "aZy_/.-09 " + (":#'\"é\n" if roll < 0.4 else "")
+        first = rng.choice("aZ_/" if roll > 0.6 else chars)
+        return first + "".join(rng.choice(chars) for _ in range(rng.randint(0, 6)))
+
+    plain = 0
+    for _ in range(5000):
+        key = text() if rng.random() < 0.95 else rng.choice(values[:3])
+        value = text() if rng.random() < 0.7 else rng.choice(values)
+        made = checklist_module._plain_item(key, value)
+        try:
+            expected = checklist_module._dump_text({key: value})
+        except Exception:
+            expected = None
+        if made is not None:
+            plain += 1
+            assert made == expected, (key, value)
+            assert yaml.safe_load(made) == {key: value}
+    assert plain > 300  # many are plain items
+
+
 def test_a_value_shared_by_two_entries_is_written_whole_in_each():
     shared = {"files": ["a.nc", "b.nc"]}
     c = Checklist({"x": shared, "y": shared, "z": 1})
