@@ -218,6 +218,7 @@ class Recorder:
         self._fork_server_up: bool | None = None
         self._pruner: Pruner | None = None
         self._day_minute, self._day = -1, ""
+        self._unknown_runs = 0  # runs of final messages from processes not known
         self.actions: EventActions | None = None
 
     # opening
@@ -619,8 +620,14 @@ class Recorder:
         pid = _pid_from_id(msg.id)
         started, parent_cmd = _process_start(pid, msg.source) if pid else (None, "")
         by = "scheduler" if "nowcast.scheduler" in parent_cmd else "by hand"
-        started = started if started is not None else now
-        rid = run_id(msg.source, pid, started)
+        if started is not None:
+            rid = run_id(msg.source, pid, started)
+        else:
+            # its process is not known: the message is a run of its own (two
+            # such messages in the same millisecond are two runs, not one)
+            started = now
+            self._unknown_runs += 1
+            rid = f"{run_id(msg.source, pid, started)}:{self._unknown_runs}"
         day = self.day_of(started)
         self._add(
             _INSERT_RUN,

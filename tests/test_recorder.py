@@ -365,3 +365,31 @@ def test_a_history_file_that_is_not_a_database_is_moved_aside_and_a_new_one_star
     aside = list(system.dir.glob("checklist.yaml.history.sqlite.unreadable-*"))
     assert len(aside) == 1 and aside[0].read_bytes().startswith(b"garbage")
     assert "moved it to" in system.log()
+
+
+def test_final_messages_from_processes_not_known_are_runs_of_their_own(tmp_path):
+    """Messages whose process is not known (no pid in their id) are a run each,
+    even in the same millisecond: not one run updated by several workers, and no
+    'cycle complete' made of them."""
+    from nowcast.committer import Commit
+    from nowcast.config import Config
+    from nowcast.message import Message
+    from nowcast.recorder import Recorder
+
+    config = Config()
+    config.file = str(tmp_path / "nowcast.yaml")
+    config["checklist file"] = str(tmp_path / "checklist.yaml")
+    conn = history.open_for_writing(str(tmp_path / "history.sqlite"))
+    recorder = Recorder(conn, config, clock=lambda: 1000.0)
+    for i in range(3):
+        msg = Message("reporter", "success", {"i": i}, f"no-pid-{i}")
+        recorder.reported(msg, None)
+        recorder.message(msg, "ack")
+    recorder.add_to(Commit(str(tmp_path))).write()
+    recorder.committed()
+    found = conn.execute("SELECT id, launched_by, started, ended FROM runs").fetchall()
+    assert len({rid for rid, *_ in found}) == 3
+    assert {tuple(rest) for _, *rest in found} == {("by hand", 1000.0, 1000.0)}
+    ran = conn.execute("SELECT run FROM messages ORDER BY seq").fetchall()
+    assert sorted(r for (r,) in ran) == sorted(rid for rid, *_ in found)
+    assert conn.execute("SELECT event FROM events").fetchall() == []
