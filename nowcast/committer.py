@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from nowcast.fileutils import append_durably, append_synced, fsync_dir, write_temporary
@@ -39,12 +38,13 @@ class Commit:
         self.directory = directory
         self.replace: list[tuple[str, bytes]] = []
         self.append: list[tuple[str, bytes]] = []
-        self.history: Any = None  # an object whose write() commits rows (nowcast.recorder)
+        # rows to commit, as nowcast.recorder.Rows: prepare(), then finish() or abort()
+        self.history: Any = None
 
     def __bool__(self) -> bool:
         return bool(self.replace or self.append or self.history)
 
-    def write(self, files: OpenFiles | None = None, helper: Any = None) -> None:
+    def write(self, files: OpenFiles | None = None) -> None:
         """Put every file on disk; raises ``OSError`` (the files then hold either
         their old content or the new, and appends are cut back). ``files``: the
         descriptors the committer keeps open between commits.
@@ -52,32 +52,24 @@ class Commit:
         The replaced files are all written and flushed first, then renamed one
         after the other, so they change together as nearly as can be.
 
-        ``helper`` (an executor of one thread): the history's rows are made there
-        (its transaction begun, ``prepare``) while the files are written and
-        flushed, and the transaction is committed at its place in the order: the
-        SQLite work is then off the commit's critical path, and nothing of the
-        history reaches the disk before the files it must follow.
+        The history's rows are made first (its transaction begun, ``prepare``),
+        on this thread, and the transaction is committed at its place in the
+        order, after the renames are synced: nothing of the history reaches the
+        disk before the files it must follow. (Making them on a thread of their
+        own while the files were flushed cost more in hand-offs between threads
+        than it saved.)
         """
         history = self.history
-        started = None
-        if history and helper is not None and hasattr(history, "prepare"):
-            started = helper.submit(history.prepare)
+        if history:
+            history.prepare()  # its OSError: the commit failed (rolled back)
         try:
             self._replace(files)
         except BaseException:
-            if started is not None:
-                try:
-                    started.result()
-                except Exception:
-                    pass  # it rolled back itself
-                else:
-                    history.abort()
+            if history:
+                history.abort()
             raise
-        if started is not None:
-            started.result()  # its OSError: the commit failed (rolled back)
+        if history:
             history.finish()
-        elif history:
-            history.write()
         for path, data in self.append:
             if files is not None:
                 files.append(path, data)
@@ -164,8 +156,6 @@ class Committer:
         self._error: Exception | None = None
         self.busy = False
         self._files = OpenFiles()  # used by the thread only
-        # makes a commit's history rows while its files are flushed (Commit.write)
-        self._helper = ThreadPoolExecutor(1, thread_name_prefix="history rows")
         self._thread = threading.Thread(target=self._run, name="committer", daemon=True)
         self._thread.start()
 
@@ -214,10 +204,9 @@ class Committer:
             commit = self._jobs.get()
             if commit is None:
                 self._files.close()
-                self._helper.shutdown()
                 return
             try:
-                commit.write(self._files, self._helper)
+                commit.write(self._files)
             except Exception as e:  # any failure is reported, and the thread lives on
                 self._error = e
             os.write(self._done_w, b".")

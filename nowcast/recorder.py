@@ -101,8 +101,8 @@ class Rows:
 
     def prepare(self) -> None:
         """Begin the transaction and make its rows, without committing it: the
-        committer does this on a thread of its own while the checklist is being
-        flushed, and ``finish``es it after (``nowcast.committer``)."""
+        committer does this before it writes the checklist and ``finish``es it
+        after (``nowcast.committer``)."""
         conn = self.conn
         try:
             conn.execute("BEGIN IMMEDIATE")

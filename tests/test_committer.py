@@ -138,7 +138,7 @@ def test_appends_after_a_commit_replaced_the_file_go_to_the_new_file(tmp_path):
 
 
 class _SeesFiles:
-    """A history whose write() notes what the replaced files hold at that moment."""
+    """A history whose commit (finish) notes what the replaced files hold then."""
 
     def __init__(self, *paths):
         self.paths, self.seen = paths, None
@@ -146,7 +146,10 @@ class _SeesFiles:
     def __bool__(self):
         return True
 
-    def write(self):
+    def prepare(self):
+        pass
+
+    def finish(self):
         self.seen = [p.read_bytes() for p in self.paths]
 
 
@@ -163,7 +166,7 @@ def test_the_history_is_written_after_the_checklist_and_the_state_file(tmp_path)
 
 
 class _NotesOrder:
-    """A history whose write() notes itself in a list of events."""
+    """A history that notes its steps in a list of events."""
 
     def __init__(self, events):
         self.events = events
@@ -171,7 +174,10 @@ class _NotesOrder:
     def __bool__(self):
         return True
 
-    def write(self):
+    def prepare(self):
+        self.events.append("rows")
+
+    def finish(self):
         self.events.append("history")
 
 
@@ -192,7 +198,7 @@ def test_the_renames_are_synced_before_the_history(tmp_path, monkeypatch):
     commit.replace += [(str(tmp_path / "checklist"), b"c"), (str(tmp_path / "state"), b"s")]
     commit.history = _NotesOrder(events)
     commit.write()
-    assert events == ["sync", "history"]
+    assert events == ["rows", "sync", "history"]
 
 
 @pytest.mark.timeout(10)
@@ -238,11 +244,9 @@ def _rows(tmp_path, ids):
     return conn, Rows(conn, rows)
 
 
-def test_rows_made_on_the_helper_are_committed_at_the_historys_place(tmp_path):
-    # the rows are made while the files are flushed, and committed after their
-    # renames, as without the helper
-    from concurrent.futures import ThreadPoolExecutor
-
+def test_rows_made_before_the_files_are_committed_at_the_historys_place(tmp_path):
+    # the rows are made before the files are written, and committed after their
+    # renames: a reader sees none of them until then
     from nowcast import history
 
     checklist, state = tmp_path / "checklist", tmp_path / "state"
@@ -262,25 +266,23 @@ def test_rows_made_on_the_helper_are_committed_at_the_historys_place(tmp_path):
     commit = Commit(str(tmp_path))
     commit.replace += [(str(checklist), b"new"), (str(state), b"new")]
     commit.history = rows
-    with ThreadPoolExecutor(1) as helper:
-        commit.write(OpenFiles(), helper)
+    commit.write(OpenFiles())
     assert seen == [(b"new", b"new")]
     assert [i for (i,) in reader.execute("SELECT id FROM messages")] == ["m1", "m2"]
 
 
 def test_a_commit_that_fails_before_the_history_leaves_no_transaction_open(tmp_path):
-    # the helper began the history's transaction; a file that cannot be written
-    # fails the commit, and the transaction is rolled back (the database is not
-    # left locked, and none of its rows are written)
+    # the history's transaction was begun; a file that cannot be written fails
+    # the commit, and the transaction is rolled back (the database is not left
+    # locked, and none of its rows are written)
     import sqlite3
-    from concurrent.futures import ThreadPoolExecutor
 
     conn, rows = _rows(tmp_path, ["m1"])
     commit = Commit(str(tmp_path))
     commit.replace.append((str(tmp_path / "no such directory" / "checklist"), b"new"))
     commit.history = rows
-    with ThreadPoolExecutor(1) as helper, pytest.raises(OSError):
-        commit.write(OpenFiles(), helper)
+    with pytest.raises(OSError):
+        commit.write(OpenFiles())
     assert not conn.in_transaction
     other = sqlite3.connect(str(tmp_path / "history.sqlite"), timeout=0.1)
     other.execute("BEGIN IMMEDIATE")  # not locked
@@ -289,13 +291,12 @@ def test_a_commit_that_fails_before_the_history_leaves_no_transaction_open(tmp_p
 
 
 def test_rows_that_cannot_be_made_fail_the_commit_and_are_rolled_back(tmp_path):
-    from concurrent.futures import ThreadPoolExecutor
-
     conn, rows = _rows(tmp_path, ["m1"])
     conn.execute("DROP TABLE messages")
     commit = Commit(str(tmp_path))
     commit.replace.append((str(tmp_path / "checklist"), b"new"))
     commit.history = rows
-    with ThreadPoolExecutor(1) as helper, pytest.raises(OSError, match="history database"):
-        commit.write(OpenFiles(), helper)
+    with pytest.raises(OSError, match="history database"):
+        commit.write(OpenFiles())
     assert not conn.in_transaction
+    assert not (tmp_path / "checklist").exists()  # failed before the files were written
