@@ -65,11 +65,21 @@ _INSERT_MESSAGE = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
 )
 _INSERT_EVENT = "INSERT INTO events (time, event, worker, run, detail) VALUES (?, ?, ?, ?, ?)"
+# a run the manager did not launch (by hand, by the scheduler), made at its final
+# message: only the columns it has a value for, each bound once (binding is most
+# of what a row costs; the others keep their defaults)
+_OUTSIDE_RUN = (
+    "INSERT INTO runs (id, worker, module, launched_by, launched, started, ended, outcome,"
+    " pid, cycle, day) VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?1, ?9)"
+    " ON CONFLICT (id) DO UPDATE SET ended = excluded.ended, outcome = excluded.outcome"
+)
 
 
 # The order a commit's rows are written in: a run's launch, then its end, then its
-# exit (each a statement run once over all of the commit's rows of its kind).
-_ORDER = (_LAUNCH_RUN, _INSERT_RUN, _EXIT_RUN, _INSERT_MESSAGE, _INSERT_EVENT)
+# exit (each a statement run once over all of the commit's rows of its kind). The
+# runs from outside come last, as a state file written before they were kept apart
+# has five lists (``Recorder.replay``).
+_ORDER = (_LAUNCH_RUN, _INSERT_RUN, _EXIT_RUN, _INSERT_MESSAGE, _INSERT_EVENT, _OUTSIDE_RUN)
 
 
 _STATE_COMMIT = "INSERT OR REPLACE INTO meta (key, value) VALUES ('state commit', ?)"
@@ -551,10 +561,10 @@ class Recorder:
             return False
         if not plain or self.state_commit() >= state_commit:
             return False
-        rows = Rows(
-            self.conn,
-            {sql: [tuple(r) for r in part] for sql, part in zip(_ORDER, plain, strict=True)},
-        )
+        made = _no_rows()
+        for sql, part in zip(_ORDER, plain, strict=False):  # five lists from before: the first
+            made[sql] = [tuple(r) for r in part]
+        rows = Rows(self.conn, made)
         rows.state_commit = state_commit
         rows.write()
         return True
@@ -629,29 +639,8 @@ class Recorder:
             self._unknown_runs += 1
             rid = f"{run_id(msg.source, pid, started)}:{self._unknown_runs}"
         day = self.day_of(started)
-        self._add(
-            _INSERT_RUN,
-            (
-                rid,
-                msg.source,
-                msg.source,
-                "[]",
-                "localhost",
-                by,
-                None,
-                started if by == "scheduler" else None,
-                started,
-                now,
-                msg.type,
-                None,
-                None,
-                1,
-                pid,
-                None,
-                rid,
-                day,
-            ),
-        )
+        launched = started if by == "scheduler" else None
+        self._add(_OUTSIDE_RUN, (rid, msg.source, by, launched, started, now, msg.type, pid, day))
         self.lateness.cycle_began(rid, started)
         return rid, rid, day
 

@@ -140,13 +140,17 @@ def test_a_write_the_history_lacks_is_written_again_from_the_state_file(system):
         [],
         [],
         [],
-        [["w-1.2.3", 5.0, "w", "success", None, "ack", None, answer]],
+        [["w-1.2.3", 5.0, "w", "success", None, "ack", "w:7:4", answer]],
         [],
+        [["w:7:4", "w", "by hand", None, 4.0, 5.0, "success", 7, "1970-01-01"]],
     ]
     state_file.write_text(json.dumps(state))
     system.start_manager()
     wait_for(lambda: events(system).count("manager started") == 2, what="the second start")
     assert query(system, "SELECT id, answer FROM messages") == [("w-1.2.3", answer)]
+    assert query(system, "SELECT id, module, launched_by, ended, try, cycle FROM runs") == [
+        ("w:7:4", "w", "by hand", 5.0, 1, "w:7:4")
+    ]
     assert query(system, "SELECT value FROM meta WHERE key = 'state commit'") == [(99,)]
     assert "wrote its rows again" in system.log()
 
