@@ -45,13 +45,15 @@ LAUNCH_WINDOW = 64
 STARTING_SECONDS = 1.0
 
 # Group commits: after a commit that answered at least GROUP_COMMIT_MIN messages
-# (a burst), the manager waits up to GROUP_COMMIT_WAIT seconds before it starts the
-# next, for the workers just answered to send again, so that one write (and its
-# flushes to disk) serves more messages; a lone message never waits.
+# (a burst), the manager waits before it starts the next, for the workers just
+# answered to send again, so that one write (and its flushes to disk) serves more
+# messages: up to GROUP_COMMIT_WAIT seconds, and as long again after each message
+# that comes meanwhile, GROUP_COMMIT_MAX_WAIT at most; a lone message never waits.
 # When the workers answered did not all send again in time (workers that send one
 # message and exit), the next GROUP_COMMIT_SKIP commits start without waiting.
 GROUP_COMMIT_MIN = 4
 GROUP_COMMIT_WAIT = 0.002
+GROUP_COMMIT_MAX_WAIT = 0.010
 GROUP_COMMIT_SKIP = 8
 
 # Seconds the manager waits before writing again after a write to disk failed

@@ -89,6 +89,8 @@ class NowcastManager(LongRunningProcess):
         # applied meanwhile)
         self._gather_until = 0.0
         self._gather_count = 0
+        self._gather_limit = 0.0  # the latest the wait may go on to
+        self._gather_seen = 0  # replies held when the wait last went on
         self._gather_skip = 0  # commits not to wait before (after a wait in vain)
 
     @property
@@ -342,6 +344,13 @@ class NowcastManager(LongRunningProcess):
                 self._send([reply])
         # nothing to wait for (invalid messages, answers given before)
         self._send(self.core.sendable(self._committer.busy))
+        if self._gather_until and len(self.core.unsent) > self._gather_seen:
+            # they are coming back: wait on from this one, up to the limit, so
+            # that workers slower to answer than GROUP_COMMIT_WAIT still join
+            self._gather_seen = len(self.core.unsent)
+            self._gather_until = min(
+                self._gather_limit, time.monotonic() + defaults.GROUP_COMMIT_WAIT
+            )
 
     # commits: what is applied goes to disk, then the replies, then the launches
 
@@ -352,7 +361,7 @@ class NowcastManager(LongRunningProcess):
             return
         if self._gather_until:
             # a group commit: while messages keep coming, let those from the workers
-            # just answered join this commit, for at most GROUP_COMMIT_WAIT
+            # just answered join this commit (GROUP_COMMIT_WAIT, GROUP_COMMIT_MAX_WAIT)
             if len(self.core.unsent) < self._gather_count and time.monotonic() < self._gather_until:
                 return
             self._gather_ended()
@@ -419,8 +428,11 @@ class NowcastManager(LongRunningProcess):
             and defaults.GROUP_COMMIT_WAIT
             and not self.state.pending  # launches waiting for a commit do not wait more
         ):
-            self._gather_until = time.monotonic() + defaults.GROUP_COMMIT_WAIT
+            now = time.monotonic()
+            self._gather_until = now + defaults.GROUP_COMMIT_WAIT
+            self._gather_limit = now + defaults.GROUP_COMMIT_MAX_WAIT
             self._gather_count = len(replies) + len(self.core.unsent)
+            self._gather_seen = len(self.core.unsent)
 
     def _gather_ended(self) -> None:
         """The wait for more messages is over. When the workers just answered did

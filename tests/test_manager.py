@@ -669,6 +669,42 @@ def test_after_a_wait_in_vain_the_next_commits_do_not_wait():
     assert manager._gather_skip == 0 and manager._gather_until == 0.0
 
 
+def test_a_commit_waits_on_while_the_workers_answered_come_back_up_to_a_limit():
+    """In-process: each message that comes while a burst's commit waits makes it
+    wait GROUP_COMMIT_WAIT more, never beyond GROUP_COMMIT_MAX_WAIT in all; a
+    message answered at once (nothing applied) does not."""
+    import time
+    from types import SimpleNamespace
+
+    from nowcast import defaults
+    from nowcast.manager import NowcastManager
+
+    manager = NowcastManager()
+    replies = ["reply"] * defaults.GROUP_COMMIT_MIN
+    manager.core = SimpleNamespace(
+        unsent=[],
+        state=SimpleNamespace(pending=[]),
+        committed=lambda room: (replies, []),
+        receive=lambda frames, now: manager.core.unsent.append("held") if frames else "at once",
+        sendable=lambda writing: [],
+    )
+    manager._launch_journal = SimpleNamespace(written=0)
+    manager._send = manager._launch = lambda what: None
+    manager._reimport_next_workers_if_changed = lambda: None
+    manager._committer = SimpleNamespace(busy=False)
+    manager._committed()
+    first, limit = manager._gather_until, manager._gather_limit
+    assert time.monotonic() < first < limit <= time.monotonic() + defaults.GROUP_COMMIT_MAX_WAIT
+    manager.handle_batch([[]])  # answered at once: nothing more to wait for
+    assert manager._gather_until == first
+    time.sleep(0.001)
+    manager.handle_batch([[b"frames"]])
+    assert first < manager._gather_until <= limit
+    time.sleep(defaults.GROUP_COMMIT_MAX_WAIT)
+    manager.handle_batch([[b"frames"]])
+    assert manager._gather_until == limit < time.monotonic()
+
+
 def test_a_burst_of_four_replies_makes_the_next_commit_wait_and_the_launch_window_holds():
     """In-process: a commit that answered GROUP_COMMIT_MIN messages makes the next
     wait for more; no more than LAUNCH_WINDOW workers are starting at once."""
