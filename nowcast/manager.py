@@ -449,8 +449,13 @@ class NowcastManager(LongRunningProcess):
         self._finish_commit(self._committer.wait)
 
     def _send(self, replies: list[Reply]) -> None:
+        # frame by frame, with the flag as a plain int: send_multipart's checks and
+        # flag arithmetic (enum objects) cost about as much as the sends themselves
+        send, more = self.socket.send, int(self._zmq.SNDMORE)
         for reply in replies:
-            self.socket.send_multipart([*reply.envelope, reply.text.encode("utf-8")])
+            for frame in reply.envelope:
+                send(frame, more)
+            send(reply.text.encode("utf-8"))
 
     # launching
 
