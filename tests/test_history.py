@@ -51,6 +51,15 @@ def test_every_older_version_migrates_and_keeps_its_rows(tmp_path, start):
     assert conn.execute("PRAGMA user_version").fetchone()[0] == history.VERSION
     assert conn.execute("SELECT worker FROM runs").fetchall() == [("run_model",)]
     conn.execute("INSERT INTO events (time, event) VALUES (1, 'late')")  # the newest tables work
+    # the same tables, columns and indexes as a database made new
+    fresh = history.open_for_writing(str(tmp_path / "fresh.sqlite"))
+    assert _schema(conn) == _schema(fresh)
+
+
+def _schema(conn) -> list[tuple]:
+    return conn.execute(
+        "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name"
+    ).fetchall()
 
 
 def test_a_newer_schema_is_refused_with_a_clear_error(tmp_path):
@@ -76,13 +85,13 @@ def test_a_reader_opens_read_only_and_sees_committed_rows_while_a_writer_holds_a
 ):
     path = str(tmp_path / "h.sqlite")
     writer = history.open_for_writing(path)
-    _run(writer, "r1", "get_weather", 1000.0, 5)
+    _run(writer, "r1", "get_weather", 1000.0, 5, day="1970-01-01")
     reader = history.open_readonly(path)
     writer.execute("BEGIN IMMEDIATE")
-    _run(writer, "r2", "get_weather", 2000.0, 5)
-    assert [r["id"] for r in history.runs_for_day(reader, "2026-11-25")] == ["r1"]
+    _run(writer, "r2", "get_weather", 2000.0, 5, day="1970-01-01")
+    assert [r["id"] for r in history.runs_for_day(reader, "1970-01-01")] == ["r1"]
     writer.execute("COMMIT")
-    assert [r["id"] for r in history.runs_for_day(reader, "2026-11-25")] == ["r1", "r2"]
+    assert [r["id"] for r in history.runs_for_day(reader, "1970-01-01")] == ["r1", "r2"]
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
         reader.execute("DELETE FROM runs")
 
@@ -245,3 +254,44 @@ def test_any_payload_is_kept_as_a_bounded_summary(payload):
     if text is not None:
         assert len(text) <= 500
         assert "\0" not in text  # JSON escapes control characters
+
+
+def test_every_query_of_the_cli_and_the_dashboard_finds_its_rows_through_an_index(tmp_path):
+    """The history keeps 400 days: no query of ``nowcast history`` or of the
+    dashboard's pages reads the whole of ``runs`` or ``messages`` (the pruner's
+    hourly delete may; the newest messages are read from the end, with a limit)."""
+    from nowcast.web import queries
+
+    path = str(tmp_path / "h.sqlite")
+    writer = history.open_for_writing(path)
+    now = 100 * DAY + 12 * 3600  # noon, 1970-04-11 UTC
+    _run(writer, "r1", "run_model", now - 3600, 60, day="1970-04-11")
+    writer.execute(
+        "INSERT INTO messages (id, time, source, type, reply, run) "
+        "VALUES ('m1', ?, 'run_model', 'success', 'ack', 'r1')",
+        (now - 3540,),
+    )
+    config = Config()
+    config.file = str(tmp_path / "nowcast.yaml")
+    config["checklist file"] = str(tmp_path / "checklist.yaml")
+    config["message registry"] = {"workers": {"run_model": {}}}
+    conn = history.open_readonly(path)
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    history.report(conn, now=now)
+    history.report(conn, "run_model", now=now)
+    assert [r["id"] for r in history.runs_for_day(conn, "1970-04-11")] == ["r1"]
+    history.messages_of_run(conn, "r1")
+    history.answers_since(conn, now - 600)
+    assert [r["id"] for r in queries.today_view(conn, config, None, now)["runs"]] == ["r1"]
+    queries.graph_view(conn, config, None, now)
+    queries.worker_view(conn, config, "run_model", now)
+    queries.run_detail(conn, config, "r1")
+    queries.message_rate(conn, now)
+    queries.last_message_time(conn)
+    queries.medians(conn, now + 1000)
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len(reads) >= 12
+    for sql in reads:
+        plan = " ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+        assert "SCAN runs" not in plan and "SCAN messages" not in plan, (sql, plan)

@@ -130,11 +130,13 @@ def today_view(
     runs: list[dict] = []
     typical: dict[str, float] = {}
     if conn is not None:
+        # the runs of today's cycle (none started before history.DAY_MARGIN
+        # before today) and those started today
         rows = history._rows(
             conn.execute(
-                "SELECT * FROM runs WHERE rowid IN (SELECT rowid FROM runs WHERE day = ? "
-                "UNION SELECT rowid FROM runs WHERE started >= ?) ORDER BY started, rowid",
-                (day, start),
+                "SELECT * FROM runs WHERE started >= ? AND (day = ? OR started >= ?) "
+                "ORDER BY started, rowid",
+                (start - history.DAY_MARGIN, day, start),
             )
         )
         runs = [_run_view(r) for r in rows]
