@@ -306,12 +306,12 @@ class NowcastManager(LongRunningProcess):
         if self._gather_until:  # a group commit waits for more messages
             left = self._gather_until - time.monotonic()
             if left > 0:
-                timeout = min(timeout, int(left * 1000) + 1)
+                timeout = poll_ms(left, timeout)
             else:
                 self._gather_ended()
         deadline = self.state.supervision.next_deadline()
         if deadline is not None:  # a timeout or a retry falls due before the idle poll ends
-            timeout = max(0, min(timeout, int((deadline - time.time()) * 1000) + 1))
+            timeout = poll_ms(deadline - time.time(), timeout)
         events = dict(self._poll_set.poll(timeout))
         if self._committer.fileno() in events:
             self._finish_commit(self._committer.finish)
@@ -634,6 +634,14 @@ class NowcastManager(LongRunningProcess):
             return
         self.core.next_workers = module
         self.logger.info("next workers module re-imported: its file changed")
+
+
+def poll_ms(seconds: float, most: int) -> int:
+    """The poll's timeout (ms) that wakes the loop once ``seconds`` from now are
+    past, and within ``most`` ms: never before (the loop would poll again and
+    again until then), at most 1 ms after, and never negative (-1 would wait for
+    an event, however long)."""
+    return max(0, min(most, int(seconds * 1000) + 1))
 
 
 def _check_worker_settings(config: Config, name: str, entry: dict) -> None:

@@ -11,6 +11,8 @@ import pytest
 import yaml
 import zmq
 from conftest import free_port, listening, wait_for
+from hypothesis import given
+from hypothesis import strategies as st
 
 
 @pytest.fixture
@@ -811,3 +813,72 @@ def test_the_launch_journal_is_emptied_once_the_state_file_holds_its_launches(sy
     wait_for(lambda: "second" in system.checklist(), what="the second worker")
     # the second worker's message made a commit after the launch was noted
     wait_for(lambda: journal.stat().st_size == 0, what="an empty launch journal")
+
+
+@given(
+    seconds=st.floats(min_value=-1e4, max_value=1e4, allow_nan=False),
+    most=st.integers(min_value=0, max_value=10**6),
+)
+def test_the_poll_wakes_the_loop_when_a_wait_ends_not_before_and_never_waits_for_ever(
+    seconds, most
+):
+    from nowcast.manager import poll_ms
+
+    timeout = poll_ms(seconds, most)
+    assert 0 <= timeout <= most  # -1 would wait for an event, however long
+    if timeout < most:
+        # not before the wait ends (the loop would spin), at most 1 ms after
+        assert max(seconds, 0) * 1000 <= timeout <= max(seconds, 0) * 1000 + 1
+
+
+def test_a_worker_started_cold_is_in_the_launch_journal_before_anything_else(tmp_path, monkeypatch):
+    """In-process: a launch the manager made itself goes into the launch journal
+    at once (a fork server's launches are there already, noted before they ran),
+    so a manager killed before the commit that records it knows of it at its
+    next start, even once the worker has exited."""
+    from types import SimpleNamespace
+
+    from nowcast import launcher
+    from nowcast.launches import LaunchJournal
+    from nowcast.manager import NowcastManager
+    from nowcast.next_worker import NextWorker
+
+    cold = SimpleNamespace(pid=os.getpid())
+    forked = SimpleNamespace(pid=os.getppid(), noted=True)
+    monkeypatch.setattr(launcher, "launch_many", lambda *args: [cold, forked, OSError("no")])
+    manager = NowcastManager()
+    manager.config = manager.logger = manager.warm = None
+    manager.batch = SimpleNamespace(handles=lambda host: False)
+    launched = []
+    manager.core = SimpleNamespace(
+        launched=lambda worker, process, tries, token, now: launched.append(token),
+        history=SimpleNamespace(not_launched=lambda worker: None),
+    )
+    manager.logger = SimpleNamespace(error=lambda *args: None)
+    manager._launch_journal = LaunchJournal(str(tmp_path / "launches"))
+    manager._starting = []
+    manager._launch(
+        [(NextWorker("a"), 1, "cold"), (NextWorker("b"), 1, "forked"), (NextWorker("c"), 1, "x")]
+    )
+    journal = manager._launch_journal.read()
+    assert list(journal) == ["cold"]
+    assert journal["cold"]["pid"] == os.getpid() and journal["cold"]["proc start"]
+    assert launched == ["cold", "forked"]
+
+
+def test_the_workers_a_fork_server_forked_are_in_the_launch_journal_before_they_run(tmp_path):
+    """In-process: the manager notes each worker the fork server has forked in the
+    launch journal (before it tells the server to let them run); one with no
+    token has nothing to find it by and is not noted."""
+    from types import SimpleNamespace
+
+    from nowcast.launches import LaunchJournal
+    from nowcast.manager import NowcastManager
+
+    manager = NowcastManager()
+    manager._launch_journal = LaunchJournal(str(tmp_path / "launches"))
+    one, two = SimpleNamespace(pid=os.getpid()), SimpleNamespace(pid=os.getppid())
+    manager._note_warm_launches([("t1", one), (None, two)])
+    journal = manager._launch_journal.read()
+    assert list(journal) == ["t1"]
+    assert journal["t1"]["pid"] == os.getpid() and journal["t1"]["proc start"] == one.proc_start
