@@ -107,6 +107,10 @@ MIGRATIONS: list[list[str]] = [
         "DROP INDEX runs_by_worker",
         "DROP INDEX runs_by_day",
     ],
+    # version 5: an index entry fewer for each message: a run's messages are
+    # found through messages_by_time, between its start and its end
+    # (messages_of_run)
+    ["DROP INDEX messages_by_run"],
 ]
 
 VERSION = len(MIGRATIONS)
@@ -313,8 +317,21 @@ def recent_messages(
 
 
 def messages_of_run(conn: sqlite3.Connection, run_id: str) -> list[dict]:
-    """The messages a run sent, oldest first."""
-    cursor = conn.execute("SELECT * FROM messages WHERE run = ? ORDER BY seq", (run_id,))
+    """The messages a run sent, oldest first: those applied from its start to its
+    end (``DAY_MARGIN`` either side, for a clock set back or forth meanwhile)."""
+    found = conn.execute("SELECT started, ended FROM runs WHERE id = ?", (run_id,)).fetchone()
+    if found is None or found[0] is None:  # no such run: any message that names it
+        cursor = conn.execute("SELECT * FROM messages WHERE run = ? ORDER BY seq", (run_id,))
+    else:
+        started, ended = found[0], found[1]
+        cursor = conn.execute(
+            "SELECT * FROM messages WHERE time BETWEEN ? AND ? AND run = ? ORDER BY seq",
+            (
+                started - DAY_MARGIN,
+                (ended if ended is not None else time.time()) + DAY_MARGIN,
+                run_id,
+            ),
+        )
     return [dict(row) for row in cursor]
 
 

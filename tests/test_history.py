@@ -104,10 +104,13 @@ def test_queries_return_plain_rows_with_durations(tmp_path):
         _run(writer, f"m{i}", "run_model", now - (5 - i) * DAY, seconds, day=f"d{i}")
     _run(writer, "old", "run_model", now - 40 * DAY, 1000, day="old")
     _run(writer, "w", "get_weather", now - DAY, 3, day="d4")
-    writer.execute(
-        "INSERT INTO messages (id, time, source, type, payload, reply, run) "
-        "VALUES ('x', 5, 'run_model', 'success', '{}', 'ack', 'm4')"
-    )
+    messages = [("x", now - DAY + 100, "m4"), ("y", now - DAY + 3, "w"), ("z", 7.0, "gone")]
+    for msg_id, when, run_id in messages:
+        writer.execute(
+            "INSERT INTO messages (id, time, source, type, payload, reply, run) "
+            "VALUES (?, ?, 'run_model', 'success', '{}', 'ack', ?)",
+            (msg_id, when, run_id),
+        )
     conn = history.open_readonly(path)
     day = history.runs_for_day(conn, "d4")
     assert [r["worker"] for r in day] == ["run_model", "get_weather"]
@@ -120,9 +123,13 @@ def test_queries_return_plain_rows_with_durations(tmp_path):
     assert history.is_slow(runs[-1], stats["run_model"]["median"])
     assert not history.is_slow(runs[-2], stats["run_model"]["median"])
     assert history.run(conn, "m4")["outcome"] == "success"
+    assert [m["id"] for m in history.messages_of_run(conn, "m4")] == ["x"]
     assert history.messages_of_run(conn, "m4")[0]["reply"] == "ack"
-    assert history.recent_messages(conn, since=10) == []
-    assert len(history.recent_messages(conn)) == 1
+    assert [m["id"] for m in history.messages_of_run(conn, "w")] == ["y"]
+    assert history.messages_of_run(conn, "m0") == []
+    assert [m["id"] for m in history.messages_of_run(conn, "gone")] == ["z"]  # no run row
+    assert history.recent_messages(conn, since=now - DAY + 100) == []
+    assert len(history.recent_messages(conn)) == 3
 
 
 def test_the_database_goes_beside_the_checklist_unless_the_config_names_it(tmp_path):
