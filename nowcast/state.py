@@ -328,7 +328,13 @@ def check_state_data(data: object) -> None:
     for index, launched in enumerate(_list(supervision, "running")):
         _check_fields(launched, Launched, f"supervision.running[{index}]")
         pid = launched["pid"]
-        _require(0 < pid < 2**22, f"supervision.running[{index}].pid", "a process id", pid)
+        _require(
+            (pid is None and launched.get("job") is not None)  # a batch job
+            or (pid is not None and 0 < pid < 2**22),
+            f"supervision.running[{index}].pid",
+            "a process id (none for a batch job)",
+            pid,
+        )
     for index, retry in enumerate(_list(supervision, "retries")):
         _check_fields(retry, Retry, f"supervision.retries[{index}]")
         _check_worker(retry["worker"], f"supervision.retries[{index}].worker")

@@ -545,15 +545,36 @@ def test_a_pending_launch_whose_try_is_not_1_or_more_moves_the_state_file_aside(
     assert len(list(tmp_path.glob("*.unreadable-*"))) == 1
 
 
-@pytest.mark.parametrize("pid", [0, 2**22, 2**31, 2**64])
+@pytest.mark.parametrize("pid", [0, 2**22, 2**31, 2**64, None])
 def test_a_running_worker_whose_pid_no_process_has_moves_the_state_file_aside(tmp_path, pid):
     # the manager looks at each watched pid with os.kill(pid, 0), which takes
-    # no pid past a C int (OverflowError), and 0 would be its own process group
+    # no pid past a C int (OverflowError), and 0 would be its own process group;
+    # only a batch job has no pid
     state = _replaced(GOOD_STATE, ("supervision", "running", 0, "pid"), pid)
     state_file, read = _write_and_load(tmp_path, state)
     _use(read)
     assert read.supervision.running == []
     assert len(list(tmp_path.glob("*.unreadable-*"))) == 1
+
+
+def test_a_watched_batch_job_is_read_back(tmp_path):
+    # a batch job is followed by its job id and has no pid: a manager restarted
+    # while one runs goes on with the state file its predecessor wrote
+    from nowcast.next_worker import NextWorker
+    from nowcast.supervision import Launched
+
+    checklist = str(tmp_path / "checklist.yaml")
+    state = ManagerState.load(checklist)
+    job = {"id": "17", "state": "RUNNING"}
+    state.supervision.running.append(Launched("w.model", [], "cluster", None, 1.0, job=job))
+    state.pending.append((NextWorker("w.next"), 1, "t1"))
+    batch = Commit(str(tmp_path))
+    assert state.add_to(batch)
+    batch.write()
+    again = ManagerState.load(checklist)
+    assert list(tmp_path.glob("*.unreadable-*")) == []
+    assert [(w.pid, w.job) for w in again.supervision.running] == [(None, job)]
+    assert [w.module for w, _, _ in again.pending] == ["w.next"]
 
 
 def test_a_pending_launch_without_a_try_is_its_first(tmp_path):
