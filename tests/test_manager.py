@@ -882,3 +882,65 @@ def test_the_workers_a_fork_server_forked_are_in_the_launch_journal_before_they_
     journal = manager._launch_journal.read()
     assert list(journal) == ["t1"]
     assert journal["t1"]["pid"] == os.getpid() and journal["t1"]["proc start"] == one.proc_start
+
+
+def test_a_failed_write_is_tried_again_after_a_delay_and_logged_again_after_a_minute():
+    """In-process: after a failed commit the next try waits COMMIT_RETRY_DELAY
+    (not at once, again and again, while a disk stays full); a run of failures is
+    logged at its first and then once a minute, with the count of tries."""
+    import time
+    from types import SimpleNamespace
+
+    from nowcast import defaults
+    from nowcast.manager import NowcastManager
+
+    logged = []
+    manager = NowcastManager()
+    manager.logger = SimpleNamespace(error=lambda text, *args: logged.append(text % args))
+    manager._write_failed(OSError("No space left on device"))
+    now = time.time()
+    assert now < manager._retry_commit_at <= now + defaults.COMMIT_RETRY_DELAY
+    assert manager._retry_commit_at > now + defaults.COMMIT_RETRY_DELAY - 0.5
+    manager._write_failed(OSError("No space left on device"))  # within the minute
+    assert len(logged) == 1 and "No space left on device" in logged[0]
+    manager._failure_logged_at -= 61
+    manager._write_failed(OSError("No space left on device"))
+    assert len(logged) == 2 and "(3 tries so far)" in logged[1]
+
+
+def test_an_exit_with_a_message_waiting_is_handled_after_the_message():
+    """In-process: a worker that exited without its report being applied yet is
+    not taken for a crash while a message waits to be read (it may be its
+    report); one whose report was applied is handled at once."""
+    from types import SimpleNamespace
+
+    from nowcast.manager import NowcastManager
+
+    gone = []
+    silent = SimpleNamespace(reported=False)
+    manager = NowcastManager()
+    manager.warm = None
+    manager.batch = SimpleNamespace(tend=lambda now, running: False)
+    manager.socket = SimpleNamespace(poll=lambda timeout: True)  # a message waits
+    exited = [silent]
+    manager.core = SimpleNamespace(
+        worker_gone=lambda launched, now: gone.append(launched),
+        queue_due_retries=lambda now: None,
+        history=SimpleNamespace(tick=lambda now, warm: None, has_rows=False),
+        state=SimpleNamespace(
+            supervision=SimpleNamespace(
+                running=[],
+                overdue=lambda now: [],
+                groups_to_kill=lambda now: [],
+                poll_exits=lambda: exited,
+            )
+        ),
+    )
+    manager.supervise(1000.0)
+    assert gone == []
+    exited = [
+        SimpleNamespace(reported=True, stderr_path=None, name="w", pid=1, exit_code=0, started=1)
+    ]
+    manager.logger = SimpleNamespace(debug=lambda *args: None)
+    manager.supervise(1000.0)
+    assert gone == exited
