@@ -104,13 +104,13 @@ MIGRATIONS: list[list[str]] = [
     # commits write a fifth less): a worker's runs and a day's are found through
     # runs_by_start, as every query of them is bounded in time (runs_for_day)
     [
-        "DROP INDEX runs_by_worker",
-        "DROP INDEX runs_by_day",
+        "DROP INDEX IF EXISTS runs_by_worker",
+        "DROP INDEX IF EXISTS runs_by_day",
     ],
     # version 5: an index entry fewer for each message: a run's messages are
     # found through messages_by_time, between its start and its end
     # (messages_of_run)
-    ["DROP INDEX messages_by_run"],
+    ["DROP INDEX IF EXISTS messages_by_run"],
 ]
 
 VERSION = len(MIGRATIONS)

@@ -62,6 +62,21 @@ def _schema(conn) -> list[tuple]:
     ).fetchall()
 
 
+def test_an_index_a_migration_drops_may_be_gone_already(tmp_path):
+    # dropped by hand, say: the migration does not fail on it (a failed one
+    # would have the manager set the whole file aside)
+    path = str(tmp_path / "old.sqlite")
+    old = sqlite3.connect(path, isolation_level=None)
+    for statements in history.MIGRATIONS[:3]:
+        for statement in statements:
+            old.execute(statement)
+    old.execute("PRAGMA user_version=3")
+    old.execute("DROP INDEX runs_by_day")
+    old.close()
+    conn = history.open_for_writing(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == history.VERSION
+
+
 def test_a_newer_schema_is_refused_with_a_clear_error(tmp_path):
     path = str(tmp_path / "new.sqlite")
     sqlite3.connect(path).execute(f"PRAGMA user_version={history.VERSION + 1}")
