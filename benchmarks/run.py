@@ -835,8 +835,8 @@ def run_web(runs: int, show) -> list[dict]:
 def run_history(runs: int, n: int = 1000, clients: int = 20, hops: int = 10) -> list[dict]:
     """What the run history database costs: the burst and the hop with it on (the
     default) and off, interleaved, the same systems otherwise; and the manager's
-    CPU time per message in the burst, which a loaded machine moves far less
-    than the rates."""
+    CPU time per message in the burst, which a loaded machine moves less than
+    the rates."""
     rounds = iter(range(10**6))
     cpu: dict[bool, list[float]] = {True: [], False: []}
     bursts = interleaved(
