@@ -538,21 +538,26 @@ def test_a_function_removed_by_an_edit_is_gone(known):
 @pytest.mark.timeout(60)
 def test_sighup_with_a_new_manager_port_connects_to_it(known):
     system = known
-    old = system.ports["manager"]
-    new = free_port()
-    for _ in range(100):  # one that sorts before the old one too, as text
-        if str(new) < str(old):
-            break
-        new = free_port()
-    system.ports["manager"] = new
     system.zmq_extra.update({"reply timeout": 1, "give up after": 5})
-    system.write()
-    for process in (system.broker, system.manager):
-        before = system.log().count("config reloaded")
-        process.send_signal(signal.SIGHUP)
-        wait_for(lambda n=before: system.log().count("config reloaded") > n, what="the reload")
-    wait_for(lambda: ("127.0.0.1", new) in listening(system.broker.pid), what="the new bind")
-    assert system.run_worker("known").returncode == 0
+    # a port that sorts before the old one as text, then one that sorts after
+    for earlier in (True, False):
+        old = system.ports["manager"]
+        new = free_port()
+        for _ in range(100):
+            if (str(new) < str(old)) == earlier:
+                break
+            new = free_port()
+        system.ports["manager"] = new
+        system.write()
+        for process in (system.broker, system.manager):
+            before = system.log().count("config reloaded")
+            process.send_signal(signal.SIGHUP)
+            wait_for(lambda n=before: system.log().count("config reloaded") > n, what="the reload")
+        wait_for(
+            lambda port=new: ("127.0.0.1", port) in listening(system.broker.pid),
+            what="the new bind",
+        )
+        assert system.run_worker("known").returncode == 0
 
 
 def refused_at_start(system) -> str:
