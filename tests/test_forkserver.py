@@ -394,6 +394,44 @@ def test_a_fan_out_starts_each_member_once_a_window_at_a_time_through_the_fork_s
     assert "race condition group complete" in log
 
 
+@pytest.mark.timeout(60)
+def test_members_beyond_the_window_start_while_those_started_are_still_running(system):
+    # members that run on without reporting: nothing but the window's freeing up
+    # (a second after the first launches) can start the rest, no message comes
+    members = defaults.LAUNCH_WINDOW + 6
+    system.worker_module("start")
+    system.worker_module(
+        "member",
+        """
+        with open("runs.log", "a") as f:
+            f.write(f"{parsed_args.arg}\\n")
+        while not os.path.exists("go"):
+            time.sleep(0.05)
+        return {parsed_args.arg: True}
+        """,
+    )
+    system.after(
+        "def after_start(msg, config, checklist):\n"
+        f"    return [NextWorker('member', ['--arg', str(i)]) for i in range({members})]\n"
+    )
+    start_warm(system)
+    launch(system)
+    runs = system.dir / "runs.log"
+    try:
+        wait_for(
+            lambda: runs.exists() and len(runs.read_text().splitlines()) == members,
+            timeout=20,
+            what="every member to start",
+        )
+    finally:
+        (system.dir / "go").write_text("")
+    wait_for(
+        lambda: system.log().count("received message from member: (success)") == members,
+        timeout=30,
+        what="the reports",
+    )
+
+
 @pytest.mark.timeout(90)
 def test_kill_9_of_the_manager_in_a_fan_out_loses_no_member_and_runs_none_twice(system):
     members = defaults.LAUNCH_WINDOW * 3 // 2
