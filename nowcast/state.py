@@ -85,10 +85,11 @@ class ReplyJournal:
         # the file ends in a line cut short (a power cut during an append): the next
         # append starts with a line end, lest its first line be glued onto that one
         self._torn = False
-        self._torn_before = False  # as it was before the commit being written
         # the file was moved aside: the next commit writes the remembered ids afresh
         self._rewrite = False
-        self._rewriting = False  # the commit being written does that
+        # (torn, rewrite) for the next commit should the one being written fail,
+        # or None when that one leaves the file alone
+        self._undo: tuple[bool, bool] | None = None
 
     @property
     def keep_for(self) -> float:
@@ -234,6 +235,7 @@ class ReplyJournal:
         with the older ids still remembered. ``history_carries``: the commit's
         history rows keep the replies of the ids remembered ``in_history``, which
         are then not written here; otherwise they are."""
+        self._undo = None
         if self._carried:
             if history_carries:
                 self._carried_in_flight, self._carried = self._carried, []
@@ -243,15 +245,16 @@ class ReplyJournal:
         if not (self._unwritten or self._rewrite):
             return
         new = "".join(line for _, line in self._unwritten).encode("utf-8")
-        self._rewriting, self._rewrite = self._rewrite, False
-        if self._rewriting or self._lines + len(self._unwritten) > 2 * max(len(self._ids), 1):
+        rewrite = self._rewrite or self._lines + len(self._unwritten) > 2 * max(len(self._ids), 1)
+        self._undo = (self._torn, rewrite)
+        if rewrite:
             fresh = {msg_id for msg_id, _ in self._unwritten}
             kept = [_line(k, v, t) for k, v, t in self._ids.items() if k not in fresh]
             commit.replace.append((self.path, "".join(kept).encode("utf-8")))
             self._lines = len(kept)
         elif self._torn:
             new = b"\n" + new
-        self._torn_before, self._torn = self._torn, False
+        self._torn = self._rewrite = False
         commit.append.append((self.path, new))
         self._lines += len(self._unwritten)
         self._in_flight, self._unwritten = self._unwritten, []
@@ -259,15 +262,19 @@ class ReplyJournal:
     def committed(self) -> None:
         self._in_flight = []
         self._carried_in_flight = []
+        self._undo = None
 
     def failed(self) -> None:
-        """The commit was not written: its lines go into the next one."""
+        """The commit was not written: its lines go into the next one, which
+        rewrites the file if this one was to (it may have been renamed into place
+        before the failure)."""
         self._unwritten[:0] = self._in_flight
         self._in_flight = []
         self._carried[:0] = self._carried_in_flight
         self._carried_in_flight = []
-        self._torn = self._torn_before
-        self._rewrite = self._rewriting
+        if self._undo is not None:
+            self._torn, self._rewrite = self._undo
+            self._undo = None
 
 
 def remove_temporaries(checklist_file: str) -> None:

@@ -496,6 +496,32 @@ def test_a_failed_commit_keeps_every_id_the_history_was_to_carry(tmp_path):
     assert list(again.replies) == ["a", "b", "c", "d"]
 
 
+@pytest.mark.parametrize("appended_since", [False, True])
+def test_a_failed_commit_that_left_the_journal_alone_changes_nothing_of_it(
+    tmp_path, appended_since
+):
+    # a journal whose last line a crash cut short, then a commit without lines of
+    # it (the state file alone: a worker's exit noted) that fails (disk full): the
+    # next append starts with a line end if, and only if, the file still ends in
+    # that cut line; else its first line is glued onto the cut one (and lost at the
+    # next start), or a blank line makes the journal one nowcast did not write
+    path = tmp_path / "replies.jsonl"
+    path.write_bytes(b'["a", "ra", 1.0]\n["b", "r')
+    journal = ReplyJournal(str(path))
+    journal.load(now=2.0)
+    if appended_since:
+        journal.remember("c", "rc", 2.0)
+        commit(journal, tmp_path)
+    journal.add_to(Commit(str(tmp_path)))
+    journal.failed()
+    journal.remember("d", "rd", 3.0)
+    commit(journal, tmp_path)
+    again = ReplyJournal(str(path))
+    again.load(now=4.0)
+    assert list(tmp_path.glob("*.unreadable-*")) == []
+    assert list(again.replies) == (["a", "c", "d"] if appended_since else ["a", "d"])
+
+
 @pytest.mark.parametrize(
     "line", [b"not json", b"\x00\x00\x00", b"{", b'["x", 5]', b'[5, "r"]', b'["x", "r", 1.5, 2]']
 )
