@@ -68,6 +68,25 @@ def test_at_most_as_many_ids_as_configured_are_remembered(tmp_path):
     assert list(journal.replies) == ["id-1", "id-2", "id-3"]
 
 
+def test_ids_forgotten_before_their_time_are_warned_of_once(tmp_path, caplog):
+    # beyond `remembered` ids the oldest are forgotten early, and a worker re-sending
+    # one of those would have it applied again: the operator is told, once, and
+    # only then (not when ids are forgotten in their time)
+    import logging
+
+    journal = ReplyJournal(str(tmp_path / "replies.jsonl"), keep_for=10.0, remembered=3)
+    with caplog.at_level(logging.WARNING, logger="nowcast.state"):
+        for n in range(3):
+            journal.remember(f"id-{n}", "ack", now=100.0 + n)
+        journal.remember("id-3", "ack", now=200.0)  # the first three are past their time
+        assert caplog.records == []
+        for n in range(4, 10):
+            journal.remember(f"id-{n}", "ack", now=200.0 + n)
+    assert list(journal.replies) == ["id-7", "id-8", "id-9"]
+    [warning] = caplog.records
+    assert "forgetting the oldest early" in warning.getMessage()
+
+
 def test_ids_after_an_unreadable_line_are_still_read(tmp_path):
     path = tmp_path / "replies.jsonl"
     path.write_text('["a", "ra"]\n["b", "r\n["c", "rc"]\n')
@@ -390,6 +409,20 @@ def test_the_durable_part_is_the_json_of_the_whole_as_launches_come_and_go(tmp_p
     assert state._durable_json() == whole()
 
 
+def test_the_json_of_launches_made_is_not_kept_once_they_are_launched(tmp_path):
+    # each pending launch's JSON is made once, and kept while it is pending: a
+    # manager that goes on making launches for months must not keep them all
+    from nowcast.next_worker import NextWorker
+
+    state = ManagerState(ReplyJournal(str(tmp_path / "replies.jsonl")))
+    for round_ in range(100):
+        state.pending = [
+            (NextWorker("member", [str(round_)]), 1, f"t{round_}-{i}") for i in range(3)
+        ]
+        state._durable_json()
+    assert len(state._pending_json) <= 2 * 3 + 64
+
+
 def test_a_crash_between_the_state_file_and_the_journal_loses_no_applied_id(tmp_path):
     """The state file is renamed into place before the reply journal is appended:
     a manager killed between the two has its messages' launches on disk, and must
@@ -447,6 +480,48 @@ def test_a_time_too_large_for_a_float_moves_the_state_file_aside(tmp_path, path)
     _use(read)
     assert not state_file.exists()
     assert len(list(tmp_path.glob("*.unreadable-*"))) == 1
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), True])
+@pytest.mark.parametrize(
+    "path",
+    [
+        ("applied", 0, 2),
+        ("supervision", "retries", 0, "due"),
+        ("supervision", "stopping", 0, 1),
+        ("recent messages", 0, "time"),
+    ],
+)
+def test_a_time_that_is_no_number_of_seconds_moves_the_state_file_aside(tmp_path, path, value):
+    # JSON as Python reads it has NaN and Infinity: a retry due at NaN would never
+    # be due, a process group to kill at Infinity never killed
+    state = _replaced(GOOD_STATE, path, value)
+    state_file, read = _write_and_load(tmp_path, state)
+    assert read.supervision.retries == [] and read.recent == []
+    assert not state_file.exists()
+    assert len(list(tmp_path.glob("*.unreadable-*"))) == 1
+
+
+@pytest.mark.parametrize("applied", [["a-1.1", "{}", 1.5, 7], ["a-1.1", "{}"], ["a-1.1", 5, 1.5]])
+def test_an_applied_id_other_than_id_reply_and_time_moves_the_state_file_aside(tmp_path, applied):
+    # the ids of the state file's last write, taken into the reply journal at start
+    state = _replaced(GOOD_STATE, ("applied", 0), applied)
+    state_file, read = _write_and_load(tmp_path, state)
+    assert len(read.replies) == 0
+    assert not state_file.exists()
+    assert len(list(tmp_path.glob("*.unreadable-*"))) == 1
+
+
+def test_the_error_line_of_a_state_file_moved_aside_says_which_field_is_wrong(tmp_path, caplog):
+    import logging
+
+    state = _replaced(GOOD_STATE, ("supervision", "running", 0, "pid"), 0)
+    with caplog.at_level(logging.ERROR, logger="nowcast.state"):
+        state_file, _ = _write_and_load(tmp_path, state)
+    [error] = caplog.records
+    [aside] = tmp_path.glob("*.unreadable-*")
+    for part in (state_file, "supervision.running[0].pid must be a process id", aside):
+        assert str(part) in error.getMessage()
 
 
 @pytest.mark.parametrize("args", [[1], [None, "x"], "--x"])
@@ -522,6 +597,23 @@ def test_a_failed_commit_that_left_the_journal_alone_changes_nothing_of_it(
     assert list(again.replies) == (["a", "c", "d"] if appended_since else ["a", "d"])
 
 
+def test_a_failed_commit_keeps_every_id_for_the_next_one(tmp_path):
+    # the ids of a commit that fails go into the next one, before those applied
+    # while it was being written: none is lost from the journal
+    path = str(tmp_path / "replies.jsonl")
+    journal = ReplyJournal(path)
+    journal.remember("a", "ra", 100.0)
+    journal.remember("b", "rb", 100.0)
+    journal.add_to(Commit(str(tmp_path)))
+    journal.remember("c", "rc", 101.0)
+    journal.remember("d", "rd", 101.0)
+    journal.failed()
+    commit(journal, tmp_path)
+    again = ReplyJournal(path)
+    again.load(now=102.0)
+    assert list(again.replies) == ["a", "b", "c", "d"]
+
+
 @pytest.mark.parametrize(
     "line", [b"not json", b"\x00\x00\x00", b"{", b'["x", 5]', b'[5, "r"]', b'["x", "r", 1.5, 2]']
 )
@@ -571,11 +663,11 @@ def test_a_pending_launch_whose_try_is_not_1_or_more_moves_the_state_file_aside(
     assert len(list(tmp_path.glob("*.unreadable-*"))) == 1
 
 
-@pytest.mark.parametrize("pid", [0, 2**22, 2**31, 2**64, None])
+@pytest.mark.parametrize("pid", [0, -1, -5, 2**22, 2**31, 2**64, None])
 def test_a_running_worker_whose_pid_no_process_has_moves_the_state_file_aside(tmp_path, pid):
     # the manager looks at each watched pid with os.kill(pid, 0), which takes
-    # no pid past a C int (OverflowError), and 0 would be its own process group;
-    # only a batch job has no pid
+    # no pid past a C int (OverflowError), 0 would be its own process group and -1
+    # every process it may signal (a negative pid, a group); only a batch job has none
     state = _replaced(GOOD_STATE, ("supervision", "running", 0, "pid"), pid)
     state_file, read = _write_and_load(tmp_path, state)
     _use(read)
