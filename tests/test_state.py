@@ -572,16 +572,17 @@ def test_a_failed_commit_keeps_every_id_the_history_was_to_carry(tmp_path):
 
 
 @pytest.mark.parametrize("appended_since", [False, True])
+@pytest.mark.parametrize("cut", [True, False])
 def test_a_failed_commit_that_left_the_journal_alone_changes_nothing_of_it(
-    tmp_path, appended_since
+    tmp_path, cut, appended_since
 ):
-    # a journal whose last line a crash cut short, then a commit without lines of
-    # it (the state file alone: a worker's exit noted) that fails (disk full): the
-    # next append starts with a line end if, and only if, the file still ends in
-    # that cut line; else its first line is glued onto the cut one (and lost at the
-    # next start), or a blank line makes the journal one nowcast did not write
+    # a journal (whose last line a crash cut short, or not), then a commit without
+    # lines of it (the state file alone: a worker's exit noted) that fails (disk
+    # full): the next append starts with a line end if, and only if, the file still
+    # ends in a cut line; else its first line is glued onto the cut one (and lost at
+    # the next start), or a blank line makes the journal one nowcast did not write
     path = tmp_path / "replies.jsonl"
-    path.write_bytes(b'["a", "ra", 1.0]\n["b", "r')
+    path.write_bytes(b'["a", "ra", 1.0]\n' + (b'["b", "r' if cut else b""))
     journal = ReplyJournal(str(path))
     journal.load(now=2.0)
     if appended_since:
