@@ -334,6 +334,8 @@ def test_a_manager_killed_while_its_job_waits_or_runs_follows_it_and_submits_onc
     assert msg_type == "success"
     assert jobs_of(slurm, system) == [payload["job"]]  # submitted exactly once
     assert len(after_middle(system)) == 1
+    # the state file the killed manager wrote, with a job in it, was taken whole
+    assert list(system.dir.glob("*.unreadable-*")) == []
 
 
 @pytest.mark.timeout(120)
