@@ -949,3 +949,11 @@ def test_an_exit_with_a_message_waiting_is_handled_after_the_message():
     manager.logger = SimpleNamespace(debug=lambda *args: None)
     manager.supervise(1000.0)
     assert gone == exited
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("size", [0, 0.5])
+def test_a_max_message_size_that_lets_no_message_through_is_refused_at_start(system, size):
+    system.zmq_extra["max message size"] = size
+    out = refused_at_start(system)
+    assert f"key 'zmq: max message size' must be a number of at least 1, got {size!r}" in out
