@@ -594,6 +594,18 @@ def test_an_error_inside_the_next_workers_module_is_refused_with_its_traceback(s
 
 
 @pytest.mark.timeout(60)
+def test_a_next_workers_module_that_does_not_exist_is_refused_without_a_traceback(system):
+    # a mistake in the config: the error names the key and the module, nothing more
+    system.write()
+    (system.dir / "next_workers.py").unlink()
+    manager = system.spawn("nowcast.manager")
+    assert manager.wait(20) == 2
+    out = (system.dir / "nowcast.manager.out").read_text()
+    assert "key 'message registry: next workers module': cannot import 'next_workers'" in out
+    assert "Traceback" not in out + system.log()
+
+
+@pytest.mark.timeout(60)
 def test_a_reload_takes_the_batch_hosts_settings(system):
     jobs = system.dir / "jobs"
 
