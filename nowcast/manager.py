@@ -141,8 +141,7 @@ class NowcastManager(LongRunningProcess):
         self.core.config = new
         self.state.replies.keep_for = keep_ids_for(new)
         if sockets.address(old, "manager") != sockets.address(new, "manager"):
-            self.socket.close(linger=0)
-            self._connect()
+            self._reconnect()
         self._use_next_workers(new)
         if self.warm is not None:
             self.warm.configure(new)
@@ -260,6 +259,14 @@ class NowcastManager(LongRunningProcess):
         self._poll_set = None
         self._warm_fds: set[int] = set()  # the fork servers' sockets in the poll set
         self.logger.info("connected to %s", sockets.address(self.config, "manager"))
+
+    def _reconnect(self) -> None:
+        """Connect to the broker's new manager address. The old socket is dropped
+        with whatever it still holds (a reply queued for an address the broker
+        has left; its worker sends again): waiting for it to be sent would keep
+        the manager's stop waiting for ever."""
+        self.socket.close(linger=0)
+        self._connect()
 
     def shutdown(self) -> None:
         """Finish the commit being written and commit what is applied since,

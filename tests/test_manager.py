@@ -969,3 +969,32 @@ def test_a_max_message_size_that_lets_no_message_through_is_refused_at_start(sys
     system.zmq_extra["max message size"] = size
     out = refused_at_start(system)
     assert f"key 'zmq: max message size' must be a number of at least 1, got {size!r}" in out
+
+
+def test_the_socket_left_at_a_reload_is_dropped_with_what_it_holds():
+    """In-process: a reply queued on the old manager socket, for an address the
+    broker has left, is dropped (linger 0); kept, it would hold the manager's
+    stop (the context's end) for ever."""
+    import threading
+
+    from nowcast.manager import NowcastManager
+
+    context = zmq.Context()
+    try:
+        manager = NowcastManager()
+        manager.context = context
+        manager.socket = old = context.socket(zmq.DEALER)
+        old.connect(f"tcp://127.0.0.1:{free_port()}")  # nobody listens there
+        old.send(b"a reply nobody will take")
+        manager._connect = lambda: setattr(manager, "socket", context.socket(zmq.DEALER))
+        manager._reconnect()
+        assert old.closed and manager.socket is not old
+        manager.socket.close(linger=0)
+    finally:
+        # returns at once only if the old socket kept nothing to send
+        done = []
+        ender = threading.Thread(target=lambda: (context.term(), done.append(1)))
+        ender.daemon = True
+        ender.start()
+        ender.join(5)
+        assert done, "the context's end waited for the old socket's queued reply"
