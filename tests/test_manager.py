@@ -998,3 +998,49 @@ def test_the_socket_left_at_a_reload_is_dropped_with_what_it_holds():
         ender.start()
         ender.join(5)
         assert done, "the context's end waited for the old socket's queued reply"
+
+
+def test_the_launch_journal_is_emptied_only_when_the_state_file_holds_every_launch_in_it(
+    tmp_path,
+):
+    """In-process: a commit empties the launch journal only if no launch was noted
+    in it after the commit started (the state file it wrote holds those before);
+    a launch noted while it was written stays until the next commit."""
+    from types import SimpleNamespace
+
+    from nowcast.launches import LaunchJournal
+    from nowcast.manager import NowcastManager
+
+    manager = NowcastManager()
+    manager.core = SimpleNamespace(
+        committed=lambda room: ([], []), state=SimpleNamespace(pending=[])
+    )
+    manager._launch_room = lambda now: 0
+    manager._send = manager._launch = lambda what: None
+    journal = manager._launch_journal = LaunchJournal(str(tmp_path / "launches"))
+    journal.record("in the commit", os.getpid(), "1", 1.0)
+    manager._journal_mark = journal.written  # the commit starts
+    journal.record("after it started", os.getpid(), "1", 2.0)
+    manager._committed()
+    assert list(journal.read()) == ["in the commit", "after it started"]
+    manager._journal_mark = journal.written  # the next commit holds both
+    manager._committed()
+    assert journal.read() == {} and not journal.written
+
+
+def test_a_commit_is_not_tried_again_before_its_retry_time():
+    """In-process: after a failed write, nothing is handed to the committer until
+    the retry time, however dirty the core."""
+    import time
+    from types import SimpleNamespace
+
+    from nowcast.manager import NowcastManager
+
+    started = []
+    manager = NowcastManager()
+    manager.core = SimpleNamespace(dirty=True, start_commit=lambda path: started.append(path))
+    manager._committer = SimpleNamespace(busy=False)
+    manager._checklist_path = "checklist.yaml"
+    manager._retry_commit_at = time.time() + 60
+    manager._start_commit()
+    assert started == []

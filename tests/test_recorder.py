@@ -4,6 +4,7 @@ same commit as the checklist: real broker, manager and workers on loopback."""
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -327,6 +328,21 @@ def test_a_fork_server_that_dies_is_an_event(system):
     )
     os.kill(status["payload"]["manager"]["fork server"]["pid"], signals.SIGKILL)
     wait_for(lambda: "fork server down" in events(system), what="fork server down")
+
+
+@pytest.mark.timeout(60)
+def test_turning_warm_start_off_is_no_fork_server_down_event(system):
+    system.worker_module("first")
+    system.after("def after_first(msg, config, checklist):\n    return []\n")
+    system.start()
+    wait_for(lambda: ") ready: " in system.log(), what="a ready fork server")
+    system.config_extra["run"] = {"warm start": False}
+    system.write()
+    system.manager.send_signal(signal.SIGHUP)
+    wait_for(lambda: "warm start is off" in system.log(), what="the reload")
+    # a message makes a commit, which would hold the event
+    assert system.run_worker("first").returncode == 0
+    assert "fork server down" not in events(system)
 
 
 @pytest.mark.timeout(60)

@@ -198,6 +198,7 @@ def test_restarted_manager_notices_silent_death_of_a_worker_it_did_not_launch(sy
         ("timeout", 0),
         ("timeout grace", -5),
         ("retry delay", "later"),
+        ("retry delay", [5, -1]),
     ],
 )
 def test_retries_and_timeout_settings_are_checked(system, key, value):
