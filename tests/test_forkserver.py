@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -631,3 +632,27 @@ def test_a_forked_worker_finds_its_command_lines_regular_expressions_compiled():
     out = subprocess.run([PY, "-c", REHEARSED], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["[]"]
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.timeout(60)
+def test_the_manager_is_idle_again_once_a_replaced_fork_server_is_gone(system):
+    # the old server's socket leaves the manager's poll set with it
+    wrapper = system.dir / "python-wrapper"
+    wrapper.write_text(f'#!/bin/sh\nexec "{PY}" "$@"\n')
+    wrapper.chmod(0o755)
+    old = start_warm(system)
+    system.config_extra["python"] = str(wrapper)
+    system.write()
+    system.manager.send_signal(signal.SIGHUP)
+    wait_for(lambda: len(server_pids(system)) == 2, what="a fresh fork server")
+    wait_for(lambda: not running(old), what="the old one to exit")
+    time.sleep(0.5)
+    before = _cpu_seconds(system.manager.pid)
+    time.sleep(2)
+    assert _cpu_seconds(system.manager.pid) - before < 0.5  # not polling in a loop

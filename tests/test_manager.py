@@ -338,6 +338,23 @@ def test_next_workers_module_is_reimported_when_its_file_changes(known):
 
 
 @pytest.mark.timeout(60)
+def test_a_next_workers_module_put_back_with_an_older_time_stamp_is_reimported(known):
+    # as `cp -p` or `rsync -t` of an earlier copy leaves it: a change, not newer
+    system = known
+    assert system.run_worker("known").returncode == 0
+    source = system.dir / "next_workers.py"
+    source.write_text(
+        source.read_text() + "\ndef after_known(msg, config, checklist):\n"
+        "    open('edited.marker', 'a').write(msg.type + '\\n')\n"
+        "    return []\n"
+    )
+    stat = source.stat()
+    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns - 3600 * 10**9))
+    assert system.run_worker("known").returncode == 0
+    assert (system.dir / "edited.marker").read_text() == "success\n"
+
+
+@pytest.mark.timeout(60)
 def test_checklist_is_reloaded_at_start_unless_ignored(known):
     system = known
     assert system.run_worker("known").returncode == 0
