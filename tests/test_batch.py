@@ -202,21 +202,21 @@ def test_a_job_requeued_by_slurm_is_followed_not_counted_as_a_try(system, slurm)
     assert system.run_worker("start").returncode == 0
     job = job_running(slurm, system)
     subprocess.run(["scontrol", "requeue", job], env=slurm, check=True)
-    # SLURM holds a requeued job two minutes before it may start again: not here
+    # SLURM holds a requeued job two minutes before it may start again: not here.
+    # Its start time is moved again while it is pending: an update made before
+    # SLURM has finished requeuing it can be undone by the requeue's own hold
     wait_for(lambda: squeue(slurm, job) == "PENDING", timeout=20, what="the job requeued")
-    wait_for(
-        lambda: (
+
+    def reported() -> list:
+        if squeue(slurm, job) == "PENDING":
             subprocess.run(
                 ["scontrol", "update", f"jobid={job}", "StartTime=now"],
                 env=slurm,
                 capture_output=True,
-            ).returncode
-            == 0
-        ),
-        timeout=20,
-        what="the requeued job's start time moved",
-    )
-    msg_type, payload = wait_after_middle(system, timeout=60)
+            )
+        return after_middle(system)
+
+    msg_type, payload = wait_for(reported, timeout=60, what="after_middle")[0]
     assert (msg_type, payload) == ("success", {"job": job, "restarts": "1"})
     assert job_ids(system) == [job]
     assert f"job {job} of middle was requeued by cluster (restart 1)" in system.log()
