@@ -32,23 +32,24 @@ def after_calls(system) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
-def watched(system) -> list[str]:
-    """The names of the launched workers the manager's state file holds."""
+def manager_state(system) -> dict:
+    """The manager's state file, or {} while there is none whole to read."""
     path = system.dir / f"{system.checklist_file.name}.manager-state.json"
     try:
-        state = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except (OSError, ValueError):
-        return []
-    return [w["module"] for w in state["supervision"]["running"]]
+        return {}
+
+
+def watched(system) -> list[str]:
+    """The names of the launched workers the manager's state file holds."""
+    running = manager_state(system).get("supervision", {}).get("running", [])
+    return [w["module"] for w in running]
 
 
 def waiting(system) -> dict | None:
     """Whom the race group in the manager's state file waits for."""
-    path = system.dir / f"{system.checklist_file.name}.manager-state.json"
-    try:
-        groups = json.loads(path.read_text())["race groups"]
-    except (OSError, ValueError, KeyError):
-        return None
+    groups = manager_state(system).get("race groups")
     return groups[0]["waiting"] if groups else None
 
 
@@ -721,16 +722,11 @@ def test_a_retry_that_fell_due_while_the_manager_was_down_is_launched_at_its_sta
     system.start()
     system.run_worker("start")
     wait_for(lambda: "launching it again in 2 s" in system.log(), what="the retry to be queued")
-    wait_for(lambda: retries_due(system), what="the retry in the state file")
+    wait_for(
+        lambda: manager_state(system).get("supervision", {}).get("retries"),
+        what="the retry in the state file",
+    )
     system.kill_manager()
     time.sleep(2.5)  # the retry falls due while no manager runs
     system.start_manager()
     wait_for(lambda: (system.dir / "a.runs").read_text() == "run\nrun\n", what="the retry")
-
-
-def retries_due(system) -> list:
-    path = system.dir / f"{system.checklist_file.name}.manager-state.json"
-    try:
-        return json.loads(path.read_text())["supervision"]["retries"]
-    except (OSError, ValueError, KeyError):
-        return []
