@@ -36,8 +36,14 @@ def send(system, keys_dir, secret: str | None, payload: dict) -> bool:
     if secret is not None:
         sock.curve_serverkey = zmq.auth.load_certificate(str(keys_dir / "broker.key"))[0]
         sock.curve_publickey, sock.curve_secretkey = zmq.auth.load_certificate(secret)
+    # a send waits for a connection; one the broker refuses may never come
+    sock.setsockopt(zmq.SNDTIMEO, 1500)
     sock.connect(f"tcp://127.0.0.1:{system.ports['workers']}")
-    sock.send_string(json.dumps({"source": "a", "type": "success", "payload": payload}))
+    try:
+        sock.send_string(json.dumps({"source": "a", "type": "success", "payload": payload}))
+    except zmq.Again:
+        sock.close()
+        return False
     answered = bool(sock.poll(1500))
     sock.close()
     return answered
