@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from nowcast.config import Config, require_logging
 from nowcast.errors import ConfigError
@@ -134,6 +136,40 @@ def _reopen_when_rotated(handler: logging.Handler) -> None:
         emit(record)
 
     handler.emit = emit_to_current_file
+
+
+@contextmanager
+def flushes_held(logger: logging.Logger) -> Iterator[None]:
+    """Hold back the flushes of the stream and file handlers that ``logger``'s
+    records reach, and flush each once at the end: a batch of records costs one
+    write to the file, not one each. The records are the same, and every line is
+    in the file when the block ends, however it ends. Handlers of a kind whose
+    ``flush`` does something else are left as they are."""
+    held = []
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            if (
+                isinstance(handler, logging.StreamHandler)
+                and type(handler).flush is logging.StreamHandler.flush
+                and "flush" not in vars(handler)
+            ):
+                handler.flush = _not_yet  # the instance's, over the class's
+                held.append(handler)
+        current = current.parent if current.propagate else None
+    try:
+        yield
+    finally:
+        for handler in held:
+            del handler.flush
+            try:
+                handler.flush()
+            except Exception:  # as a failed flush in emit() is reported
+                handler.handleError(logging.makeLogRecord({"msg": "(lines held for one flush)"}))
+
+
+def _not_yet() -> None:
+    """A held flush (``flushes_held``)."""
 
 
 def _escapes() -> dict[int, str]:

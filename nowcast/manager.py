@@ -39,6 +39,7 @@ from nowcast.core import STATUS_SOURCE, ManagerCore, Reply, keep_ids_for
 from nowcast.errors import ConfigError
 from nowcast.launches import LaunchJournal, journal_path
 from nowcast.lock import ManagerLock, lock_path
+from nowcast.logs import flushes_held
 from nowcast.modules import file_stamp, import_fresh
 from nowcast.process import LongRunningProcess, run_process
 from nowcast.state import ManagerState
@@ -342,13 +343,15 @@ class NowcastManager(LongRunningProcess):
         self._start_commit()
 
     def handle_batch(self, batch: list[list[bytes]]) -> None:
-        """Apply every message in ``batch``; their replies wait for the commit."""
+        """Apply every message in ``batch``; their replies wait for the commit.
+        Their log lines are flushed to the log file once, after the last."""
         self._reimport_next_workers_if_changed()
         now = time.time()
-        for frames in batch:
-            reply = self.core.receive(frames, now)
-            if reply is not None:
-                self._send([reply])
+        with flushes_held(self.logger):
+            for frames in batch:
+                reply = self.core.receive(frames, now)
+                if reply is not None:
+                    self._send([reply])
         # nothing to wait for (invalid messages, answers given before)
         self._send(self.core.sendable(self._committer.busy))
         if self._gather_until and len(self.core.unsent) > self._gather_seen:

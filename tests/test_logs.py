@@ -8,7 +8,7 @@ import re
 import pytest
 from conftest import wait_for
 
-from nowcast.logs import EscapeArgs, escape
+from nowcast.logs import EscapeArgs, escape, flushes_held
 
 FORGED = "2026-11-25 08:00:00,000 CRITICAL [manager] FORGED"
 
@@ -49,3 +49,80 @@ def test_filter_escapes_arguments_not_the_format():
     )
     assert EscapeArgs().filter(record)
     assert record.getMessage() == "from a\\nb:\nx\\ny 3"
+
+
+def _file_logger(tmp_path, name: str, handler: logging.Handler | None = None):
+    handler = handler or logging.FileHandler(tmp_path / "x.log")
+    handler.setFormatter(logging.Formatter("%(levelname)s [%(name)s] %(message)s"))
+    logger = logging.getLogger(name)
+    logger.propagate = False
+    logger.addHandler(handler)
+    return logger, handler
+
+
+def test_flushes_held_write_the_lines_once_at_the_end(tmp_path):
+    logger, handler = _file_logger(tmp_path, "held-flushes")
+    logger.setLevel(logging.INFO)
+    try:
+        with flushes_held(logger):
+            for i in range(3):
+                logger.info("line %d", i)
+            assert (tmp_path / "x.log").read_text() == ""  # held, in the handler's buffer
+        assert (tmp_path / "x.log").read_text() == "".join(
+            f"INFO [held-flushes] line {i}\n" for i in range(3)
+        )
+        assert "flush" not in vars(handler)  # the class's flush again
+        logger.info("after")
+        assert (tmp_path / "x.log").read_text().endswith("INFO [held-flushes] after\n")
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+
+
+def test_flushes_held_flush_when_the_block_raises(tmp_path):
+    logger, handler = _file_logger(tmp_path, "held-flushes-raise")
+    logger.setLevel(logging.INFO)
+    try:
+        with pytest.raises(RuntimeError), flushes_held(logger):
+            logger.info("before the error")
+            raise RuntimeError("x")
+        assert (tmp_path / "x.log").read_text() == "INFO [held-flushes-raise] before the error\n"
+        assert "flush" not in vars(handler)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+
+
+def test_flushes_held_leave_a_handler_with_its_own_flush_alone(tmp_path):
+    flushed = []
+
+    class Counting(logging.FileHandler):
+        def flush(self) -> None:
+            flushed.append(1)
+            super().flush()
+
+    logger, handler = _file_logger(tmp_path, "held-flushes-own", Counting(tmp_path / "x.log"))
+    logger.setLevel(logging.INFO)
+    try:
+        with flushes_held(logger):
+            logger.info("a")
+            logger.info("b")
+            assert len(flushed) == 2
+            assert (tmp_path / "x.log").read_text().count("\n") == 2
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_messages_log_lines_are_in_the_file_when_it_is_answered(system):
+    """The manager holds back its log file's flushes while it applies a batch
+    of messages; every line is written before it answers (and before it waits)."""
+    system.worker_module("known")
+    system.after("def after_known(msg, config, checklist):\n    return []\n")
+    system.start()
+    for i in range(5):
+        message = {"source": "known", "type": "success", "payload": {"n": i}, "id": f"a:1:ff:{i}"}
+        assert system.request(message)["type"] == "ack"
+        log = system.log()  # read at once: no waiting for the line
+        assert log.count("checklist updated with [known] items from known worker") == i + 1
