@@ -147,9 +147,15 @@ def _remove(path: str) -> None:
 
 class Committer:
     """One thread that writes commits, one at a time; ``fileno()`` becomes
-    readable when the one handed over is done."""
+    readable when the one handed over is done.
 
-    def __init__(self) -> None:
+    ``checkpoints``: the history database's (``nowcast.history.Checkpoints``),
+    made on this thread between commits, after the done signal of the commit
+    that makes one due (its replies wait for no checkpoint), when no commit
+    came for a while, and at the close."""
+
+    def __init__(self, checkpoints: Any = None) -> None:
+        self._checkpoints = checkpoints
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._done_r, self._done_w = os.pipe()
         os.set_blocking(self._done_r, False)
@@ -200,13 +206,25 @@ class Committer:
         os.close(self._done_w)
 
     def _run(self) -> None:
+        checkpoints = self._checkpoints
         while True:
-            commit = self._jobs.get()
+            try:
+                commit = self._jobs.get(timeout=checkpoints.wait() if checkpoints else None)
+            except queue.Empty:  # no commit for a while
+                checkpoints.checkpoint()
+                continue
             if commit is None:
+                if checkpoints is not None and checkpoints.wait() is not None:
+                    checkpoints.checkpoint()  # the log small while the manager is stopped
                 self._files.close()
                 return
             try:
                 commit.write(self._files)
+                wrote_rows = checkpoints is not None and bool(commit.history)
             except Exception as e:  # any failure is reported, and the thread lives on
                 self._error = e
+                wrote_rows = False
             os.write(self._done_w, b".")
+            # the replies are on their way: the next commit waits for this, if it comes
+            if wrote_rows and checkpoints.committed():
+                checkpoints.checkpoint()

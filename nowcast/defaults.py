@@ -129,6 +129,18 @@ HISTORY_PAYLOAD_CHARS = 500
 # Seconds between the history's prunings of old rows (the first a minute after start).
 HISTORY_PRUNE_EVERY = 3600.0
 
+# Commits of the manager between two checkpoints of the history's log (its pages
+# moved into the database file), each made after a commit's replies are sent.
+HISTORY_CHECKPOINT_COMMITS = 50
+
+# Seconds without a commit after which the manager checkpoints the history's log.
+HISTORY_CHECKPOINT_IDLE = 1.0
+
+# Pages (4 KiB each) of the history's log past which a commit checkpoints it
+# before its replies go (SQLite's own checkpoint): a bound, reached only when
+# commits are larger than checkpoints every HISTORY_CHECKPOINT_COMMITS can keep up with.
+HISTORY_LOG_MAX_PAGES = 10000
+
 # Address the web dashboard binds to when `web: bind:` is absent (loopback only).
 WEB_BIND = "127.0.0.1"
 

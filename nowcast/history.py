@@ -15,6 +15,7 @@ Usage: ``python -m nowcast.history config.yaml [WORKER] [--days N] [--json]``
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import statistics
@@ -24,6 +25,8 @@ from typing import Any
 
 from nowcast import defaults
 from nowcast.errors import ConfigError, NowcastError
+
+logger = logging.getLogger(__name__)
 
 # The schema, one list of statements per version; a database at version N is
 # brought to the newest by running the lists after N in order, in one transaction.
@@ -161,6 +164,58 @@ def open_for_writing(path: str) -> sqlite3.Connection:
         conn.close()
         raise HistoryError(f"{path}: cannot open the history database: {e}") from None
     return conn
+
+
+class Checkpoints:
+    """The checkpoints of the manager's connection (the pages of SQLite's log
+    moved into the database file), made by the committer's thread off the
+    commits' path (``nowcast.committer``).
+
+    Left to itself, SQLite checkpoints inside the commit that takes its log past
+    1,000 pages, and that commit's replies wait for it (2 to 6 ms, a commit in
+    50 of a burst). Here the committer's thread makes one after every
+    ``every`` commits that wrote rows, once their replies are on their way, and
+    after ``idle`` seconds without a commit. SQLite's own is kept as a bound,
+    for a log past ``max_pages`` pages: commits larger than these checkpoints
+    keep up with. A checkpoint decides nothing of durability: each commit's
+    transaction is flushed to the log before its replies go, and readers read
+    the log as part of the database until it is checkpointed.
+    """
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        every: int = defaults.HISTORY_CHECKPOINT_COMMITS,
+        idle: float = defaults.HISTORY_CHECKPOINT_IDLE,
+        max_pages: int = defaults.HISTORY_LOG_MAX_PAGES,
+    ) -> None:
+        conn.execute(f"PRAGMA wal_autocheckpoint={int(max_pages)}")
+        self.conn = conn
+        self.every = every
+        self.idle = idle
+        self.commits = 0  # commits that wrote rows since the last checkpoint
+        self.made = 0  # checkpoints made
+
+    def committed(self) -> bool:
+        """A commit wrote rows to the log; return whether a checkpoint is due."""
+        self.commits += 1
+        return self.commits >= self.every
+
+    def wait(self) -> float | None:
+        """Seconds without a commit after which a checkpoint is due; None when
+        the log holds nothing since the last one."""
+        return self.idle if self.commits else None
+
+    def checkpoint(self) -> None:
+        """Move what the log holds into the database file, as far as readers
+        let it (PASSIVE: it waits for no one, and no one waits for it but the
+        next commit, if one comes meanwhile)."""
+        self.commits = 0
+        self.made += 1
+        try:
+            self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as e:  # readers read the log as it is; the next one tries again
+            logger.warning("cannot checkpoint the history database's log: %s", e)
 
 
 def migrate(conn: sqlite3.Connection, path: str = "history database") -> int:

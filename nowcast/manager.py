@@ -201,7 +201,7 @@ class NowcastManager(LongRunningProcess):
         history.start(state.supervision.running)
         self.core.dirty = True  # the history's "manager started", committed at the end of setup
         self.core.describe_process = self._describe
-        self._committer = Committer()
+        self._committer = Committer(history.checkpoints)
         self._use_next_workers(self.config)
         check.log_problems(self.config, self.logger, self.core.next_workers)
         self.batch = BatchJobs(path, self.logger)

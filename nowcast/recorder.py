@@ -227,6 +227,8 @@ class Recorder:
         self._cycle_outcomes: dict[str, list[tuple[str, str]]] = {}
         self._fork_server_up: bool | None = None
         self._pruner: Pruner | None = None
+        # when the committer's thread checkpoints the database's log (the manager's recorder)
+        self.checkpoints: history.Checkpoints | None = None
         self._day_minute, self._day = -1, ""
         self._unknown_runs = 0  # runs of final messages from processes not known
         self.actions: EventActions | None = None
@@ -252,6 +254,7 @@ class Recorder:
             logger.error("%s; moved it to %s and started a new one", e, aside)
             conn = history.open_for_writing(path)
         recorder = cls(conn, config, clock)
+        recorder.checkpoints = history.Checkpoints(conn)
         keep = lookup(config, "history", "keep days", default=defaults.HISTORY_KEEP_DAYS)
         from nowcast.core import keep_ids_for
 

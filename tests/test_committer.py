@@ -300,3 +300,121 @@ def test_rows_that_cannot_be_made_fail_the_commit_and_are_rolled_back(tmp_path):
         commit.write(OpenFiles())
     assert not conn.in_transaction
     assert not (tmp_path / "checklist").exists()  # failed before the files were written
+
+
+# the history's checkpoints: made on the committer's thread, off the commits' path
+
+
+def _history_commit(tmp_path, conn, first: int, count: int = 20) -> Commit:
+    """A commit of ``count`` messages' rows (ids from ``first`` on) to ``conn``."""
+    from nowcast.recorder import _INSERT_MESSAGE, Rows, _no_rows
+
+    rows = _no_rows()
+    rows[_INSERT_MESSAGE] = [
+        (f"message-{i}", float(i), "w", "success", '{"x": "' + "p" * 200 + '"}', "ack", None, "a")
+        for i in range(first, first + count)
+    ]
+    commit = Commit(str(tmp_path))
+    commit.replace.append((str(tmp_path / "checklist"), b"new"))
+    commit.history = Rows(conn, rows)
+    return commit
+
+
+def _done(committer: Committer, timeout: float) -> bool:
+    """Whether the commit handed over is done within ``timeout`` seconds."""
+    import select
+
+    return bool(select.select([committer.fileno()], [], [], timeout)[0]) and committer.finish()
+
+
+@pytest.mark.timeout(10)
+def test_a_checkpoint_due_after_a_commit_is_made_after_its_done_signal(tmp_path):
+    # the commit that makes a checkpoint due is done (its replies may go) while
+    # the checkpoint has not even begun; the next commit waits for it
+    import threading
+
+    from nowcast import history
+
+    conn = history.open_for_writing(str(tmp_path / "history.sqlite"))
+    started, release = threading.Event(), threading.Event()
+
+    class Held(history.Checkpoints):
+        def checkpoint(self):
+            started.set()
+            release.wait(5)
+            super().checkpoint()
+
+    checkpoints = Held(conn, every=2, idle=60)
+    committer = Committer(checkpoints)
+    try:
+        committer.submit(_history_commit(tmp_path, conn, 0))
+        assert _done(committer, 5)
+        assert not started.is_set()  # one commit of two
+        committer.submit(_history_commit(tmp_path, conn, 20))
+        assert _done(committer, 5), "the commit waited for its checkpoint"
+        assert started.wait(5)
+        committer.submit(_history_commit(tmp_path, conn, 40))
+        assert not _done(committer, 0.2)  # behind the checkpoint
+        release.set()
+        assert _done(committer, 5)
+        assert checkpoints.made == 1
+    finally:
+        release.set()
+        committer.close()
+    assert conn.execute("SELECT count(*) FROM messages").fetchone() == (60,)
+    assert checkpoints.made == 2  # and one at the close, for the commit after it
+
+
+def _pages(path) -> int:
+    return os.path.getsize(path) // 4096 if os.path.exists(path) else 0
+
+
+@pytest.mark.timeout(20)
+def test_no_commit_checkpoints_the_log_before_it_is_large_the_close_does(tmp_path):
+    # SQLite would checkpoint inside the commit that takes its log past 1,000
+    # pages; the manager's connection leaves that to the committer's thread
+    # below HISTORY_LOG_MAX_PAGES, so the database file does not change
+    from nowcast import defaults, history
+
+    path = str(tmp_path / "history.sqlite")
+    conn = history.open_for_writing(path)
+    checkpoints = history.Checkpoints(conn, every=10**6, idle=60)
+    size = os.path.getsize(path)
+    committer = Committer(checkpoints)
+    try:
+        n = 0
+        while _pages(path + "-wal") <= 1200:
+            committer.submit(_history_commit(tmp_path, conn, n))
+            assert _done(committer, 5)
+            n += 20
+        assert os.path.getsize(path) == size  # every page still in the log only
+        assert _pages(path + "-wal") < defaults.HISTORY_LOG_MAX_PAGES
+        assert checkpoints.made == 0
+    finally:
+        committer.close()
+    assert checkpoints.made == 1 and os.path.getsize(path) > size  # the close moved them
+    conn.close()
+    assert history.open_readonly(path).execute("SELECT count(*) FROM messages").fetchone()[0] == n
+
+
+@pytest.mark.timeout(10)
+def test_the_log_is_checkpointed_when_no_commit_comes_for_a_while(tmp_path):
+    from conftest import wait_for
+
+    from nowcast import history
+
+    path = str(tmp_path / "history.sqlite")
+    conn = history.open_for_writing(path)
+    checkpoints = history.Checkpoints(conn, every=10**6, idle=0.3)
+    committer = Committer(checkpoints)
+    try:
+        size = os.path.getsize(path)
+        committer.submit(_history_commit(tmp_path, conn, 0))
+        assert _done(committer, 5)
+        assert os.path.getsize(path) == size
+        wait_for(lambda: os.path.getsize(path) > size, timeout=5, what="an idle checkpoint")
+        assert checkpoints.made == 1
+        assert checkpoints.wait() is None  # nothing new in the log: no timer for another
+    finally:
+        committer.close()
+    assert checkpoints.made == 1  # nothing left for the close

@@ -4,6 +4,7 @@ same commit as the checklist: real broker, manager and workers on loopback."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -221,6 +222,49 @@ def test_killed_mid_burst_history_checklist_and_replies_agree(system):
     )
     assert outcomes == [(60,)]
     assert events(system).count("manager stopped unexpectedly") == 2
+
+
+def rows_in_database_file(path: str, directory) -> int | None:
+    """The messages the database file holds without its log (a copy of it
+    alone); None while a checkpoint writes it."""
+    import shutil
+
+    copy = directory / "database-file-alone.sqlite"
+    for leftover in (copy, copy.with_name(copy.name + "-wal"), copy.with_name(copy.name + "-shm")):
+        leftover.unlink(missing_ok=True)
+    shutil.copyfile(path, copy)
+    conn = sqlite3.connect(copy)
+    try:
+        return conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+    except sqlite3.DatabaseError:
+        return None
+    finally:
+        conn.close()
+
+
+@pytest.mark.timeout(60)
+def test_the_history_log_stays_small_and_is_checkpointed_once_the_manager_is_idle(system, tmp_path):
+    """200 commits of one message each: the log is checkpointed every 50 commits
+    (after their replies), so its file stays near what 50 commits write, readers
+    see every row meanwhile, and once the manager is idle the database file
+    alone holds them all."""
+    system.register("reporter")
+    system.after("def after_reporter(msg, config, checklist):\n    return []\n")
+    system.start()
+    path = db_path(system)
+    sizes = {}
+    for i in range(200):
+        message = {"source": "reporter", "type": "success", "payload": {f"i{i}": i}, "id": f"r-{i}"}
+        assert system.request(message)["type"] == "ack"
+        sizes[i] = os.path.getsize(f"{path}-wal")
+    # the first checkpoint comes at the 50th commit (the manager's start made some)
+    assert sizes[199] < 2 * sizes[40], sizes
+    assert query(system, "SELECT count(*) FROM messages WHERE source = 'reporter'") == [(200,)]
+    wait_for(
+        lambda: (rows_in_database_file(path, tmp_path) or 0) >= 200,
+        timeout=10,
+        what="the rows in the database file itself",
+    )
 
 
 @pytest.mark.timeout(60)
