@@ -45,6 +45,9 @@ class Checklist(dict):
         self._dirty_parts: dict[Any, set] = {}  # sub-keys changed by merge
         self._out: list[bytes] = []  # the fragments in checklist order
         self._position: dict[Any, int] = {}  # key -> index in _out
+        # _out joined _BLOCK fragments at a time (None: to join again), so a write
+        # joins a few long pieces, not every entry's
+        self._blocks: list[bytes | None] = []
         self._reorder = True  # keys were added or removed since the last layout
         self._undo: list[tuple] | None = None  # how to undo the changes since begin()
         self._saved: set = set()  # entries whose value before begin() is in _undo
@@ -195,8 +198,9 @@ class Checklist(dict):
         """Whether anything may have changed since the last ``to_yaml``."""
         return self._dirty is _ALL or bool(self._dirty) or bool(self._dirty_parts)
 
-    def to_yaml(self) -> bytes:
-        """The whole checklist as YAML, remaking only what may have changed.
+    def to_yaml(self, head: bytes = b"", tail: bytes = b"") -> bytes:
+        """The whole checklist as YAML, remaking only what may have changed
+        (between ``head`` and ``tail``, joined in the same pass).
 
         The fragments are kept in checklist order between calls; when no key was
         added or removed, only the changed positions are remade.
@@ -221,11 +225,19 @@ class Checklist(dict):
             else:
                 self._prerender(changed)
                 for key in changed:
-                    self._out[self._position[key]] = self._entry(key)
+                    position = self._position[key]
+                    self._out[position] = self._entry(key)
+                    self._blocks[position // _BLOCK] = None
         self._dirty = set()
         self._dirty_parts = {}
         self._reorder = False
-        return b"".join(self._out) if self._out else b"{}\n"
+        if not self._out:
+            return head + b"{}\n" + tail
+        out, blocks = self._out, self._blocks
+        for i, block in enumerate(blocks):
+            if block is None:
+                blocks[i] = b"".join(out[i * _BLOCK : (i + 1) * _BLOCK])
+        return b"".join((head, *blocks, tail))
 
     def _rebuild(self) -> None:
         """Lay out every entry afresh (keys were added, removed or reordered)."""
@@ -235,6 +247,7 @@ class Checklist(dict):
         self._prerender(dict.keys(self))
         self._out = [self._entry(key) for key in dict.keys(self)]
         self._position = {key: i for i, key in enumerate(dict.keys(self))}
+        self._blocks = [None] * -(-len(self._out) // _BLOCK)
 
     def _split(self, key: Any, value: Any) -> bool:
         """Whether ``key``'s entry is cached one sub-key at a time."""
@@ -308,6 +321,8 @@ class Checklist(dict):
 
 # Dict entries with at least this many sub-keys are cached one sub-key at a time.
 _SPLIT_AT = 16
+# Top-level entries joined into one piece of the file's bytes, kept between writes.
+_BLOCK = 64
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_ .-]{0,99}")
 
 
@@ -459,7 +474,7 @@ END = b"# end of checklist\n"
 def to_file(checklist: Checklist) -> bytes:
     """The bytes of the checklist file: the checklist's YAML between ``HEADER``
     and ``END``."""
-    return HEADER + checklist.to_yaml() + END
+    return checklist.to_yaml(HEADER, END)
 
 
 def load(path: str) -> Checklist:

@@ -66,6 +66,24 @@ def test_yaml_matches_the_checklist_after_any_mutation():
                 assert _ordered(loaded) == _ordered(c.as_plain())
 
 
+def test_many_entries_changed_anywhere_are_written_as_a_fresh_checklist_writes_them():
+    """The entries' bytes are kept joined in blocks between writes: a change in
+    any block, at its edges, or in several at once is in the next write."""
+    rng = random.Random(11)
+    block = checklist_module._BLOCK
+    c = Checklist({f"e{i}": {"v": i} for i in range(3 * block + 5)})
+    c.to_yaml()
+    edges = [0, block - 1, block, 2 * block + 1, 3 * block + 4]
+    for step in range(60):
+        keys = [f"e{i}" for i in (edges if step % 7 == 0 else rng.sample(range(len(c)), 3))]
+        for key in keys:
+            c.merge(key, {"v": step} if step % 2 else step)
+        written = c.to_yaml(b"#h\n", b"#t\n")
+        fresh = Checklist(json.loads(json.dumps(c.as_plain()))).to_yaml()
+        assert written == b"#h\n" + fresh + b"#t\n"
+    assert Checklist().to_yaml(b"#h\n", b"#t\n") == b"#h\n{}\n#t\n"
+
+
 def _ordered(value):
     """``value`` with every mapping as a list of pairs, so order counts in ==."""
     if isinstance(value, dict):
