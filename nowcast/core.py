@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from logging import INFO
 from typing import Any
 
 from nowcast import checklist as checklist_file
@@ -29,6 +30,7 @@ from nowcast import defaults, recorder
 from nowcast.committer import Commit
 from nowcast.config import Config
 from nowcast.errors import MessageError
+from nowcast.logs import log_here
 from nowcast.message import (
     Message,
     check_writable,
@@ -276,7 +278,9 @@ class ManagerCore:
             return _reply("after_worker function failed", f"{type(e).__name__}: {e}")
         finally:
             self.checklist.end()
-        self.logger.info("checklist updated with [%s] items from %s worker", key, msg.source)
+        log_here(
+            self.logger, INFO, "checklist updated with [%s] items from %s worker", key, msg.source
+        )
         held, launch_now = self.state.races.report(msg.source, next_workers)
         if held:
             if launch_now:

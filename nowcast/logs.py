@@ -138,6 +138,30 @@ def _reopen_when_rotated(handler: logging.Handler) -> None:
     handler.emit = emit_to_current_file
 
 
+_LOG = logging.Logger._log
+_FIND_CALLER = logging.Logger.findCaller
+
+
+def log_here(logger: logging.Logger, level: int, msg: str, *args: object) -> None:
+    """``logger.log(level, msg, *args)``, for a line logged for every message:
+    the record is the same (the caller's file, line and function), made without
+    the walk up the stack ``logging`` takes to find the caller. A logger of a
+    class that finds its caller its own way is called as usual."""
+    if not logger.isEnabledFor(level):
+        return
+    kind = type(logger)
+    if kind._log is not _LOG or kind.findCaller is not _FIND_CALLER:
+        logger.log(level, msg, *args, stacklevel=2)
+        return
+    if logging._srcfile:
+        frame = sys._getframe(1)
+        code = frame.f_code
+        path, line, function = code.co_filename, frame.f_lineno, code.co_name
+    else:  # as logging does when told not to look (logging._srcfile = None)
+        path, line, function = "(unknown file)", 0, "(unknown function)"
+    logger.handle(logger.makeRecord(logger.name, level, path, line, msg, args, None, function))
+
+
 @contextmanager
 def flushes_held(logger: logging.Logger) -> Iterator[None]:
     """Hold back the flushes of the stream and file handlers that ``logger``'s

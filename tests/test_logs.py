@@ -8,7 +8,7 @@ import re
 import pytest
 from conftest import wait_for
 
-from nowcast.logs import EscapeArgs, escape, flushes_held
+from nowcast.logs import EscapeArgs, escape, flushes_held, log_here
 
 FORGED = "2026-11-25 08:00:00,000 CRITICAL [manager] FORGED"
 
@@ -126,3 +126,49 @@ def test_a_messages_log_lines_are_in_the_file_when_it_is_answered(system):
         assert system.request(message)["type"] == "ack"
         log = system.log()  # read at once: no waiting for the line
         assert log.count("checklist updated with [known] items from known worker") == i + 1
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.format(record)  # message and asctime, as a file handler's formatter makes them
+        self.records.append(record)
+
+
+_TIMES = ("created", "msecs", "relativeCreated", "asctime")
+
+
+@pytest.mark.parametrize("kind", ["plain", "own caller", "no caller"])
+def test_log_here_makes_the_record_logger_log_makes(kind, monkeypatch):
+    class OwnCaller(logging.Logger):
+        def findCaller(self, stack_info=False, stacklevel=1):
+            return super().findCaller(stack_info, stacklevel + 1)  # past its own frame
+
+    logger = OwnCaller("log-here-own") if kind == "own caller" else logging.getLogger("log-here")
+    if kind == "no caller":
+        monkeypatch.setattr(logging, "_srcfile", None)
+    handler = _Records()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(name)s] %(message)s"))
+    logger.addHandler(handler)
+    logger.addFilter(EscapeArgs())
+    logger.setLevel(logging.INFO)
+    try:
+        # both on one line: the same file, line and function
+        text, args = "a %s from %s", ("x\ny", 3)
+        logger.info(text, *args), log_here(logger, logging.INFO, text, *args)  # fmt: skip
+        log_here(logger, logging.DEBUG, "not enabled")
+    finally:
+        logger.removeHandler(handler)
+    made, here = ({k: v for k, v in vars(r).items() if k not in _TIMES} for r in handler.records)
+    assert made == here
+    assert here["message"] == "a x\\ny from 3"
+    if kind == "no caller":
+        assert (here["pathname"], here["lineno"]) == ("(unknown file)", 0)
+    else:
+        assert (here["pathname"], here["funcName"]) == (
+            __file__,
+            "test_log_here_makes_the_record_logger_log_makes",
+        )
