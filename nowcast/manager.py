@@ -324,13 +324,7 @@ class NowcastManager(LongRunningProcess):
         if self._committer.fileno() in events:
             self._finish_commit(self._committer.finish)
         if self.socket in events:
-            batch = []
-            for _ in range(defaults.BATCH_MAX):
-                try:
-                    batch.append(self.socket.recv_multipart(zmq.NOBLOCK))
-                except zmq.Again:
-                    break
-            self.handle_batch(batch)
+            self.handle_batch(self._receive_batch())
         now = time.time()
         idle = not events and timeout == defaults.POLL_MS
         due = deadline is not None and now >= deadline
@@ -341,6 +335,26 @@ class NowcastManager(LongRunningProcess):
         if self.state.pending and not self.core.dirty and self._launch_room(now):
             self.core.dirty = True  # a commit, empty or not, launches what waits
         self._start_commit()
+
+    def _receive_batch(self) -> list[list[bytes]]:
+        """The messages waiting, up to ``BATCH_MAX``, each as its frames. Frame by
+        frame, each frame's ``more`` flag read from it: ``recv_multipart`` asks
+        the socket for that flag with a call of its own per frame. (A message's
+        frames arrive together, so the rest are there once the first is.)"""
+        zmq = self._zmq
+        recv, flags = self.socket.recv, zmq.NOBLOCK
+        batch = []
+        for _ in range(defaults.BATCH_MAX):
+            try:
+                frame = recv(flags, copy=False)
+            except zmq.Again:
+                break
+            frames = [frame.bytes]
+            while frame.more:
+                frame = recv(flags, copy=False)
+                frames.append(frame.bytes)
+            batch.append(frames)
+        return batch
 
     def handle_batch(self, batch: list[list[bytes]]) -> None:
         """Apply every message in ``batch``; their replies wait for the commit.

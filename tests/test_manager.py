@@ -436,6 +436,40 @@ def test_every_message_gets_exactly_one_reply(known):
 
 
 @pytest.mark.timeout(60)
+def test_messages_of_several_frames_sent_together_are_read_each_whole(known):
+    """The manager reads a batch of messages frame by frame: each message is
+    answered for what it is, however many frames the ones around it have."""
+    system = known
+    dealer = zmq.Context.instance().socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 0)
+    dealer.connect(f"tcp://127.0.0.1:{system.ports['workers']}")
+
+    def body(n: int) -> bytes:
+        return json.dumps(
+            {"source": "known", "type": "success", "payload": {f"n{n}": n}, "id": f"k:1:ab:{n}"}
+        ).encode()
+
+    sent = [[b"", body(0)], [b"", body(1), b"extra", b"more"], [b"", body(2)], [b"", body(3), b""]]
+    replies = []
+    try:
+        for frames in sent:  # all at once: most arrive in one batch
+            dealer.send_multipart(frames)
+        while len(replies) < len(sent) and dealer.poll(5000):
+            replies.append(dealer.recv_multipart())
+    finally:
+        dealer.close()
+    assert [r[0] for r in replies] == [b""] * 4
+    got = sorted((json.loads(r[1])["type"], json.loads(r[1])["payload"]) for r in replies)
+    assert got == [
+        ("ack", None),
+        ("ack", None),
+        ("invalid message", "expected one frame of text, got 2 frames"),
+        ("invalid message", "expected one frame of text, got 3 frames"),
+    ]
+    assert system.checklist()["known"] == {"n0": 0, "n2": 2}
+
+
+@pytest.mark.timeout(60)
 def test_a_message_that_cannot_be_written_is_refused_and_later_acks_reach_the_disk(known):
     system = known
     poison = [
