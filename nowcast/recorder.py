@@ -734,6 +734,31 @@ def _exit(code: int | None) -> tuple[int | None, int | None]:
 _ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
 
 
+def _encoder() -> Any:
+    """``_ENCODER.encode``, without the encoder ``json`` makes for each call: one
+    made once (its C form, where there is one; with no check for a value that
+    holds itself, which then ends in a RecursionError instead of a ValueError)."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return _ENCODER.encode
+    e = _ENCODER
+    encode = make(
+        None,  # no markers: no check for a value that holds itself
+        e.default,
+        json.encoder.encode_basestring,  # ensure_ascii=False
+        e.indent,
+        e.key_separator,
+        e.item_separator,
+        e.sort_keys,
+        e.skipkeys,
+        e.allow_nan,
+    )
+    return lambda value: "".join(encode(value, 0))
+
+
+_encode = _encoder()
+
+
 def _summary(payload: Any, size: int | None = None) -> str | None:
     """The payload as JSON, cut at ``HISTORY_PAYLOAD_CHARS``. A message of more
     than ``size`` bytes has its payload encoded only as far as the cut."""
@@ -750,7 +775,7 @@ def _summary(payload: Any, size: int | None = None) -> str | None:
                     break
             text = "".join(chunks)
         else:
-            text = _ENCODER.encode(payload)
+            text = _encode(payload)
     except (TypeError, ValueError, RecursionError):
         text = repr(payload)
     return text if len(text) <= limit else text[: limit - 1] + "…"

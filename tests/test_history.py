@@ -278,6 +278,25 @@ def test_any_payload_is_kept_as_a_bounded_summary(payload):
         assert "\0" not in text  # JSON escapes control characters
 
 
+def test_a_payload_summary_is_the_json_encoder_text():
+    import datetime
+    import pathlib
+
+    from nowcast.recorder import _ENCODER, _summary
+
+    payloads = [
+        {"a": [1, 2.5, float("nan"), float("inf"), None, True, "é ✓\n"]},
+        {"path": pathlib.Path("/data/x.nc"), "when": datetime.date(2026, 12, 6), "n": 10**30},
+        "text",
+        [{"b": {"c": []}}],
+    ]
+    for payload in payloads:
+        assert _summary(payload) == _ENCODER.encode(payload)
+    looped: dict = {"a": 1}
+    looped["self"] = looped
+    assert _summary(looped) == repr(looped)
+
+
 def test_every_query_of_the_cli_and_the_dashboard_finds_its_rows_through_an_index(tmp_path):
     """The history keeps 400 days: no query of ``nowcast history`` or of the
     dashboard's pages reads the whole of ``runs`` or ``messages`` (the pruner's
