@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -54,6 +55,10 @@ def configure(config: Config, debug: bool = False, aggregate: bool = True) -> st
     for handler in root.handlers:
         if getattr(handler, "baseFilename", None) and _rotates(handler):
             _reopen_when_rotated(handler)
+    for logger in [root, *logging.root.manager.loggerDict.values()]:
+        for handler in getattr(logger, "handlers", ()):  # (placeholders have none)
+            if handler.formatter is not None:
+                keep_times(handler.formatter)
     if aggregate and "aggregator" in config["logging"] and not debug:
         root.addHandler(AggregatorHandler(config))
     if debug:
@@ -136,6 +141,34 @@ def _reopen_when_rotated(handler: logging.Handler) -> None:
         emit(record)
 
     handler.emit = emit_to_current_file
+
+
+def keep_times(formatter: logging.Formatter) -> None:
+    """Make ``formatter`` keep the text of the last second it wrote (``asctime``)
+    and write the milliseconds to it, instead of converting and formatting the
+    time again for every record: the same text. Only a plain ``Formatter``
+    converting with ``time.localtime`` or ``time.gmtime`` (each record's time to
+    the second, as ``strftime`` formats it) is changed."""
+    if type(formatter) is not logging.Formatter or "formatTime" in vars(formatter):
+        return
+    # ((second, time format, converter), its text), replaced whole: handlers on
+    # other threads may share the formatter
+    last: list = [(None, "")]
+
+    def format_time(record: logging.LogRecord, datefmt: str | None = None) -> str:
+        converter = formatter.converter
+        if converter is not time.localtime and converter is not time.gmtime:
+            return logging.Formatter.formatTime(formatter, record, datefmt)
+        key = (record.created // 1, datefmt or formatter.default_time_format, converter)
+        kept = last[0]
+        if kept[0] != key:
+            kept = last[0] = (key, time.strftime(key[1], converter(record.created)))
+        if datefmt:
+            return kept[1]
+        msec_format = formatter.default_msec_format
+        return msec_format % (kept[1], record.msecs) if msec_format else kept[1]
+
+    formatter.formatTime = format_time
 
 
 _LOG = logging.Logger._log

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import random
 import re
 
 import pytest
 from conftest import wait_for
 
-from nowcast.logs import EscapeArgs, escape, flushes_held, log_here
+from nowcast.logs import EscapeArgs, escape, flushes_held, keep_times, log_here
 
 FORGED = "2026-11-25 08:00:00,000 CRITICAL [manager] FORGED"
 
@@ -172,3 +173,79 @@ def test_log_here_makes_the_record_logger_log_makes(kind, monkeypatch):
             __file__,
             "test_log_here_makes_the_record_logger_log_makes",
         )
+
+
+@pytest.mark.parametrize(
+    "fmt, datefmt, converter, msec_format",
+    [
+        ("%(asctime)s %(levelname)s [%(name)s] %(message)s", None, None, None),
+        ("%(asctime)s %(message)s", "%d %b %Y %H:%M:%S %Z", None, None),
+        ("%(asctime)s %(message)s", None, "gmtime", None),
+        ("%(asctime)s %(message)s", None, None, "%s.%03d"),
+        ("%(asctime)s %(message)s", None, "own", None),
+    ],
+)
+def test_a_formatter_keeping_its_last_second_writes_the_same_text(
+    fmt, datefmt, converter, msec_format
+):
+    import time
+
+    kept, fresh = logging.Formatter(fmt, datefmt), logging.Formatter(fmt, datefmt)
+    for formatter in (kept, fresh):
+        if converter is not None:
+            formatter.converter = (
+                time.gmtime if converter == "gmtime" else lambda t: time.localtime(t + 3600)
+            )
+        if msec_format is not None:
+            formatter.default_msec_format = msec_format
+    keep_times(kept)
+    keep_times(kept)  # once is enough: not wrapped twice
+    assert kept.formatTime.__name__ == "format_time"
+    rng = random.Random(3)
+    when = 1_765_000_000.0
+    for _ in range(300):
+        when += rng.choice([0.0, 0.0004, 0.2, 0.9996, 1.0, 59.5, 86_400.0])
+        record = logging.LogRecord("n", logging.INFO, __file__, 1, "m", (), None)
+        record.created, record.msecs = when, int((when - int(when)) * 1000) + 0.0
+        assert kept.format(record) == fresh.format(record)
+
+
+def test_keep_times_leaves_a_formatter_subclass_alone():
+    class Own(logging.Formatter):
+        pass
+
+    formatter = Own("%(asctime)s")
+    keep_times(formatter)
+    assert "formatTime" not in vars(formatter)
+
+
+def test_configure_makes_the_configured_formatters_keep_their_last_second(tmp_path):
+    from nowcast import logs
+    from nowcast.config import Config
+
+    config = Config()
+    config["logging"] = {
+        "version": 1,
+        "formatters": {"simple": {"format": "%(asctime)s %(message)s"}},
+        "handlers": {
+            "file": {
+                "class": "logging.FileHandler",
+                "formatter": "simple",
+                "filename": str(tmp_path / "x.log"),
+            }
+        },
+        "loggers": {"kept-times": {"handlers": ["file"], "propagate": False}},
+        "root": {"level": "INFO", "handlers": []},
+    }
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    logs.configure(config)
+    logger = logging.getLogger("kept-times")
+    try:
+        (handler,) = logger.handlers
+        assert handler.formatter.formatTime.__name__ == "format_time"
+    finally:
+        for handler in logger.handlers:
+            handler.close()
+        logger.handlers.clear()
+        root.handlers[:], root.level = saved
