@@ -17,8 +17,10 @@ a line each way. A request is one launch or a batch of them (the workers one
 commit decided); it answers with the children's pids, and lets them run the
 workers once the manager says it has noted them (``{"go": true}``); it reaps its
 children and reports each one's exit status (negative for a signal, as ``Popen``
-does). Before the forks of each request it checks that no file it imported has
-changed on disk; if one has, it refuses, so the manager starts the workers cold
+does). It keeps one child forked ahead of the next launch, which rehearses a
+worker's start while it waits, so the fork and the copies of the memory pages a
+worker's start writes to are off the launch's path. Before the launches of each
+request it checks that no file it imported has changed on disk; if one has, it refuses, so the manager starts the workers cold
 and a fresh fork server. A worker's environment is the manager's (the server's own, or the one
 the request carries) with the launch's token added.
 It exits when the manager goes away (end of file on the socket), leaving its
@@ -76,6 +78,8 @@ class _Server:
         self._listed = 0  # modules imported when import caches were last invalidated
         self.control.setblocking(True)
         self.children: set[int] = set()
+        self.spare: tuple[int, int, int] | None = None  # (pid, ready_r, go_w), see _make_spare
+        self.unreported: set[int] = set()  # spares let go unused: their exits are not news
         self.retiring = False
         self.stamps: dict[str, tuple | None] = {}
         self.cwd = os.getcwd()
@@ -120,6 +124,8 @@ class _Server:
             return 3
         self._send({"ready": os.getpid(), "modules": len(sys.modules), "skipped": skipped})
         while not (self.retiring and not self.children):
+            if self.spare is None and not self.retiring:
+                self._make_spare()
             readable, _, _ = select.select([self.control, self.wake_r], [], [])
             if self.wake_r in readable:
                 _drain(self.wake_r)
@@ -165,6 +171,9 @@ class _Server:
             request = json.loads(line)
             if request.get("retire"):
                 self.retiring = True
+                if self.spare is not None:
+                    self._let_go(*self.spare)
+                    self.spare = None
                 return
             batch = request.get("launch")
             launches = [_launch_request(r) for r in (batch if batch is not None else [request])]
@@ -174,31 +183,42 @@ class _Server:
         if self.retiring:
             self._send({"refused": "retiring"})
             return
-        stale = self._stale()  # once for a batch: the manager decided it at one instant
-        if stale is not None:
-            self.retiring = True
-            self._send({"refused": "stale", "path": stale})
-            return
-        self._parse_config()
-        if len(sys.modules) != self._listed:
-            # the directories listed on the way to the modules imported here are
-            # listed again by each worker (this process imports nothing more), so
-            # it sees modules added since
-            import importlib
-
-            importlib.invalidate_caches()
-            self._listed = len(sys.modules)
+        self._refresh_import_caches()
         pids: list[int] = []
         gos: list[int] = []
         held: list[int] = []  # this request's pipe ends, which a later child must close
         refused = None
+        spare, self.spare = self.spare, None
+        if spare is not None:  # the first launch goes to the child forked ahead
+            pid, ready, go = spare
+            try:
+                os.write(go, _spec(*launches[0]))  # it gets ready while the files are checked
+            except OSError:  # it died waiting (killed): forked afresh below
+                self._let_go(*spare)
+                spare = None
+        stale = self._stale()  # once for a batch: the manager decided it at one instant
+        if stale is not None:
+            self.retiring = True
+            if spare is not None:
+                _write_quietly(go, b"x")  # it has its launch: this word ends it unrun
+                self._let_go(*spare)
+            self._send({"refused": "stale", "path": stale})
+            return
+        self._parse_config()
         try:
+            if spare is not None:
+                self.children.add(pid)
+                pids.append(pid)
+                gos.append(go)
+                held += (ready, go)
+                launches = launches[1:]
             for module, args, cwd, env, token in launches:
                 try:
-                    pid, ready, go = self._fork(module, args, cwd, env, token, held)
+                    pid, ready, go = self._fork(held)
                 except OSError as e:
                     refused = f"cannot fork: {e}"
                     break
+                _write_quietly(go, _spec(module, args, cwd, env, token))  # (dead: reaped)
                 self.children.add(pid)
                 pids.append(pid)
                 gos.append(go)
@@ -216,16 +236,52 @@ class _Server:
             for fd in held:
                 os.close(fd)
 
+    def _refresh_import_caches(self) -> None:
+        """Before a fork: the directories listed on the way to the modules imported
+        here are listed again by each worker (this process imports nothing more),
+        so it sees modules added since."""
+        if len(sys.modules) != self._listed:
+            import importlib
+
+            importlib.invalidate_caches()
+            self._listed = len(sys.modules)
+
+    def _make_spare(self) -> None:
+        """Fork a child ahead of the next launch, while nothing waits for it: the
+        fork, and the copies of the pages a worker's start writes to (made by
+        rehearsing that start, ``_warm_up``), are then off a launch's path."""
+        self._refresh_import_caches()
+        try:
+            self.spare = self._fork([], warm=True)
+        except OSError:
+            self.spare = None  # the launch forks then, as the others
+
+    def _let_go(self, pid: int, ready: int, go: int) -> None:
+        """End a spare without running anything: it exits when its pipe closes."""
+        self.unreported.add(pid)
+        os.close(ready)
+        os.close(go)
+
     def _reap(self) -> None:
-        """Collect exited children (no zombies) and report each one's exit status."""
-        while self.children:
+        """Collect exited children (no zombies) and report each one's exit status
+        (not a spare's: no launch was made of it)."""
+        while self.children or self.unreported or self.spare is not None:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 self.children.clear()
+                self.unreported.clear()
                 return
             if pid == 0:
                 return
+            if pid in self.unreported:
+                self.unreported.discard(pid)
+                continue
+            if self.spare is not None and pid == self.spare[0]:  # killed while it waited
+                self._let_go(*self.spare)
+                self.unreported.discard(pid)
+                self.spare = None
+                continue
             self.children.discard(pid)
             self._send({"exit": pid, "code": os.waitstatus_to_exitcode(status)})
 
@@ -238,22 +294,15 @@ class _Server:
                 return path
         return None
 
-    def _fork(
-        self,
-        module: str,
-        args: list[str],
-        cwd: str,
-        env: dict | None,
-        token: str | None,
-        held: list[int],
-    ) -> tuple[int, int, int]:
-        """Fork a child for the worker; return its pid, a pipe end that reads end
-        of file once it leads its own session, and the pipe end to tell it to go
-        on with: the child runs the worker only once the manager has noted its pid
-        and said so, and exits without running it if the server dies or the
-        manager goes away first, so no worker runs that a manager restarted
-        after a crash would not know of. The child first closes ``held``, its
-        elder siblings' pipe ends."""
+    def _fork(self, held: list[int], warm: bool = False) -> tuple[int, int, int]:
+        """Fork a child for a worker; return its pid, a pipe end that reads end of
+        file once it leads its own session, and the pipe end that gives it its
+        launch (``_spec``) and then the word to go on with: the child runs the
+        worker only once the manager has noted its pid and said so, and exits
+        without running it if the server dies or the manager goes away first, so
+        no worker runs that a manager restarted after a crash would not know of.
+        The child first closes ``held``, its elder siblings' pipe ends. ``warm``:
+        a spare, which rehearses a worker's start while it waits for its launch."""
         ready_r, ready_w = os.pipe()
         go_r, go_w = os.pipe()
         sys.stdout.flush()
@@ -265,16 +314,29 @@ class _Server:
                 os.close(fd)
             raise
         if pid == 0:
+            module = "a worker"
             try:
                 for fd in (*held, ready_r, go_w):
                     os.close(fd)
+                self._leave_server()
                 os.setsid()
                 os.close(ready_w)  # the server reads end of file: the session exists
-                if os.read(go_r, 1) != b"g":
+                if warm:
+                    _warm_up(self.config_file)
+                launch = _read_spec(go_r)
+                if launch is None:  # a spare let go: nothing was launched
+                    os._exit(0)
+                module = launch[0]
+                argv = self._prepare(*launch)
+                word = os.read(go_r, 1)
+                if word == b"x":  # the server refused the launch after all
+                    os._exit(0)
+                if word != b"g":
                     _say(f"the manager did not note {module} (pid {os.getpid()}); not run")
                     os._exit(1)
                 os.close(go_r)
-                self._become_worker(module, args, cwd, env, token)
+                sys.orig_argv = argv
+                _run_as_main(module, launch[1])
             except BaseException:
                 import traceback
 
@@ -285,16 +347,23 @@ class _Server:
         os.close(go_r)
         return pid, ready_r, go_w
 
-    def _become_worker(
-        self, module: str, args: list[str], cwd: str, env: dict | None, token: str | None
-    ) -> NoReturn:
-        """In the child: undo what is the server's, then run the module as ``__main__``."""
+    def _leave_server(self) -> None:
+        """In the child, at once: undo what is the server's (its signal handling,
+        its pipe and its socket, which the manager must see closed when the
+        server exits)."""
         signal.set_wakeup_fd(-1)
         for signum, handler in self.saved_handlers.items():
             signal.signal(signum, handler)
         os.close(self.wake_r)
         os.close(self.wake_w)
         self.control.close()
+
+    def _prepare(
+        self, module: str, args: list[str], cwd: str, env: dict | None, token: str | None
+    ) -> list[str]:
+        """In the child, before the word to go: become the worker's process as
+        ``python -m module args`` would be (directory, title, environment, path);
+        nothing of the worker runs yet. Returns its command line."""
         os.chdir(cwd)
         argv = [self.argv0, "-m", module, *args]
         # before the environment changes: setproctitle needs the process's own
@@ -307,8 +376,109 @@ class _Server:
             os.environ[LAUNCH_TOKEN_ENV] = token
         if not sys.flags.safe_path and sys.path and sys.path[0] == self.cwd:
             sys.path[0] = cwd  # as python -m puts the directory it runs in first
-        sys.orig_argv = argv
-        _run_as_main(module, args)
+        return argv
+
+
+def _spec(module: str, args: list[str], cwd: str, env: dict | None, token: str | None) -> bytes:
+    """A launch as its child reads it from its pipe: a length, then JSON."""
+    body = json.dumps([module, args, cwd, env, token]).encode()
+    return len(body).to_bytes(8, "big") + body
+
+
+def _read_spec(fd: int) -> list | None:
+    """The launch ``_spec`` wrote, or None at end of file (let go)."""
+    head = _read_exactly(fd, 8)
+    if head is None:
+        return None
+    body = _read_exactly(fd, int.from_bytes(head, "big"))
+    return None if body is None else json.loads(body)
+
+
+def _write_quietly(fd: int, data: bytes) -> None:
+    """Write to a child's pipe; a child that has died is reaped, not an error."""
+    try:
+        os.write(fd, data)
+    except OSError:
+        pass
+
+
+def _read_exactly(fd: int, size: int) -> bytes | None:
+    data = b""
+    while len(data) < size:
+        chunk = os.read(fd, size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def _warm_up(config_file: str | None) -> None:
+    """In a spare: do what a worker's start does (its command line built and
+    parsed, the config loaded, logging configured, a few lines logged), with
+    nothing kept and nothing written anywhere, so that the pages of this
+    process's memory it writes to (reference counts, caches) are copied from
+    the server's now, not on the launch's path. Whatever fails is left out."""
+    try:
+        _rehearse()
+        config = None
+        if config_file is not None and "nowcast.config" in sys.modules:
+            config = sys.modules["nowcast.config"].Config()
+            config.load(config_file)
+        _rehearse_logging(config["logging"] if config is not None else None)
+    except BaseException:
+        pass
+
+
+def _rehearse_logging(section: Any) -> None:
+    """Configure logging as ``section`` would, with handlers that write into
+    memory, log three lines through them, then put logging back as it was."""
+    import io
+    import logging
+    import logging.config
+
+    root = logging.getLogger()
+    saved = (
+        root.handlers[:],
+        root.level,
+        dict(logging._handlers),
+        logging._handlerList[:],
+        set(logging.Logger.manager.loggerDict),
+    )
+    try:
+        formatters = {}
+        if isinstance(section, dict) and isinstance(section.get("formatters"), dict):
+            formatters = {
+                name: spec
+                for name, spec in section["formatters"].items()
+                # a formatter made by a class of the user's would import the user's code
+                if isinstance(spec, dict) and "()" not in spec and "class" not in spec
+            }
+        logging.config.dictConfig(
+            {
+                "version": 1,
+                "disable_existing_loggers": False,
+                "formatters": formatters,
+                "handlers": {
+                    name: {"class": "logging.NullHandler", "formatter": name} for name in formatters
+                },
+                "root": {"level": "INFO", "handlers": list(formatters)},
+            }
+        )
+        for handler in root.handlers[:]:
+            into = logging.StreamHandler(io.StringIO())
+            into.setFormatter(handler.formatter)
+            root.addHandler(into)
+        for _ in range(3):
+            root.info("rehearsing a worker's start in process %s", os.getpid())
+    finally:
+        handlers, level, named, listed, loggers = saved
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        logging._handlers.clear()
+        logging._handlers.update(named)
+        logging._handlerList[:] = listed
+        for name in set(logging.Logger.manager.loggerDict) - loggers:
+            del logging.Logger.manager.loggerDict[name]
 
 
 # What gettext's answer depends on besides the message (gettext.find reads these).

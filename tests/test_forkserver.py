@@ -29,7 +29,7 @@ def after_{name}(msg, config, checklist):
 # A module the manager launches: not a NowcastWorker, so it reports nothing and
 # the manager handles its exit as a silent death, whose log line has the exit code.
 PROBE = """
-import json, os, signal, sys, threading
+import json, logging, os, signal, sys, threading
 
 def dispositions():
     return {{s.name: str(signal.getsignal(s)) for s in (
@@ -54,6 +54,8 @@ seen = {{
     "threads": len(os.listdir("/proc/self/task")),
     "main globals": sorted(k for k in globals() if k.startswith("__")),
     "ppid": os.getppid(),
+    # as Python leaves it: nothing of the server's or of its rehearsals
+    "logging": [logging.root.level, len(logging.root.handlers), len(logging._handlerList)],
 }}
 with open(sys.argv[-1], "w") as f:
     json.dump(seen, f)
@@ -644,3 +646,64 @@ def _cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat", "rb") as f:
         fields = f.read().rsplit(b")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(p) for p in f.read().split()]
+
+
+def _launch_marker(ours, reader, tmp_path) -> int:
+    """Ask for one launch of the marker module, say go, and return its pid once
+    the server has reported its exit (the next line it says: nothing else)."""
+    request = {"launch": [{"module": "marker_module", "args": [], "cwd": str(tmp_path)}]}
+    ours.sendall(json.dumps(request).encode() + b"\n")
+    (pid,) = json.loads(reader.readline())["pids"]
+    ours.sendall(b'{"go": true}\n')
+    assert json.loads(reader.readline()) == {"exit": pid, "code": 0}
+    assert (tmp_path / "ran").read_text() == "yes"
+    (tmp_path / "ran").unlink()
+    return pid
+
+
+@pytest.mark.timeout(60)
+def test_a_launch_goes_to_a_child_forked_ahead_and_a_dead_one_is_replaced(tmp_path):
+    """The server forks a child before the launch that will use it, so the fork
+    is off the launch's path; one that dies waiting is replaced, and its end is
+    not reported to the manager as a worker's."""
+    ours, server = _server_for_marker(tmp_path)
+    reader = ours.makefile("rb")
+    try:
+        ours.settimeout(30)
+        assert "ready" in json.loads(reader.readline())
+        (spare,) = wait_for(lambda: _children(server.pid), what="a child forked ahead")
+        assert _launch_marker(ours, reader, tmp_path) == spare
+        (spare,) = wait_for(lambda: _children(server.pid), what="the next one")
+        os.kill(spare, signal.SIGKILL)
+        wait_for(lambda: spare not in _children(server.pid), what="the dead one reaped")
+        (replacement,) = wait_for(lambda: _children(server.pid), what="its replacement")
+        assert _launch_marker(ours, reader, tmp_path) == replacement
+    finally:
+        reader.close()
+        ours.close()
+        server.wait(30)
+
+
+@pytest.mark.timeout(60)
+def test_a_child_forked_ahead_is_ended_unrun_when_the_server_retires(tmp_path):
+    ours, server = _server_for_marker(tmp_path, stderr=subprocess.PIPE, text=True)
+    try:
+        ours.settimeout(30)
+        assert b"ready" in ours.recv(65536)
+        (spare,) = wait_for(lambda: _children(server.pid), what="a child forked ahead")
+        ours.sendall(b'{"retire": true}\n')
+        _, stderr = server.communicate(timeout=30)  # it ends: no worker of its own runs
+        wait_for(lambda: not running(spare), what="the child forked ahead to end")
+        assert server.returncode == 0
+        assert stderr == ""  # ended quietly: not a worker the manager failed to note
+        assert not (tmp_path / "ran").exists()
+    finally:
+        ours.close()
+        if server.poll() is None:
+            server.kill()
+            server.wait()
