@@ -97,6 +97,10 @@ class ManagerCore:
         #: Called for the process's part of a status reply (pid, files, fork server).
         self.describe_process: Callable[[], dict] = dict
         self.dirty = False  # something was applied that no commit holds yet
+        # launches made (pending ones taken, workers launched) that no commit holds
+        # yet: the launch journal holds them meanwhile, so they wait for the next
+        # commit, or LAUNCH_COMMIT_DELAY, rather than make a commit of their own
+        self.later = False
         self.unsent: list[Reply] = []  # replies waiting for what is applied to be on disk
         self.in_flight: list[Reply] = []  # replies waiting for the commit being written
         self._launch_after = 0  # pending launches the commit being written holds
@@ -322,7 +326,7 @@ class ManagerCore:
         except Exception:
             self.commit_failed()  # the replies stay held; everything is made again next time
             raise
-        self.dirty = False
+        self.dirty = self.later = False
         self.in_flight, self.unsent = self.unsent, []
         self._launch_after = len(self.state.pending)
         return commit
@@ -361,7 +365,7 @@ class ManagerCore:
         ``(worker, try, launch token)``."""
         count = len(self.state.pending) if count is None else count
         pending, self.state.pending = self.state.pending[:count], self.state.pending[count:]
-        self.dirty = True
+        self.later = True
         return pending
 
     def entry(self, worker: NextWorker) -> dict:
@@ -382,7 +386,7 @@ class ManagerCore:
             worker, process, self.entry(worker), tries, token, started
         )
         self.history.launched(worker, launched)
-        self.dirty = True
+        self.later = True
 
     def submitted(self, worker: NextWorker, launched: Launched) -> None:
         """Record a worker just submitted as a batch job (nowcast.batch), to watch it."""

@@ -80,6 +80,7 @@ class NowcastManager(LongRunningProcess):
         self._lock: ManagerLock | None = None
         self._launch_journal: LaunchJournal | None = None
         self._journal_mark = 0
+        self._commit_started = 0.0  # (monotonic) when the last commit was started
         self._starting: list[tuple[float, Any]] = []  # (when, process) launched lately
         self._retry_commit_at = 0.0  # after a failed commit, when to try again
         self._supervised_at = 0.0  # when supervise() last ran
@@ -278,8 +279,9 @@ class NowcastManager(LongRunningProcess):
             self.core.history.stopping()
             self.core.dirty = True
             for _ in range(3):  # a commit may launch workers, whose record needs another
-                if not self.core.dirty:
+                if not (self.core.dirty or self.core.later):
                     break
+                self.core.dirty = True
                 self._retry_commit_at = 0.0
                 self._commit_now()
             self._committer.close()
@@ -317,6 +319,12 @@ class NowcastManager(LongRunningProcess):
                 timeout = poll_ms(left, timeout)
             else:
                 self._gather_ended()
+        if self.core.later and not self.core.dirty:  # launches the state file lacks
+            left = self._commit_started + defaults.LAUNCH_COMMIT_DELAY - time.monotonic()
+            if left > 0:
+                timeout = poll_ms(left, timeout)
+            else:
+                self.core.dirty = True
         deadline = self.state.supervision.next_deadline()
         if deadline is not None:  # a timeout or a retry falls due before the idle poll ends
             timeout = poll_ms(deadline - time.time(), timeout)
@@ -396,6 +404,7 @@ class NowcastManager(LongRunningProcess):
             self._write_failed(e)
             return
         self._journal_mark = self._launch_journal.written  # launches this commit holds
+        self._commit_started = time.monotonic()
         if commit:
             self._committer.submit(commit)
         else:

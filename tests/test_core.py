@@ -71,7 +71,12 @@ def test_launches_come_after_the_commit_that_records_them(tmp_path):
     _, launches = core.committed()
     [(worker, tries, token)] = launches
     assert (worker, tries) == (NextWorker("b"), 1) and token.encode() in state_bytes
-    assert core.dirty  # taken from the pending launches: the next commit says so
+    # taken from the pending launches: a later commit says so (the launch journal
+    # holds the launch meanwhile), not one of its own at once
+    assert core.later and not core.dirty
+    commit = core.start_commit(core.config["checklist file"])
+    assert token.encode() not in dict(commit.replace)[core.state.path]
+    assert not core.later
 
 
 def test_a_failed_commit_holds_the_replies_for_the_next(tmp_path):
