@@ -97,9 +97,10 @@ class ManagerCore:
         #: Called for the process's part of a status reply (pid, files, fork server).
         self.describe_process: Callable[[], dict] = dict
         self.dirty = False  # something was applied that no commit holds yet
-        # launches made (pending ones taken, workers launched) that no commit holds
-        # yet: the launch journal holds them meanwhile, so they wait for the next
-        # commit, or LAUNCH_COMMIT_DELAY, rather than make a commit of their own
+        # what no commit holds yet and may wait for the next commit, or
+        # LATER_COMMIT_DELAY, rather than make one of its own: launches (the launch
+        # journal holds them meanwhile), exits of workers that reported, the
+        # history's rows of its own
         self.later = False
         self.unsent: list[Reply] = []  # replies waiting for what is applied to be on disk
         self.in_flight: list[Reply] = []  # replies waiting for the commit being written
@@ -395,12 +396,15 @@ class ManagerCore:
 
     def worker_gone(self, launched: Launched, now: float) -> None:
         """A launched worker's exit was handled; one that had not reported is
-        handled as a crash."""
+        handled as a crash. The exit of one that had reported waits for a later
+        commit (``later``): a manager that restarts before it is written finds
+        the worker gone, and its report on disk."""
         self.state.supervision.remove(launched)
-        self.dirty = True
         if launched.reported:
+            self.later = True
             self.history.exited(launched)
         else:
+            self.dirty = True
             self.apply(Message(launched.name, "crash", launched.end_payload), now, launched)
 
     def queue_due_retries(self, now: float) -> None:

@@ -56,11 +56,12 @@ GROUP_COMMIT_WAIT = 0.002
 GROUP_COMMIT_MAX_WAIT = 0.010
 GROUP_COMMIT_SKIP = 8
 
-# Launches (a pending launch taken, its worker's pid) reach the state file with
-# the next commit, or LAUNCH_COMMIT_DELAY seconds after the commit that decided
-# them when none comes sooner: the launch journal holds them meanwhile, so a
-# chain of workers does not pay a commit of its own for each launch.
-LAUNCH_COMMIT_DELAY = 0.5
+# What may wait for the next commit rather than make one of its own (launches,
+# which the launch journal holds meanwhile; the exits of workers that reported;
+# the history's rows of its own) is written with the next commit, or at the
+# latest LATER_COMMIT_DELAY seconds after the last one started, so a chain of
+# workers does not pay a commit for each launch and each exit.
+LATER_COMMIT_DELAY = 0.5
 
 # Seconds the manager waits before writing again after a write to disk failed
 # (disk full, I/O error); the replies wait too, and workers re-send meanwhile.

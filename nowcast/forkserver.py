@@ -413,13 +413,19 @@ def _read_exactly(fd: int, size: int) -> bytes | None:
 
 
 def _warm_up(config_file: str | None) -> None:
-    """In a spare: do what a worker's start does (its command line built and
-    parsed, the config loaded, logging configured, a few lines logged), with
-    nothing kept and nothing written anywhere, so that the pages of this
-    process's memory it writes to (reference counts, caches) are copied from
-    the server's now, not on the launch's path. Whatever fails is left out."""
+    """In a spare: do what a worker's start does (its module found and read, its
+    command line built and parsed, the config loaded, logging configured, a few
+    lines logged), with nothing kept and nothing written anywhere, so that the
+    pages of this process's memory it writes to (reference counts, caches) are
+    copied from the server's now, not on the launch's path. Whatever fails is
+    left out."""
     try:
         _rehearse()
+        import runpy
+
+        # what finding and reading a worker's module takes, without running it: a
+        # module of the standard library's that is not imported here
+        runpy._get_module_details("json.tool")
         config = None
         if config_file is not None and "nowcast.config" in sys.modules:
             config = sys.modules["nowcast.config"].Config()

@@ -319,8 +319,8 @@ class NowcastManager(LongRunningProcess):
                 timeout = poll_ms(left, timeout)
             else:
                 self._gather_ended()
-        if self.core.later and not self.core.dirty:  # launches the state file lacks
-            left = self._commit_started + defaults.LAUNCH_COMMIT_DELAY - time.monotonic()
+        if self.core.later and not self.core.dirty:  # what waits for a commit
+            left = self._commit_started + defaults.LATER_COMMIT_DELAY - time.monotonic()
             if left > 0:
                 timeout = poll_ms(left, timeout)
             else:
@@ -611,8 +611,8 @@ class NowcastManager(LongRunningProcess):
         self.core.queue_due_retries(now)
         warm = self.warm
         self.core.history.tick(now, warm.current is not None if warm and warm.enabled else None)
-        if self.core.history.has_rows:
-            self.core.dirty = True
+        if self.core.history.has_rows:  # (exits, lateness): with the next commit
+            self.core.later = True
 
     def _describe(self) -> dict:
         """The process's part of a status reply."""
