@@ -189,6 +189,34 @@ def cpu_seconds(pid: int, children: bool = False) -> float:
     return sum(int(t) for t in fields[11 : 15 if children else 13]) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
+    """User + system CPU time of each thread of process ``pid``, from /proc:
+    thread id -> (the thread's name, seconds)."""
+    found = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
+                raw = f.read()
+        except OSError:  # the thread has ended
+            continue
+        name = raw[raw.index(b"(") + 1 : raw.rindex(b")")].decode(errors="replace")
+        fields = raw.rsplit(b")", 1)[-1].split()
+        ticks = int(fields[11]) + int(fields[12])
+        found[int(tid)] = (name, ticks / os.sysconf("SC_CLK_TCK"))
+    return found
+
+
+def cpu_by_part(pid: int, before: dict, after: dict, n: int) -> dict[str, float]:
+    """CPU time per message (us) between two ``thread_cpu`` readings of the
+    manager, by part: its main thread, ZeroMQ's I/O thread, and the others (the
+    committer's, which writes the commits; the rest idle in a burst)."""
+    parts = {"main": 0.0, "zmq": 0.0, "other": 0.0}
+    for tid, (name, seconds) in after.items():
+        part = "main" if tid == pid else "zmq" if name.startswith("ZMQ") else "other"
+        parts[part] += (seconds - before.get(tid, (name, 0.0))[1]) / n * 1e6
+    return parts
+
+
 def burst(address: str, messages: list[bytes], clients: int, expect: str | None = None) -> float:
     """Send ``messages`` from ``clients`` concurrent REQ sockets; return msgs/s.
     With ``expect``, every reply must be of that type (a benchmark of refusals is
@@ -353,20 +381,25 @@ def measure_burst(
     clients: int = 20,
     history: bool = True,
     cpu: list[float] | None = None,
+    parts: list[dict] | None = None,
 ) -> float:
     """msgs/s for ``n`` messages from ``clients`` clients, against a fresh system
     whose checklist starts with ``items`` entries (and with the run history on or off).
     With ``cpu``, the manager's CPU time per message (us: user + system, all its
-    threads, from /proc, over the burst) is appended to it."""
+    threads, from /proc, over the burst) is appended to it; with ``parts``, that
+    time by thread (``cpu_by_part``)."""
     checklist = {f"entry-{i}": {"value": i, "file": f"/data/forcing/{i}.nc"} for i in range(items)}
     system = System(REPORTER, checklist=checklist, history=history).start()
     try:
         address = f"tcp://127.0.0.1:{system.ports['workers']}"
         burst(address, bench_messages(20, f"warm-{tag}"), 20, "ack")  # connect every client first
-        before = cpu_seconds(system.manager_pid())
+        pid = system.manager_pid()
+        threads, before = thread_cpu(pid), cpu_seconds(pid)
         rate = burst(address, bench_messages(n, tag), clients, "ack")
         if cpu is not None:
-            cpu.append((cpu_seconds(system.manager_pid()) - before) / n * 1e6)
+            cpu.append((cpu_seconds(pid) - before) / n * 1e6)
+        if parts is not None:
+            parts.append(cpu_by_part(pid, threads, thread_cpu(pid), n))
         return rate
     finally:
         system.stop()
@@ -376,11 +409,11 @@ def run_burst(runs: int, items: int = 1000, n: int = 2000, clients: int = 20) ->
     """2,000 messages from 20 concurrent clients with a 1,000-item checklist: the
     rate, and the manager's CPU time per message (which the machine's load and
     speed drift move far less than the rate)."""
-    results, floors, cpu, floor_cpu = [], [], [], []
+    results, floors, cpu, floor_cpu, parts = [], [], [], [], []
     for run in range(runs):
-        results.append(measure_burst(items, f"r{run}", n, clients, cpu=cpu))
+        results.append(measure_burst(items, f"r{run}", n, clients, cpu=cpu, parts=parts))
         floors.append(floor_burst(bench_messages(n, f"f{run}"), clients, floor_cpu))
-    return [
+    shown = [
         show(
             f"burst {n} msgs, {clients} clients, {items} items",
             results,
@@ -398,6 +431,12 @@ def run_burst(runs: int, items: int = 1000, n: int = 2000, clients: int = 20) ->
             "<= 100 us",
         ),
     ]
+    median = {k: statistics.median(p[k] for p in parts) for k in ("main", "other", "zmq")}
+    print(
+        f"{'  of which, by thread (medians)':<34} main {median['main']:.1f} us, "
+        f"committer {median['other']:.1f} us, ZeroMQ I/O {median['zmq']:.1f} us"
+    )
+    return shown
 
 
 HOP_WORKER = """
