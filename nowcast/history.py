@@ -218,6 +218,46 @@ class Checkpoints:
             logger.warning("cannot checkpoint the history database's log: %s", e)
 
 
+def preallocate_log(conn: sqlite3.Connection, size: int) -> None:
+    """Extend the database's log (its ``-wal`` file, which ``conn`` opened) with
+    zeros to ``size`` bytes, flushed, unless it is that long already.
+
+    A commit that appends to the log past its end makes the file longer, and
+    its flush writes the file's new size too: about 150 us more a commit than
+    one that overwrites blocks already there (measured on a 2-core virtual
+    machine). The log is written from its start again after each checkpoint,
+    so this spares the commits until the log has first reached its usual
+    length, which after each start (SQLite removes the log when the last
+    connection closes) are a burst's. SQLite reads the log's frames up to the
+    first that is not valid (checked by the salts of its header and by
+    checksums): zeros are none. The write lock is held meanwhile, so no other
+    connection writes to the log at the same time."""
+    path = conn.execute("PRAGMA database_list").fetchone()[2] + "-wal"
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            _extend(path, size)
+        finally:
+            conn.execute("COMMIT")
+    except (OSError, sqlite3.Error) as e:  # the log grows as it would have
+        logger.warning("cannot extend the history database's log %s: %s", path, e)
+
+
+def _extend(path: str, size: int) -> None:
+    """Zeros from the end of the existing file ``path`` to ``size`` bytes, flushed."""
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        end = os.fstat(fd).st_size
+        if end >= size:
+            return
+        zeros = bytes(1 << 20)
+        for offset in range(end, size, len(zeros)):
+            os.pwrite(fd, zeros[: size - offset], offset)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def migrate(conn: sqlite3.Connection, path: str = "history database") -> int:
     """Bring the schema to ``VERSION``; return the version found."""
     found = conn.execute("PRAGMA user_version").fetchone()[0]

@@ -255,6 +255,7 @@ class Recorder:
             conn = history.open_for_writing(path)
         recorder = cls(conn, config, clock)
         recorder.checkpoints = history.Checkpoints(conn)
+        history.preallocate_log(conn, defaults.HISTORY_LOG_PREALLOCATE)
         keep = lookup(config, "history", "keep days", default=defaults.HISTORY_KEEP_DAYS)
         from nowcast.core import keep_ids_for
 

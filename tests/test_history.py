@@ -37,6 +37,43 @@ def test_a_new_database_has_the_newest_schema_in_wal_mode(tmp_path):
     assert {"runs", "messages", "events", "notifications"} <= tables
 
 
+def _crash_image(path, into) -> str:
+    """The database and its log copied as a crash of the writer would leave them."""
+    import shutil
+
+    into.mkdir()
+    for suffix in ("", "-wal"):
+        shutil.copyfile(f"{path}{suffix}", into / f"h.sqlite{suffix}")
+    return str(into / "h.sqlite")
+
+
+def test_a_log_extended_with_zeros_keeps_every_commit_across_a_crash(tmp_path):
+    # commits before and after the log is extended (and after a checkpoint that
+    # starts it again from its beginning, over older frames): a writer that
+    # stops without closing leaves them all readable, and nothing else
+    import os
+
+    path = str(tmp_path / "h.sqlite")
+    conn = history.open_for_writing(path)
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    conn.execute("INSERT INTO meta (key, value) VALUES ('before', 1)")
+    history.preallocate_log(conn, 1 << 20)
+    assert os.path.getsize(f"{path}-wal") == 1 << 20
+    for i in range(30):
+        conn.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (f"k{i}", "x" * 3000))
+    image = _crash_image(path, tmp_path / "first")
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    conn.execute("INSERT INTO meta (key, value) VALUES ('after', 2)")
+    second = _crash_image(path, tmp_path / "second")
+    history.preallocate_log(conn, 1 << 10)  # long enough already: unchanged
+    assert os.path.getsize(f"{path}-wal") == 1 << 20
+    for copy, keys in ((image, 31), (second, 32)):
+        reader = history.open_for_writing(copy)  # recovers the log
+        assert reader.execute("SELECT count(*) FROM meta").fetchone()[0] == keys
+        assert reader.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        reader.close()
+
+
 @pytest.mark.parametrize("start", range(1, history.VERSION))
 def test_every_older_version_migrates_and_keeps_its_rows(tmp_path, start):
     path = str(tmp_path / "old.sqlite")
