@@ -152,7 +152,7 @@ class Committer:
     ``checkpoints``: the history database's (``nowcast.history.Checkpoints``),
     made on this thread between commits, after the done signal of the commit
     that makes one due (its replies wait for no checkpoint), when no commit
-    came for a while, and at the close."""
+    came for a while, and at the close (the last, which cuts the log)."""
 
     def __init__(self, checkpoints: Any = None) -> None:
         self._checkpoints = checkpoints
@@ -214,8 +214,8 @@ class Committer:
                 checkpoints.checkpoint()
                 continue
             if commit is None:
-                if checkpoints is not None and checkpoints.wait() is not None:
-                    checkpoints.checkpoint()  # the log small while the manager is stopped
+                if checkpoints is not None:
+                    checkpoints.last()  # no log left while the manager is stopped
                 self._files.close()
                 return
             try:

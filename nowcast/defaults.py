@@ -148,6 +148,10 @@ HISTORY_CHECKPOINT_IDLE = 1.0
 # commits are larger than checkpoints every HISTORY_CHECKPOINT_COMMITS can keep up with.
 HISTORY_LOG_MAX_PAGES = 10000
 
+# Seconds the manager's last checkpoint of the history's log, at its stop, waits
+# for a reader in the middle of a read (it then leaves the log as it is).
+HISTORY_LAST_CHECKPOINT_WAIT = 0.2
+
 # Bytes of zeros the manager's history log is extended to at start, so that a
 # commit overwrites blocks already on disk instead of growing the file (whose
 # flush then writes the file's new size too): about what 50 commits of 20 messages write.

@@ -217,6 +217,22 @@ class Checkpoints:
         except sqlite3.Error as e:  # readers read the log as it is; the next one tries again
             logger.warning("cannot checkpoint the history database's log: %s", e)
 
+    def last(self) -> None:
+        """At the manager's stop: move all of the log into the database file
+        and cut the log to nothing, so that it takes no room while a reader
+        (the dashboard) keeps the database open; SQLite removes it anyway
+        when no connection is left. A reader in the middle of a read is
+        waited for a moment at most; then the log stays as it is."""
+        self.made += 1
+        self.commits = 0
+        try:
+            self.conn.execute(
+                f"PRAGMA busy_timeout={int(defaults.HISTORY_LAST_CHECKPOINT_WAIT * 1000)}"
+            )
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.Error as e:
+            logger.warning("cannot checkpoint the history database's log: %s", e)
+
 
 def preallocate_log(conn: sqlite3.Connection, size: int) -> None:
     """Extend the database's log (its ``-wal`` file, which ``conn`` opened) with

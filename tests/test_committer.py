@@ -393,6 +393,7 @@ def test_no_commit_checkpoints_the_log_before_it_is_large_the_close_does(tmp_pat
     finally:
         committer.close()
     assert checkpoints.made == 1 and os.path.getsize(path) > size  # the close moved them
+    assert os.path.getsize(path + "-wal") == 0  # and cut the log
     conn.close()
     assert history.open_readonly(path).execute("SELECT count(*) FROM messages").fetchone()[0] == n
 
@@ -417,4 +418,5 @@ def test_the_log_is_checkpointed_when_no_commit_comes_for_a_while(tmp_path):
         assert checkpoints.wait() is None  # nothing new in the log: no timer for another
     finally:
         committer.close()
-    assert checkpoints.made == 1  # nothing left for the close
+    assert checkpoints.made == 2  # the close's, which cuts the log
+    assert os.path.getsize(path + "-wal") == 0

@@ -277,6 +277,30 @@ def test_the_history_log_stays_small_and_is_checkpointed_once_the_manager_is_idl
 
 
 @pytest.mark.timeout(60)
+def test_a_stopped_manager_leaves_an_empty_log_while_a_reader_keeps_the_database_open(system):
+    # SQLite removes the log when its last connection closes; with a reader's
+    # open, the manager's stop moves all of it into the database file and cuts it
+    from conftest import stop
+
+    system.register("reporter")
+    system.after("def after_reporter(msg, config, checklist):\n    return []\n")
+    system.start()
+    path = db_path(system)
+    reader = history.open_readonly(path)
+    try:
+        for i in range(5):
+            message = {"source": "reporter", "type": "success", "payload": {}, "id": f"r-{i}"}
+            assert system.request(message)["type"] == "ack"
+        assert os.path.getsize(f"{path}-wal") > 0
+        stop(system.manager)
+        assert system.manager.returncode == 0
+        assert os.path.getsize(f"{path}-wal") == 0
+        assert reader.execute("SELECT count(*) FROM messages").fetchone()[0] == 5
+    finally:
+        reader.close()
+
+
+@pytest.mark.timeout(60)
 def test_a_race_groups_launch_names_every_member(system):
     system.worker_module("fork")
     system.worker_module("quick")
