@@ -15,7 +15,7 @@ import queue
 import threading
 from typing import Any
 
-from nowcast.fileutils import append_durably, append_synced, fsync_dir, write_temporary
+from nowcast.fileutils import append_durably, append_synced, fsync_dir, write_temporaries
 
 
 class Commit:
@@ -78,14 +78,8 @@ class Commit:
 
     def _replace(self, files: OpenFiles | None) -> None:
         """Write, flush and rename the replaced files, then sync their directory."""
-        written = []
-        try:
-            for path, data in self.replace:
-                written.append((write_temporary(path, data), path))
-        except OSError:
-            for tmp, _ in written:
-                _remove(tmp)
-            raise
+        temporaries = write_temporaries(self.replace)  # (none left when it raises)
+        written = list(zip(temporaries, [path for path, _ in self.replace], strict=True))
         for tmp, path in written:
             os.replace(tmp, path)
             if files is not None:
@@ -136,13 +130,6 @@ class OpenFiles:
     def close(self) -> None:
         for path, directory in list(self._fds):
             self.forget(path, directory)
-
-
-def _remove(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 class Committer:

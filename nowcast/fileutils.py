@@ -36,6 +36,47 @@ def write_temporary(path: str, data: bytes) -> str:
     return tmp
 
 
+def write_temporaries(files: list[tuple[str, bytes]]) -> list[str]:
+    """``write_temporary`` for each ``(path, data)`` of ``files``, the flushes to
+    disk overlapping: every file's data is written and its write-back to disk
+    started before the first is waited for, so the waits mostly coincide.
+    Returns their names, in order; on failure none is left."""
+    written: list[tuple[str, int]] = []
+    try:
+        for path, data in files:
+            directory = os.path.dirname(path) or "."
+            tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            written.append((tmp, fd))
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if len(files) > 1:
+                _start_write_back(fd)
+        for _, fd in written:
+            sync(fd)
+    except OSError:
+        for tmp, _ in written:
+            try:
+                os.unlink(tmp)  # a disk full must not be made fuller by half-written files
+            except OSError:
+                pass
+        raise
+    finally:
+        for _, fd in written:
+            os.close(fd)
+    return [tmp for tmp, _ in written]
+
+
+def _start_write_back(fd: int) -> None:
+    """Have the kernel start writing ``fd``'s data to disk without waiting for it
+    (Linux starts write-back for POSIX_FADV_DONTNEED); elsewhere, nothing."""
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    except (AttributeError, OSError):
+        pass
+
+
 def append_durably(path: str, data: bytes) -> None:
     """Append ``data`` to ``path`` and flush it to disk; on failure the file is cut
     back to its old length, so no half line is left for the next append."""

@@ -39,6 +39,7 @@ import select
 import signal
 import socket
 import sys
+import time
 from typing import Any, NoReturn
 
 from nowcast.defaults import LAUNCH_TOKEN_ENV
@@ -82,6 +83,9 @@ class _Server:
         self.unreported: set[int] = set()  # spares let go unused: their exits are not news
         self.retiring = False
         self.stamps: dict[str, tuple | None] = {}
+        self.changes: _Changes | None = None  # inotify on their directories, where it works
+        self._checked_at = 0.0  # (monotonic) when every stamp was last compared
+        self.changes_found: str | None = None  # by a comparison after a launch
         self.cwd = os.getcwd()
         self.argv0 = sys.orig_argv[0] if sys.orig_argv else sys.executable
         self._buffer = b""
@@ -105,7 +109,10 @@ class _Server:
                 importlib.import_module(name)
             except Exception:
                 skipped.append(name)
-        self.stamps = {path: _stamp(path) for path in _watched_paths()}
+        paths = _watched_paths()
+        self.changes = _Changes.open(paths)  # before the stamps: no change falls between
+        self.stamps = {path: _stamp(path) for path in paths}
+        self._checked_at = time.monotonic()
         self._parse_config()
         _rehearse()
         return skipped
@@ -196,7 +203,7 @@ class _Server:
             except OSError:  # it died waiting (killed): forked afresh below
                 self._let_go(*spare)
                 spare = None
-        stale = self._stale()  # once for a batch: the manager decided it at one instant
+        stale = self.changes_found or self._stale()  # once for a batch
         if stale is not None:
             self.retiring = True
             if spare is not None:
@@ -232,6 +239,9 @@ class _Server:
             if pids and self._told_to_go():  # so no worker runs the manager has not noted
                 for go in gos:
                     os.write(go, b"g")
+                if time.monotonic() - self._checked_at > RECHECK_AFTER / 2:
+                    # off the next launch's path; a change found is refused then
+                    self.changes_found = self._compare_stamps()
         finally:
             for fd in held:
                 os.close(fd)
@@ -289,9 +299,25 @@ class _Server:
         self.control.sendall(json.dumps(said).encode() + b"\n")
 
     def _stale(self) -> str | None:
+        """A watched file that has changed since the start, or None. Comparing
+        every stamp takes a millisecond on a busy machine, so on a launch's path
+        it is done only when inotify saw something change in their directories,
+        or when the last comparison is older than ``RECHECK_AFTER`` (a change
+        inotify cannot see: another host's, on a network file system)."""
+        if (
+            self.changes is not None
+            and not self.changes.seen()
+            and time.monotonic() - self._checked_at < RECHECK_AFTER
+        ):
+            return None
+        return self._compare_stamps()
+
+    def _compare_stamps(self) -> str | None:
+        checked_at = time.monotonic()
         for path, stamp in self.stamps.items():
             if _stamp(path) != stamp:
                 return path
+        self._checked_at = checked_at
         return None
 
     def _fork(self, held: list[int], warm: bool = False) -> tuple[int, int, int]:
@@ -356,6 +382,8 @@ class _Server:
             signal.signal(signum, handler)
         os.close(self.wake_r)
         os.close(self.wake_w)
+        if self.changes is not None:
+            self.changes.close()
         self.control.close()
 
     def _prepare(
@@ -630,6 +658,65 @@ def _retitle(argv: list[str]) -> None:
     except ImportError:
         return
     setproctitle(" ".join(argv))
+
+
+# Seconds after which the fork server compares every stamp again before a launch
+# even when inotify saw nothing change (it does not see another host's changes on a
+# network file system); after a launch, it compares them when half this is past.
+RECHECK_AFTER = 2.0
+
+# inotify(7): what changes a file or a directory's entries
+_IN_EVENTS = 0x2 | 0x4 | 0x8 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800
+_IN_NONBLOCK, _IN_CLOEXEC = 0o4000, 0o2000000
+
+
+class _Changes:
+    """inotify watches on the directories of the fork server's watched paths:
+    ``seen`` tells, with one read that finds nothing, that nothing in them has
+    changed since the last look (a change to a file or to a directory's entries
+    is queued as it is made)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    @classmethod
+    def open(cls, paths: set[str]) -> _Changes | None:
+        """Watch the directories of ``paths`` (and those among them); None where
+        inotify cannot be had (not Linux, no instances or watches left)."""
+        try:
+            import ctypes
+            import errno
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC)
+        except (OSError, AttributeError):
+            return None
+        if fd < 0:
+            return None
+        directories = {os.path.dirname(p) or "." for p in paths}
+        directories |= {p for p in paths if os.path.isdir(p)}
+        for directory in directories:
+            if libc.inotify_add_watch(fd, os.fsencode(directory), _IN_EVENTS) < 0:
+                if ctypes.get_errno() == errno.ENOENT:
+                    continue  # nothing there to change; compared every RECHECK_AFTER
+                os.close(fd)  # one not watched: no sign of its changes would come
+                return None
+        return cls(fd)
+
+    def seen(self) -> bool:
+        """Whether anything changed (or the queue overflowed) since the last look."""
+        changed = False
+        try:
+            while os.read(self.fd, 65536):
+                changed = True
+        except BlockingIOError:
+            pass
+        except OSError:
+            return True
+        return changed
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 def _watched_paths() -> set[str]:

@@ -59,3 +59,15 @@ def test_mkdir_p_iter_find_files_copytree(tmp_path):
     assert (tmp_path / "copy" / "b" / "y.txt").read_text() == "y.txt"
     with pytest.raises(AttributeError):
         fileutils.no_such_helper  # noqa: B018
+
+
+def test_temporaries_are_written_whole_or_none_is_left(tmp_path):
+    files = [(str(tmp_path / "checklist.yaml"), b"a: 1\n"), (str(tmp_path / "state"), b"{}")]
+    temporaries = fileutils.write_temporaries(files)
+    assert [open(t, "rb").read() for t in temporaries] == [b"a: 1\n", b"{}"]
+    for t in temporaries:
+        os.unlink(t)
+    files.append((str(tmp_path / "missing" / "third"), b"x"))  # its directory is not there
+    with pytest.raises(FileNotFoundError):
+        fileutils.write_temporaries(files)
+    assert os.listdir(tmp_path) == []  # the first two were removed

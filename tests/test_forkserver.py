@@ -707,3 +707,44 @@ def test_a_child_forked_ahead_is_ended_unrun_when_the_server_retires(tmp_path):
         if server.poll() is None:
             server.kill()
             server.wait()
+
+
+def _watching(path: Path, changes: bool):
+    """The fork server's freshness check of one file, as it stands after its start."""
+    from nowcast import forkserver
+
+    server = forkserver._Server.__new__(forkserver._Server)  # no socket, no signals
+    server.changes = forkserver._Changes.open({str(path)}) if changes else None
+    server.stamps = {str(path): forkserver._stamp(str(path))}
+    server.changes_found = None
+    server._checked_at = time.monotonic()
+    return server
+
+
+def test_a_changed_file_is_seen_at_the_next_launch_without_comparing_every_file(tmp_path):
+    from nowcast import forkserver
+
+    path = tmp_path / "module.py"
+    path.write_text("x = 1\n")
+    server = _watching(path, changes=True)
+    assert server.changes is not None  # inotify, on Linux
+    try:
+        server.stamps[str(path)] = ("as if", "changed", "unseen")
+        assert server._stale() is None  # nothing seen: no file compared on the launch's path
+        server._checked_at -= forkserver.RECHECK_AFTER
+        assert server._stale() == str(path)  # a change inotify misses waits this long at most
+        server.stamps[str(path)] = forkserver._stamp(str(path))
+        server._checked_at = time.monotonic()
+        path.write_text("x = 222\n")  # another size: a change its stamp shows at once
+        assert server._stale() == str(path)  # seen at once
+    finally:
+        server.changes.close()
+
+
+def test_without_inotify_every_launch_compares_the_files(tmp_path):
+    path = tmp_path / "module.py"
+    path.write_text("x = 1\n")
+    server = _watching(path, changes=False)
+    assert server._stale() is None
+    path.write_text("x = 22\n")
+    assert server._stale() == str(path)
