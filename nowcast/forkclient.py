@@ -83,6 +83,7 @@ class ForkServer:
         self.lost = False  # it went away with workers whose exit it had not reported
         self.children: set[int] = set()
         self.exits: dict[int, int] = {}
+        self.spare: int | None = None  # the child the server has forked ahead, its pid
         self._replies: list[dict] = []
         self._buffer = b""
         self._env: dict[str, str] = {}
@@ -190,6 +191,9 @@ class ForkServer:
                 item["token"] = token
             items.append(item)
         request = {"launch": items} if batch else items[0]
+        early = self._note_ahead(*launches[0])
+        if early is not None:
+            request["noted"] = early.pid
         try:
             self.sock.sendall(json.dumps(request).encode() + b"\n")
         except OSError as e:
@@ -201,19 +205,38 @@ class ForkServer:
         tokens = []
         for pid, (module, args, token) in zip(pids, launches, strict=False):
             self.children.add(pid)
-            processes.append(WarmProcess(self, pid, [self.python, "-m", module, *args]))
+            if early is not None and pid == early.pid:
+                processes.append(early)  # noted already, and running
+            else:
+                processes.append(WarmProcess(self, pid, [self.python, "-m", module, *args]))
             tokens.append(token)
         if processes:
-            if self.note is not None:
-                self.note(list(zip(tokens, processes, strict=True)))
-                for process in processes:
-                    process.noted = True
-            self._go()
+            waiting = [(t, p) for t, p in zip(tokens, processes, strict=True) if p is not early]
+            if waiting:
+                if self.note is not None:
+                    self.note(waiting)
+                    for _, process in waiting:
+                        process.noted = True
+                self._go()
             return processes
         if reply.get("refused") == "stale":
             self.state = "retiring"
             raise StaleForkServer(f"{reply.get('path')} changed since it started")
         raise ForkServerError(f"the fork server refused: {reply.get('refused')}")
+
+    def _note_ahead(self, module: str, args: list[str], token: str | None) -> WarmProcess | None:
+        """Note the launch ``(module, args, token)`` as the child the server has
+        forked ahead, before asking for it: the server then lets that child run
+        the worker at once, without waiting for the word to go. None when there is
+        no such child known (or nothing to note it in); the server tells of the
+        next one after each request."""
+        spare, self.spare = self.spare, None
+        if spare is None or self.note is None or token is None:
+            return None
+        process = WarmProcess(self, spare, [self.python, "-m", module, *args])
+        self.note([(token, process)])
+        process.noted = True
+        return process
 
     def _go(self) -> None:
         """Let the workers the server has just forked run: they are noted. (A server
@@ -317,7 +340,9 @@ class ForkServer:
             except ValueError:
                 self.logger.error("the fork server said something unreadable: %r", line[:200])
                 continue
-            if "exit" in said:
+            if "spare" in said:
+                self.spare = said["spare"]
+            elif "exit" in said:
                 pid = said["exit"]
                 self.exits[pid] = said["code"]
                 self.children.discard(pid)

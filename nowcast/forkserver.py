@@ -211,12 +211,16 @@ class _Server:
                 self._let_go(*spare)
             self._send({"refused": "stale", "path": stale})
             return
+        early = spare is not None and request.get("noted") == pid
+        if early:  # the manager noted it before it asked: it runs now
+            os.write(go, b"g")
         self._parse_config()
         try:
             if spare is not None:
                 self.children.add(pid)
                 pids.append(pid)
-                gos.append(go)
+                if not early:
+                    gos.append(go)
                 held += (ready, go)
                 launches = launches[1:]
             for module, args, cwd, env, token in launches:
@@ -236,12 +240,12 @@ class _Server:
                 self._send({"pid": pids[0]} if pids else {"refused": refused})
             else:  # fewer pids than launches: the rest are refused
                 self._send({"pids": pids, **({"refused": refused} if refused else {})})
-            if pids and self._told_to_go():  # so no worker runs the manager has not noted
+            if gos and self._told_to_go():  # so no worker runs the manager has not noted
                 for go in gos:
                     os.write(go, b"g")
-                if time.monotonic() - self._checked_at > RECHECK_AFTER / 2:
-                    # off the next launch's path; a change found is refused then
-                    self.changes_found = self._compare_stamps()
+            if pids and time.monotonic() - self._checked_at > RECHECK_AFTER / 2:
+                # off the next launch's path; a change found is refused then
+                self.changes_found = self._compare_stamps()
         finally:
             for fd in held:
                 os.close(fd)
@@ -265,6 +269,10 @@ class _Server:
             self.spare = self._fork([], warm=True)
         except OSError:
             self.spare = None  # the launch forks then, as the others
+            return
+        # the manager may note it for its next launch before asking ("noted"):
+        # that launch then runs without waiting for the word to go
+        self._send({"spare": self.spare[0]})
 
     def _let_go(self, pid: int, ready: int, go: int) -> None:
         """End a spare without running anything: it exits when its pipe closes."""

@@ -562,6 +562,15 @@ def _server_for_marker(tmp_path, **popen):
     return ours, server
 
 
+def _said(reader, spares: list | None = None) -> dict:
+    """The server's next line, past those telling of the child it forked ahead
+    (their pids are added to ``spares``)."""
+    while "spare" in (said := json.loads(reader.readline())):
+        if spares is not None:
+            spares.append(said["spare"])
+    return said
+
+
 @pytest.mark.timeout(60)
 def test_a_worker_whose_pid_the_manager_never_got_does_not_run(tmp_path):
     """The child runs the worker only after the server has told the manager its
@@ -598,16 +607,16 @@ def test_a_forked_worker_runs_only_once_the_manager_has_noted_it(tmp_path):
     reader = ours.makefile("rb")
     try:
         ours.settimeout(30)
-        assert "ready" in json.loads(reader.readline())
+        assert "ready" in _said(reader)
         request = {"launch": [{"module": "marker_module", "args": [], "cwd": str(tmp_path)}]}
         ours.sendall(json.dumps(request).encode() + b"\n")
-        (pid,) = json.loads(reader.readline())["pids"]
+        (pid,) = _said(reader)["pids"]
         deadline = time.monotonic() + 1
         while time.monotonic() < deadline:  # forked, waiting for the word
             assert not (tmp_path / "ran").exists()
             time.sleep(0.05)
         ours.sendall(b'{"go": true}\n')
-        assert json.loads(reader.readline()) == {"exit": pid, "code": 0}
+        assert _said(reader) == {"exit": pid, "code": 0}
         assert (tmp_path / "ran").read_text() == "yes"
     finally:
         reader.close()
@@ -658,9 +667,9 @@ def _launch_marker(ours, reader, tmp_path) -> int:
     the server has reported its exit (the next line it says: nothing else)."""
     request = {"launch": [{"module": "marker_module", "args": [], "cwd": str(tmp_path)}]}
     ours.sendall(json.dumps(request).encode() + b"\n")
-    (pid,) = json.loads(reader.readline())["pids"]
+    (pid,) = _said(reader)["pids"]
     ours.sendall(b'{"go": true}\n')
-    assert json.loads(reader.readline()) == {"exit": pid, "code": 0}
+    assert _said(reader) == {"exit": pid, "code": 0}
     assert (tmp_path / "ran").read_text() == "yes"
     (tmp_path / "ran").unlink()
     return pid
@@ -675,7 +684,7 @@ def test_a_launch_goes_to_a_child_forked_ahead_and_a_dead_one_is_replaced(tmp_pa
     reader = ours.makefile("rb")
     try:
         ours.settimeout(30)
-        assert "ready" in json.loads(reader.readline())
+        assert "ready" in _said(reader)
         (spare,) = wait_for(lambda: _children(server.pid), what="a child forked ahead")
         assert _launch_marker(ours, reader, tmp_path) == spare
         (spare,) = wait_for(lambda: _children(server.pid), what="the next one")
@@ -748,3 +757,37 @@ def test_without_inotify_every_launch_compares_the_files(tmp_path):
     assert server._stale() is None
     path.write_text("x = 22\n")
     assert server._stale() == str(path)
+
+
+@pytest.mark.timeout(60)
+def test_a_launch_noted_ahead_in_the_child_forked_ahead_runs_without_the_word_to_go(tmp_path):
+    """The server tells the manager the pid of the child it forked ahead; a launch
+    the manager noted under that pid before asking runs at once. One noted under
+    another pid still waits for the word."""
+    ours, server = _server_for_marker(tmp_path)
+    reader = ours.makefile("rb")
+    try:
+        ours.settimeout(30)
+        assert "ready" in json.loads(reader.readline())
+        spare = json.loads(reader.readline())["spare"]
+        assert _children(server.pid) == [spare]
+        launch = {"module": "marker_module", "args": [], "cwd": str(tmp_path), "noted": spare}
+        ours.sendall(json.dumps(launch).encode() + b"\n")
+        spares: list[int] = []
+        assert _said(reader, spares) == {"pid": spare}
+        assert _said(reader, spares) == {"exit": spare, "code": 0}  # no word to go was needed
+        assert (tmp_path / "ran").read_text() == "yes"
+        (tmp_path / "ran").unlink()
+        (spare,) = spares or [json.loads(reader.readline())["spare"]]  # the next one
+        launch["noted"] = spare + 100000  # not the child forked ahead
+        ours.sendall(json.dumps(launch).encode() + b"\n")
+        assert _said(reader) == {"pid": spare}
+        time.sleep(0.5)
+        assert not (tmp_path / "ran").exists()  # waiting for the word
+        ours.sendall(b'{"go": true}\n')
+        assert _said(reader) == {"exit": spare, "code": 0}
+        assert (tmp_path / "ran").read_text() == "yes"
+    finally:
+        reader.close()
+        ours.close()
+        server.wait(30)
