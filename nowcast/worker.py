@@ -111,6 +111,7 @@ class NowcastWorker:
         self._parsed_args = None
         self._context = None
         self._sent = 0
+        self._opened: Any = None  # a connection to the broker opened ahead (zmtp.Opened)
 
     def init_cli(self) -> None:
         """Build the default command line: the config file, ``--debug``, ``--help``.
@@ -196,6 +197,8 @@ class NowcastWorker:
             text = e.args[0] if isinstance(e, KeyError) and e.args else e
             self.logger.critical("cannot start: %s", text)
             return EXIT_USAGE
+        if not self._parsed_args.debug:
+            self._open_ahead()
         self.logger.info("running in process %s", os.getpid())
         self.logger.info("read config from %s", self.config.file)
         self.logger.info("%s", where)
@@ -317,6 +320,18 @@ class NowcastWorker:
             )
             raise MessageTooBigError(f"{size} bytes, over the limit of {limit}")
 
+    def _open_ahead(self) -> None:
+        """Open the connection to the broker the first message will use, while
+        the job runs, when it is spoken in ZMTP (``nowcast.zmtp``)."""
+        from nowcast import sockets, zmtp
+
+        try:
+            host, port = str(self.config["zmq"]["host"]), sockets.port(self.config, "workers")
+            if zmtp.usable(host, sockets.keys_dir(self.config) is not None):
+                self._opened = zmtp.Opened.open(host, port)
+        except (KeyError, TypeError, ValueError, ConfigError):
+            self._opened = None  # the first message reports what is wrong
+
     def _exchange(self, text: str, msg_type: str) -> str:
         """Send ``text``, wait for the reply; re-send on a fresh socket on time-out."""
         from nowcast import sockets, zmtp
@@ -336,7 +351,8 @@ class NowcastWorker:
             # which would re-send at once, over and over, before giving up
             wait = math.ceil(wait * 1000) / 1000
             if plain:
-                reply = zmtp.request(host, port, text.encode("utf-8"), wait)
+                opened, self._opened = self._opened, None
+                reply = zmtp.request(host, port, text.encode("utf-8"), wait, opened)
                 if reply is not None:
                     return reply.decode("utf-8")
             else:

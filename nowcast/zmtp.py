@@ -13,6 +13,11 @@ What a REQ socket does that matters here is kept: the connection is retried
 every ``RECONNECT`` seconds while it is refused (the broker not yet up), and a
 reply that does not come (a connection lost included) is waited for until the
 timeout, after which the caller re-sends on a fresh connection.
+
+A worker opens its connection before its job (``Opened``), so the broker's
+greeting has arrived by the time the message goes; a connection found closed
+before anything was sent on it, or opened more than ``OPENED_FOR`` seconds
+before, is replaced at once.
 """
 
 from __future__ import annotations
@@ -26,6 +31,10 @@ GREETING = b"\xff" + bytes(8) + b"\x7f" + b"\x03\x00" + b"NULL".ljust(20, b"\0")
 _READY = b"\x05READY" + b"\x0bSocket-Type" + struct.pack(">I", 3) + b"REQ"
 # flags of a frame: more frames follow, 8-byte size, command
 MORE, LONG, COMMAND = 0x01, 0x02, 0x04
+_HELLO = GREETING + bytes([COMMAND, len(_READY)]) + _READY  # what this side says first
+# Seconds a connection opened ahead is used for; an older one is closed unused (a
+# long job's connection may have been cut by the network, or the broker restarted)
+OPENED_FOR = 10.0
 RECONNECT = 0.1  # seconds between connection tries, zmq's default reconnect interval
 # The largest frame read: a reply is a short message; a peer announcing more is
 # not the broker (or not well), and is treated as a lost connection.
@@ -36,29 +45,90 @@ class _Lost(Exception):
     """The connection closed, or the peer spoke something other than ZMTP 3."""
 
 
+class _Unsent(Exception):
+    """The connection failed before the message was sent."""
+
+
 def usable(host: str, curve: bool) -> bool:
     """Whether a broker at ``host`` can be spoken to here: no CurveZMQ keys, and a
     literal IP address or ``localhost`` (a name goes through zmq's resolver)."""
     return not curve and _family(host) is not None
 
 
-def request(host: str, port: int, body: bytes, timeout: float) -> bytes | None:
+class Opened:
+    """A connection opened ahead of the request that will use it (the worker opens
+    one before its job), with this side's greeting sent: the peer's answer
+    arrives meanwhile, so the request does not wait for it."""
+
+    def __init__(self, connection: socket.socket) -> None:
+        self.connection = connection
+        self.opened = time.monotonic()
+
+    @classmethod
+    def open(cls, host: str, port: int, timeout: float = 1.0) -> Opened | None:
+        """Connect and greet; None if that cannot be done at once (the request
+        then connects as it would have)."""
+        connection = _connect(host, port, time.monotonic() + timeout, retry=False)
+        if connection is None:
+            return None
+        try:
+            connection.settimeout(timeout)
+            connection.sendall(_HELLO)
+        except OSError:
+            connection.close()
+            return None
+        return cls(connection)
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def request(
+    host: str, port: int, body: bytes, timeout: float, opened: Opened | None = None
+) -> bytes | None:
     """Send ``body`` as a REQ socket's message to the peer at ``host:port``; return
-    the reply's body, or None when none came within ``timeout`` seconds."""
+    the reply's body, or None when none came within ``timeout`` seconds. An
+    ``opened`` connection is used if it is fresh and greeted back; otherwise (or
+    when it has gone meanwhile) a new one is made, nothing having been sent."""
     deadline = time.monotonic() + timeout
+    if opened is not None:
+        if time.monotonic() - opened.opened < OPENED_FOR:
+            try:
+                return _exchange(opened.connection, body, deadline, greeted=True)
+            except _Unsent:
+                pass
+        opened.close()
     connection = _connect(host, port, deadline)
     if connection is None:
         return None
     try:
-        connection.settimeout(_left(deadline))
-        connection.sendall(GREETING + bytes([COMMAND, len(_READY)]) + _READY)
-        reader = _Reader(connection, deadline)
-        greeting = reader.take(64)
-        if greeting[0] != 0xFF or greeting[9] != 0x7F or greeting[10] < 3:
-            raise _Lost("not a ZMTP 3 peer")
-        flags, ready = reader.frame()
-        if not flags & COMMAND or not ready.startswith(b"\x05READY"):
-            raise _Lost("no READY command")
+        return _exchange(connection, body, deadline)
+    except _Unsent:
+        time.sleep(_left(deadline))  # as a REQ socket: what is lost is waited for
+        return None
+
+
+def _exchange(
+    connection: socket.socket, body: bytes, deadline: float, greeted: bool = False
+) -> bytes | None:
+    """Greet (unless ``greeted``), send ``body``, return the reply's body. Raises
+    ``_Unsent`` when the connection failed before ``body`` was sent."""
+    try:
+        try:
+            connection.settimeout(_left(deadline))
+            if not greeted:
+                connection.sendall(_HELLO)
+            reader = _Reader(connection, deadline)
+            greeting = reader.take(64)
+            if greeting[0] != 0xFF or greeting[9] != 0x7F or greeting[10] < 3:
+                raise _Lost("not a ZMTP 3 peer")
+            flags, ready = reader.frame()
+            if not flags & COMMAND or not ready.startswith(b"\x05READY"):
+                raise _Lost("no READY command")
+            if greeted and _closed(connection):  # the peer's words were read long ago
+                raise _Lost("connection closed")
+        except (_Lost, OSError) as e:
+            raise _Unsent() from e
         connection.settimeout(_left(deadline))
         connection.sendall(_frame(b"", MORE) + _frame(body, 0))
         frames = []
@@ -80,6 +150,19 @@ def request(host: str, port: int, body: bytes, timeout: float) -> bytes | None:
         connection.close()
 
 
+def _closed(connection: socket.socket) -> bool:
+    """Whether the peer has closed ``connection`` (it says nothing more until the
+    message is sent, so anything to read is its end)."""
+    timeout = connection.gettimeout()
+    connection.setblocking(False)
+    try:
+        return connection.recv(1, socket.MSG_PEEK) == b""
+    except BlockingIOError:
+        return False
+    finally:
+        connection.settimeout(timeout)
+
+
 def _family(host: str) -> int | None:
     if host == "localhost":  # as zmq resolves it (IPv4 unless told otherwise)
         return socket.AF_INET
@@ -92,7 +175,7 @@ def _family(host: str) -> int | None:
     return None
 
 
-def _connect(host: str, port: int, deadline: float) -> socket.socket | None:
+def _connect(host: str, port: int, deadline: float, retry: bool = True) -> socket.socket | None:
     family = _family(host)
     address = "127.0.0.1" if host == "localhost" else host.strip("[]")
     while True:
@@ -104,7 +187,7 @@ def _connect(host: str, port: int, deadline: float) -> socket.socket | None:
             return connection
         except OSError:
             connection.close()
-            if _left(deadline) <= 0:
+            if _left(deadline) <= 0 or not retry:
                 return None
         time.sleep(min(RECONNECT, _left(deadline)))
 

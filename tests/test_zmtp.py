@@ -159,3 +159,41 @@ def test_any_bytes_from_the_peer_are_a_frame_or_a_lost_connection(garbage):
                 assert isinstance(data, bytes) and 0 <= flags <= 255
         except zmtp._Lost:
             pass
+
+
+def _no_new_connection(*args, **kwargs):
+    raise AssertionError("a new connection was made")
+
+
+@pytest.mark.timeout(30)
+def test_a_connection_opened_ahead_carries_the_request(monkeypatch):
+    with Router(free_port(), lambda body: b"re: " + body) as router:
+        opened = zmtp.Opened.open("127.0.0.1", router.port)
+        assert opened is not None
+        monkeypatch.setattr(zmtp, "_connect", _no_new_connection)
+        assert zmtp.request("127.0.0.1", router.port, b"hello", 5, opened) == b"re: hello"
+
+
+@pytest.mark.timeout(30)
+def test_a_connection_opened_ahead_and_closed_by_the_broker_is_replaced_at_once():
+    port = free_port()
+    with Router(port, lambda body: b"first"):
+        opened = zmtp.Opened.open("127.0.0.1", port)
+        time.sleep(0.2)  # its greeting answered, then the broker goes (a restart)
+    with Router(port, lambda body: b"second"):
+        start = time.monotonic()
+        assert zmtp.request("127.0.0.1", port, b"hello", 10, opened) == b"second"
+        assert time.monotonic() - start < 5  # not the whole wait for a lost reply
+
+
+@pytest.mark.timeout(30)
+def test_a_connection_opened_too_long_ago_is_not_used(monkeypatch):
+    connects = []
+    connect = zmtp._connect
+    monkeypatch.setattr(zmtp, "_connect", lambda *a, **k: connects.append(a) or connect(*a, **k))
+    with Router(free_port(), lambda body: b"ok") as router:
+        opened = zmtp.Opened.open("127.0.0.1", router.port)
+        monkeypatch.setattr(zmtp, "OPENED_FOR", 0.0)
+        assert zmtp.request("127.0.0.1", router.port, b"hello", 5, opened) == b"ok"
+    assert len(connects) == 2  # the one opened ahead, then a fresh one
+    assert opened.connection.fileno() == -1  # closed, unused
