@@ -451,6 +451,8 @@ def work(parsed_args, config, tell_manager):
 worker = NowcastWorker("{NAME}", "a no-op hop", package="")
 worker.init_cli()
 worker.run(work, lambda args: "success", lambda args: "failure")
+with open("answered.txt", "a") as f:  # the manager's reply came: nothing left running
+    f.write("{NAME}\\n")
 """
 
 
@@ -602,6 +604,8 @@ class HopChain:
         system, hops = self.system, len(self.names)
         hops_file = system.dir / "hops.txt"
         hops_file.unlink(missing_ok=True)
+        answered = system.dir / "answered.txt"
+        answered.unlink(missing_ok=True)
         subprocess.run(
             [PY, "-m", self.names[0], str(system.config_file)], cwd=system.dir, check=True
         )
@@ -612,6 +616,12 @@ class HopChain:
                 raise RuntimeError(
                     f"the chain stopped after {done} of {hops} hops; see {system.dir}/nowcast.log"
                 )
+            time.sleep(0.01)
+        # every worker answered before the next run (or the system's stop), so none
+        # is left sending its message again to a manager that has gone
+        while not (answered.exists() and len(answered.read_text().splitlines()) == hops):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"a worker of the chain got no reply; see {system.dir}")
             time.sleep(0.01)
         stamps = [float(line.split()[1]) for line in hops_file.read_text().splitlines()]
         return [(stamps[-1] - stamps[0]) / (hops - 1) * 1000]
@@ -1076,7 +1086,8 @@ def main() -> None:
         "growth": lambda: run_growth(max(2, runs - 2)),
         "memory": lambda: run_memory(max(1, runs - 2)),
         "web": lambda: run_web(runs * 2, show),
-        "history": lambda: run_history(runs),
+        # the history's cost is a ratio of two noisy figures: more rounds of each
+        "history": lambda: run_history(runs * 4),
         "slurm": lambda: run_slurm(runs),
         "fanout": lambda: run_fanout(runs, tuple(args.fanout_sizes)),
     }
