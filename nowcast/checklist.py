@@ -355,10 +355,10 @@ def _dump_each(items: list[tuple[Any, Any]], indent: bool = False) -> list[bytes
     """
     made = [_plain_item(k, v) for k, v in items]
     if None not in made:
-        return [b"  " + m for m in made] if indent else made
+        return [_indented(m) for m in made] if indent else made
     if any(made):
         rest = iter(_dump_each([i for i, m in zip(items, made, strict=True) if m is None], indent))
-        return [(b"  " + m if indent else m) if m else next(rest) for m in made]
+        return [(_indented(m) if indent else m) if m else next(rest) for m in made]
     if len(items) > 1:
         try:
             # without anchors: a value shared by two items must be written in each
@@ -379,8 +379,34 @@ _PLAIN_TEXT = re.compile(r"[A-Za-z_/][A-Za-z0-9_./-]{0,199}")
 
 def _plain_item(key: Any, value: Any) -> bytes | None:
     """``key: value`` as ``_dump`` writes it, made without PyYAML, for a plain key
-    with a whole number, a boolean, None or plain text (most of what workers
-    report); None for anything else."""
+    with a whole number, a boolean, None or plain text, or a mapping of such
+    keys and values (most of what workers report); None for anything else."""
+    text = _plain_lines(key, value, "")
+    return None if text is None else text.encode()
+
+
+def _plain_lines(key: Any, value: Any, indent: str, depth: int = 0) -> str | None:
+    """The YAML lines of ``key: value`` at ``indent``, or None (see ``_plain_item``)."""
+    if type(value) is dict:
+        if depth >= 8 or not _plain_key(key):
+            return None
+        if not value:
+            return f"{indent}{key}: {{}}\n"
+        inner = indent + "  "
+        lines = [f"{indent}{key}:\n"]
+        for k, v in value.items():
+            line = _plain_lines(k, v, inner, depth + 1)
+            if line is None:
+                return None
+            lines.append(line)
+        return "".join(lines)
+    text = _plain_scalar(value)
+    if text is None or not _plain_key(key):
+        return None
+    return f"{indent}{key}: {text}\n"
+
+
+def _plain_scalar(value: Any) -> str | None:
     kind = type(value)
     if kind is int:
         if not -_BIG < value < _BIG:
@@ -396,9 +422,7 @@ def _plain_item(key: Any, value: Any) -> bytes | None:
         text = "null"
     else:
         return None
-    if not _plain_key(key):
-        return None
-    return f"{key}: {text}\n".encode()
+    return text
 
 
 _BIG = 10**18

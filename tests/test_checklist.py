@@ -150,10 +150,19 @@ def test_plain_items_are_written_as_pyyaml_writes_them():
         first = rng.choice("aZ_/" if roll > 0.6 else chars)
         return first + "".join(rng.choice(chars) for _ in range(rng.randint(0, 6)))
 
-    plain = 0
-    for _ in range(5000):
-        key = text() if rng.random() < 0.95 else rng.choice(values[:3])
-        value = text() if rng.random() < 0.7 else rng.choice(values)
+    def value_of(depth: int = 0):
+        roll = rng.random()
+        if roll < 0.2 and depth < 10:  # a mapping, nested up to 10 deep (8 are written)
+            return {key_of(): value_of(depth + 1) for _ in range(rng.randint(0, 3))}
+        return text() if roll < 0.75 else rng.choice(values)
+
+    def key_of():
+        return text() if rng.random() < 0.95 else rng.choice(values[:3])
+
+    plain = nested = 0
+    for _ in range(8000):
+        key = key_of()
+        value = value_of()
         made = checklist_module._plain_item(key, value)
         try:
             expected = checklist_module._dump_text({key: value})
@@ -161,9 +170,13 @@ def test_plain_items_are_written_as_pyyaml_writes_them():
             expected = None
         if made is not None:
             plain += 1
+            nested += isinstance(value, dict) and bool(value)
             assert made == expected, (key, value)
             assert yaml.safe_load(made) == {key: value}
-    assert plain > 300  # many are plain items
+    assert plain > 300 and nested > 30  # many are plain items, some of them mappings
+    deep = {"run": {"type": "forecast2", "forecast": {"hours": 48, "ok": True, "files": {}}}}
+    made = checklist_module._plain_item("nowcast", deep)
+    assert made is not None and made == checklist_module._dump_text({"nowcast": deep})
 
 
 def test_a_value_shared_by_two_entries_is_written_whole_in_each():
