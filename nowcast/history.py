@@ -114,6 +114,9 @@ MIGRATIONS: list[list[str]] = [
     # found through messages_by_time, between its start and its end
     # (messages_of_run)
     ["DROP INDEX IF EXISTS messages_by_run"],
+    # version 6: the meta table for a database made at version 3 before that
+    # version made it (its first form added the answer column only)
+    ["CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value)"],
 ]
 
 VERSION = len(MIGRATIONS)

@@ -114,6 +114,27 @@ def test_an_index_a_migration_drops_may_be_gone_already(tmp_path):
     assert conn.execute("PRAGMA user_version").fetchone()[0] == history.VERSION
 
 
+def test_a_version_3_made_without_its_meta_table_gets_one(tmp_path):
+    # version 3's first form added the answer column only; a database made then
+    # and migrated on to version 5 had no meta table, and the manager stopped at
+    # its start when it read it
+    path = str(tmp_path / "old.sqlite")
+    old = sqlite3.connect(path, isolation_level=None)
+    for statements in history.MIGRATIONS[:2]:
+        for statement in statements:
+            old.execute(statement)
+    old.execute(history.MIGRATIONS[2][0])  # the answer column, no meta
+    for statements in history.MIGRATIONS[3:5]:
+        for statement in statements:
+            old.execute(statement)
+    old.execute("PRAGMA user_version=5")
+    old.close()
+    conn = history.open_for_writing(path)
+    assert conn.execute("SELECT count(*) FROM meta").fetchone() == (0,)
+    fresh = history.open_for_writing(str(tmp_path / "fresh.sqlite"))
+    assert _schema(conn) == _schema(fresh)
+
+
 def test_a_newer_schema_is_refused_with_a_clear_error(tmp_path):
     path = str(tmp_path / "new.sqlite")
     sqlite3.connect(path).execute(f"PRAGMA user_version={history.VERSION + 1}")
