@@ -77,11 +77,7 @@ def test_a_log_extended_with_zeros_keeps_every_commit_across_a_crash(tmp_path):
 @pytest.mark.parametrize("start", range(1, history.VERSION))
 def test_every_older_version_migrates_and_keeps_its_rows(tmp_path, start):
     path = str(tmp_path / "old.sqlite")
-    old = sqlite3.connect(path, isolation_level=None)
-    for statements in history.MIGRATIONS[:start]:
-        for statement in statements:
-            old.execute(statement)
-    old.execute(f"PRAGMA user_version={start}")
+    old = _made_with(path, [s for ss in history.MIGRATIONS[:start] for s in ss], start)
     _run(old, "r1", "run_model", 1000.0, 60)
     old.close()
     conn = history.open_for_writing(path)
@@ -91,6 +87,15 @@ def test_every_older_version_migrates_and_keeps_its_rows(tmp_path, start):
     # the same tables, columns and indexes as a database made new
     fresh = history.open_for_writing(str(tmp_path / "fresh.sqlite"))
     assert _schema(conn) == _schema(fresh)
+
+
+def _made_with(path: str, statements: list[str], version: int) -> sqlite3.Connection:
+    """A database made by ``statements``, marked as schema ``version``."""
+    old = sqlite3.connect(path, isolation_level=None)
+    for statement in statements:
+        old.execute(statement)
+    old.execute(f"PRAGMA user_version={version}")
+    return old
 
 
 def _schema(conn) -> list[tuple]:
@@ -103,11 +108,7 @@ def test_an_index_a_migration_drops_may_be_gone_already(tmp_path):
     # dropped by hand, say: the migration does not fail on it (a failed one
     # would have the manager set the whole file aside)
     path = str(tmp_path / "old.sqlite")
-    old = sqlite3.connect(path, isolation_level=None)
-    for statements in history.MIGRATIONS[:3]:
-        for statement in statements:
-            old.execute(statement)
-    old.execute("PRAGMA user_version=3")
+    old = _made_with(path, [s for ss in history.MIGRATIONS[:3] for s in ss], 3)
     old.execute("DROP INDEX runs_by_day")
     old.close()
     conn = history.open_for_writing(path)
@@ -119,15 +120,9 @@ def test_a_version_3_made_without_its_meta_table_gets_one(tmp_path):
     # and migrated on to version 5 had no meta table, and the manager stopped at
     # its start when it read it
     path = str(tmp_path / "old.sqlite")
-    old = sqlite3.connect(path, isolation_level=None)
-    for statements in history.MIGRATIONS[:2]:
-        for statement in statements:
-            old.execute(statement)
-    old.execute(history.MIGRATIONS[2][0])  # the answer column, no meta
-    for statements in history.MIGRATIONS[3:5]:
-        for statement in statements:
-            old.execute(statement)
-    old.execute("PRAGMA user_version=5")
+    first_form = [history.MIGRATIONS[2][0]]  # the answer column, no meta
+    made = [*history.MIGRATIONS[:2], first_form, *history.MIGRATIONS[3:5]]
+    old = _made_with(path, [s for ss in made for s in ss], 5)
     old.close()
     conn = history.open_for_writing(path)
     assert conn.execute("SELECT count(*) FROM meta").fetchone() == (0,)
