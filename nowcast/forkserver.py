@@ -199,7 +199,7 @@ class _Server:
         if spare is not None:  # the first launch goes to the child forked ahead
             pid, ready, go = spare
             try:
-                os.write(go, _spec(*launches[0]))  # it gets ready while the files are checked
+                _write_all(go, _spec(*launches[0]))  # it gets ready while the files are checked
             except OSError:  # it died waiting (killed): forked afresh below
                 self._let_go(*spare)
                 spare = None
@@ -433,9 +433,17 @@ def _read_spec(fd: int) -> list | None:
 def _write_quietly(fd: int, data: bytes) -> None:
     """Write to a child's pipe; a child that has died is reaped, not an error."""
     try:
-        os.write(fd, data)
+        _write_all(fd, data)
     except OSError:
         pass
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """All of ``data``: a launch larger than a pipe holds (its environment) is
+    written in parts as the child reads it, and a signal may cut a write short."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _read_exactly(fd: int, size: int) -> bytes | None:

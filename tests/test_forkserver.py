@@ -793,3 +793,40 @@ def test_a_launch_noted_ahead_in_the_child_forked_ahead_runs_without_the_word_to
         reader.close()
         ours.close()
         server.wait(30)
+
+
+@pytest.mark.timeout(60)
+def test_a_launch_larger_than_a_pipe_holds_reaches_its_child_whole(tmp_path):
+    """The launch goes to its child over a pipe: an environment of 300 KB (far
+    more than a pipe holds at once) arrives whole, to the child forked ahead and
+    to one forked on demand."""
+    ours, server = _server_for_marker(tmp_path)
+    (tmp_path / "env_module.py").write_text(
+        "import os, sys\nopen(sys.argv[1], 'w').write(str(len(os.environ['BIG'])))\n"
+    )
+    reader = ours.makefile("rb")
+    big = "x" * 300_000
+    try:
+        ours.settimeout(30)
+        assert "ready" in _said(reader)
+        launches = [
+            {
+                "module": "env_module",
+                "args": [f"seen{i}"],
+                "cwd": str(tmp_path),
+                "env": {"BIG": big},
+            }
+            for i in range(2)
+        ]
+        ours.sendall(json.dumps({"launch": launches}).encode() + b"\n")
+        pids = _said(reader)["pids"]
+        assert len(pids) == 2
+        ours.sendall(b'{"go": true}\n')
+        exits = [_said(reader), _said(reader)]
+        assert sorted(e["exit"] for e in exits) == sorted(pids)
+        assert all(e["code"] == 0 for e in exits)
+        assert [(tmp_path / f"seen{i}").read_text() for i in range(2)] == ["300000"] * 2
+    finally:
+        reader.close()
+        ours.close()
+        server.wait(30)
