@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import sqlite3
 import subprocess
 
@@ -127,6 +128,46 @@ def test_a_job_cancelled_from_outside_is_a_crash_with_its_state(system, slurm):
     assert "about to sleep" in payload["output"]
     line = next(line for line in system.log().splitlines() if "handling it as a crash" in line)
     assert f"job {job} ended CANCELLED" in line and "its output ends: about to sleep" in line
+
+
+@pytest.mark.timeout(120)
+def test_a_job_on_a_host_a_reload_took_out_is_still_followed_to_its_end(system, slurm):
+    chain(system, "print('about to sleep', flush=True)\ntime.sleep(60)")
+    system.start()
+    assert system.run_worker("start").returncode == 0
+    job = job_running(slurm, system)
+    del system.config_extra["run"]  # the host 'cluster' taken out of the config
+    system.write()
+    system.manager.send_signal(signal.SIGHUP)
+    wait_for(lambda: "config reloaded" in system.log(), what="the reload")
+    assert "batch host cluster is no longer in the config" in system.log()
+    # the job ends without reporting: the manager still polls the host and sees it
+    subprocess.run(["scancel", job], env=slurm, check=True)
+    msg_type, payload = wait_after_middle(system)
+    assert msg_type == "crash"
+    assert payload["job id"] == job and payload["state"] == "CANCELLED"
+    wait_for(
+        lambda: "batch host cluster, no longer in the config, has no job left" in system.log(),
+        what="the host forgotten",
+    )
+
+
+@pytest.mark.timeout(120)
+def test_a_job_on_a_host_gone_from_the_config_at_a_restart_ends_as_unknown(system, slurm):
+    chain(system, "time.sleep(60)")
+    system.start()
+    assert system.run_worker("start").returncode == 0
+    job = job_running(slurm, system)
+    system.kill_manager()
+    del system.config_extra["run"]
+    system.write()
+    system.start_manager()
+    # nothing can follow the job any more: it is ended, saying why, never left hanging
+    msg_type, payload = wait_after_middle(system)
+    assert msg_type == "crash"
+    assert payload == {"job id": job, "state": "UNKNOWN"}
+    assert "which is no longer a batch host in the config" in system.log()
+    subprocess.run(["scancel", job], env=slurm, check=True)
 
 
 @pytest.mark.timeout(120)

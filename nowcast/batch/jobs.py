@@ -132,10 +132,30 @@ class BatchJobs:
         self._cancels: list[tuple[Command, str]] = []
         self._poll_failed_logged: dict[str, float] = {}
         self._search_after: dict[str, float] = {}  # token -> when to search for it again
+        # hosts a config reload took out, kept while jobs submitted to them are followed
+        self._retired: dict[str, hosts.BatchHost] = {}
 
     def configure(self, config: Any) -> None:
-        """Follow the config's batch hosts (already checked)."""
-        self.hosts = hosts.read(config)
+        """Follow the config's batch hosts (already checked). A host the new config
+        no longer has takes no new jobs, but the jobs already submitted to it are
+        still followed (polled, timed out, cancelled) with its old settings."""
+        new = hosts.read(config)
+        for name, host in self.hosts.items():
+            if name not in new:
+                self._retired[name] = host
+                self.logger.warning(
+                    "batch host %s is no longer in the config: it takes no new jobs; any job "
+                    "already submitted to it is followed with its previous settings until it ends",
+                    name,
+                )
+        for name in new:
+            self._retired.pop(name, None)
+        self.hosts = new
+
+    def _host(self, name: str | None) -> hosts.BatchHost | None:
+        """The settings to follow a job on host ``name`` with (a retired host's too)."""
+        host = self.hosts.get(name)
+        return host if host is not None else self._retired.get(name)
 
     def handles(self, host: str | None) -> bool:
         return host in self.hosts
@@ -240,6 +260,15 @@ class BatchJobs:
         changed = False
         jobs = [w for w in running if w.job is not None and not w.exited]
         for launched in jobs:
+            if self._host(launched.host) is None:  # a manager started since took it out
+                changed |= self._end(
+                    launched,
+                    f"was submitted to host {launched.host}, which is no longer a batch host "
+                    "in the config: its job cannot be followed, so its end is unknown",
+                    {"job id": launched.job["id"], "state": "UNKNOWN"},
+                )
+        jobs = [w for w in jobs if not w.exited]
+        for launched in jobs:
             if launched.job["id"] is None:
                 changed |= self._tend_submission(launched, now)
         for launched in jobs:
@@ -262,18 +291,19 @@ class BatchJobs:
                 self._cancels.remove((command, what))
                 if command.returncode != 0:
                     self.logger.error("%s failed: %s", what, command.said)
+        if self._retired:
+            followed = {w.host for w in jobs if not w.exited}
+            followed.update(launched.host for _, launched, _ in self._tails.values())
+            for name in set(self._retired) - followed:
+                del self._retired[name]
+                self.logger.info("batch host %s, no longer in the config, has no job left", name)
         return changed
 
     def _tend_submission(self, launched: Launched, now: float) -> bool:
         job = launched.job
         token = job["token"]
-        host = self.hosts.get(launched.host)
-        if host is None:
-            return self._end(
-                launched,
-                f"was submitted to host {launched.host}, which is no longer a batch host in the config",
-                {"job id": None, "state": "UNKNOWN"},
-            )
+        host = self._host(launched.host)
+        assert host is not None  # (tend ended the jobs of hosts it cannot follow)
         search = self._searches.get(token)
         if search is not None:
             return self._tend_search(launched, host, search)
@@ -372,9 +402,8 @@ class BatchJobs:
 
     def _tend_timeout(self, launched: Launched, now: float) -> bool:
         job = launched.job
-        host = self.hosts.get(launched.host)
-        if host is None:
-            return False
+        host = self._host(launched.host)
+        assert host is not None  # (tend ended the jobs of hosts it cannot follow)
         if launched.term_sent is None:
             why = None
             if launched.timeout is not None and now - launched.started >= launched.timeout:
@@ -435,9 +464,8 @@ class BatchJobs:
         )
 
     def _tend_poll(self, name: str, watched: list[Launched], now: float) -> bool:
-        host = self.hosts.get(name)
-        if host is None:
-            return False
+        host = self._host(name)
+        assert host is not None  # (tend ended the jobs of hosts it cannot follow)
         in_flight = self._polls.get(name)
         if in_flight is None:
             if now < self._next_poll.get(name, 0.0):
