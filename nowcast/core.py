@@ -168,6 +168,11 @@ class ManagerCore:
         reply = self.apply(msg, now)
         reply.id = msg.id
         text = reply.serialize() if form == "json" else reply.serialize_yaml()
+        if msg.type == "need" and len(text) > self.max_message_size:
+            # the broker would drop it (closing the manager's connection), and the
+            # worker would wait for a reply that never comes: say why instead
+            reply = self._too_big(msg, len(text))
+            text = reply.serialize() if form == "json" else reply.serialize_yaml()
         if msg.id is not None and msg.type != "need":
             in_history = self.history.keeps_answers
             self.state.remember(msg.id, text, now, in_history)
@@ -175,6 +180,16 @@ class ManagerCore:
         else:
             self.history.message(msg, reply.type, len(body[0]), None, now)
         return Reply(envelope, text), False
+
+    def _too_big(self, msg: Message, size: int) -> Message:
+        why = (
+            f"the value of checklist key {msg.payload!r} is {size:,} bytes as a reply, over "
+            f"zmq: max message size ({self.max_message_size:,} bytes)"
+        )
+        self.logger.error("%s asked for %s; answering 'reply too big'", msg.source, why)
+        reply = _reply("reply too big", why)
+        reply.id = msg.id
+        return reply
 
     def _invalid(self, envelope: list, why: str, body: list[bytes]) -> Reply:
         sample = b"".join(body)[:80]

@@ -15,7 +15,8 @@ Exit codes (documented for operators and supervisors):
 3     the job crashed (unhandled exception); the crash was reported
 4     no reply from the manager within the give-up time
 5     the manager answered with an error (unregistered worker or message type,
-      an ``after_*`` function that raised, an invalid message)
+      an ``after_*`` function that raised, an invalid message, a ``need``
+      answered ``reply too big``)
 6     the message was over ``zmq: max message size``; nothing was sent
 143   stopped by SIGTERM (or 130 by SIGINT); nothing further was reported
 ====  ===========================================================================
@@ -64,6 +65,7 @@ ERROR_REPLIES = {
     "after_worker function failed": "the after_<worker> function raised an exception",
     "invalid message": "the manager could not read the message",
     "unknown checklist key": "the checklist has no such key",
+    "reply too big": "the reply would be over zmq: max message size",
 }
 # Replies that mean the message was applied.
 OK_REPLIES = {

@@ -103,6 +103,30 @@ def test_need_of_an_unknown_key_is_refused(system):
 
 
 @pytest.mark.timeout(60)
+def test_need_of_an_entry_too_big_for_a_reply_is_refused_saying_so(system):
+    system.zmq_extra["max message size"] = 2000
+    for name, key in (("big_consumer", "big"), ("small_consumer", "small")):
+        system.worker_module(
+            name,
+            f"reply = tell_manager('need', {key!r})\nreturn {{'got': reply.payload}}",
+            need="n",
+        )
+        system.after(f"def after_{name}(msg, config, checklist):\n    return []\n")
+    system.checklist_file.write_text(yaml.safe_dump({"big": "x" * 5000, "small": "y"}))
+    system.start()
+    result = system.run_worker("big_consumer")
+    # an answer, at once, not a reply the broker drops and a worker that waits for it
+    assert result.returncode == 5, result.stderr
+    assert "reply too big" in result.stderr
+    assert "over zmq: max message size (2,000 bytes)" in result.stderr
+    assert "big_consumer asked for the value of checklist key 'big'" in system.log()
+    # the manager's connection to the broker is whole: the next need is answered
+    result = system.run_worker("small_consumer")
+    assert result.returncode == 0, result.stderr
+    assert system.checklist()["small_consumer"] == {"got": "y"}
+
+
+@pytest.mark.timeout(60)
 def test_clear_checklist_writes_the_checklist_log_first(system):
     system.worker_module("producer", "return {'value': 42}")
     system.register("clear_checklist", **{"clear checklist": "please clear"})
