@@ -420,3 +420,57 @@ def test_the_log_is_checkpointed_when_no_commit_comes_for_a_while(tmp_path):
         committer.close()
     assert checkpoints.made == 2  # the close's, which cuts the log
     assert os.path.getsize(path + "-wal") == 0
+
+
+@pytest.mark.timeout(10)
+def test_only_a_commit_that_wrote_rows_counts_towards_a_checkpoint(tmp_path):
+    class Counting:  # the checkpoints' interface, counting what the committer says
+        def __init__(self) -> None:
+            self.committed_calls = 0
+
+        def committed(self) -> bool:
+            self.committed_calls += 1
+            return False
+
+        def wait(self) -> None:
+            return None
+
+        def last(self) -> None:
+            pass
+
+    class Rows:  # rows for the history: truthy, and failing at prepare when told to
+        def __init__(self, fail: bool) -> None:
+            self.fail = fail
+
+        def __bool__(self) -> bool:
+            return True
+
+        def prepare(self) -> None:
+            if self.fail:
+                raise OSError("history database: disk I/O error")
+
+        def finish(self) -> None:
+            pass
+
+        def abort(self) -> None:
+            pass
+
+    checkpoints = Counting()
+    committer = Committer(checkpoints)
+    try:
+        committer.submit(commit_for(tmp_path, Checklist({"a": 1}), b"{}", b"x\n"))  # no rows
+        assert committer.wait()
+        assert checkpoints.committed_calls == 0
+        failing = commit_for(tmp_path, Checklist({"a": 2}), b"{}", b"x\n")
+        failing.history = Rows(fail=True)
+        committer.submit(failing)
+        with pytest.raises(OSError, match="disk I/O error"):
+            committer.wait()
+        assert checkpoints.committed_calls == 0  # its rows never reached the log
+        written = commit_for(tmp_path, Checklist({"a": 3}), b"{}", b"x\n")
+        written.history = Rows(fail=False)
+        committer.submit(written)
+        assert committer.wait()
+        assert checkpoints.committed_calls == 1
+    finally:
+        committer.close()
