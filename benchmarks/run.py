@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -48,12 +49,27 @@ def median_spread(values: list[float]) -> tuple[float, float, float]:
     return statistics.median(values), min(values), max(values)
 
 
+def verdict(checks: list[tuple[str, bool]]) -> str:
+    """A target's text with whether this run met it: "<= 8 ms met; <= 1.5x NOT MET"."""
+    return "; ".join(f"{label} {'met' if ok else 'NOT MET'}" for label, ok in checks)
+
+
 def show(
-    name: str, value: list[float], unit: str, floor_name: str, floor: list[float], target: str
+    name: str,
+    value: list[float],
+    unit: str,
+    floor_name: str,
+    floor: list[float],
+    target: str,
+    checks: Callable[[float, float], list[tuple[str, bool]]] | None = None,
 ) -> dict:
+    """Print a figure next to its floor. ``checks(median, ratio)``: the target's
+    parts with whether each is met, printed in place of ``target``."""
     v, vlo, vhi = median_spread(value)
     f, flo, fhi = median_spread(floor)
     ratio = v / f if f else float("nan")
+    if checks is not None:
+        target = verdict(checks(v, ratio))
     print(
         f"{name:<34} {v:10.1f} {unit:<6} ({vlo:.1f}-{vhi:.1f}, n={len(value)})   "
         f"floor {floor_name}: {f:.1f} {unit} ({flo:.1f}-{fhi:.1f}, n={len(floor)})   "
@@ -359,6 +375,7 @@ def run_startup(runs: int) -> list[dict]:
             "import zmq, yaml",
             floor,
             "<= 1.5x",
+            lambda v, r: [("<= 1.5x", r <= 1.5)],
         ),
         show(
             "  (for reference) import zmq",
@@ -429,6 +446,7 @@ def run_burst(runs: int, items: int = 1000, n: int = 2000, clients: int = 20) ->
             "echo server's CPU",
             floor_cpu,
             "<= 100 us",
+            lambda v, r: [("<= 100 us", v <= 100)],
         ),
     ]
     median = {k: statistics.median(p[k] for p in parts) for k in ("main", "other", "zmq")}
@@ -436,6 +454,15 @@ def run_burst(runs: int, items: int = 1000, n: int = 2000, clients: int = 20) ->
         f"{'  of which, by thread (medians)':<34} main {median['main']:.1f} us, "
         f"committer {median['other']:.1f} us, ZeroMQ I/O {median['zmq']:.1f} us"
     )
+    if shown[1]["median"] > 100:
+        print(
+            f"{'  why not, and what it would take':<34} the main thread's own work a message "
+            "(reading and checking it, applying it and after_, its log line, history rows and "
+            "remembered id) and the committer's three flushes and 80 KB file a commit; it would "
+            "take the checklist's changes appended to a log flushed with the history's "
+            "transaction, the file rewritten now and then, and about 30 us less Python a "
+            "message on the main thread (README, Performance: Burst)"
+        )
     return shown
 
 
@@ -556,7 +583,13 @@ def run_hop(runs: int, hops: int = 10) -> list[dict]:
     floor_name = "fork + round trip + durable write"
     return [
         show(
-            f"hop ({hops}-worker chain)", times["warm"], "ms", floor_name, times["floor"], "<= 1.5x"
+            f"hop ({hops}-worker chain)",
+            times["warm"],
+            "ms",
+            floor_name,
+            times["floor"],
+            "<= 8 ms; <= 1.5x",
+            lambda v, r: [("<= 8 ms", v <= 8), ("<= 1.5x", r <= 1.5)],
         ),
         show(
             "  (for reference) warm start: false",
@@ -666,6 +699,7 @@ def run_growth(runs: int, sizes=(10, 1000, 10000), n: int = 1000, clients: int =
             f"{sizes[0]} items",
             costs[sizes[0]],
             f"<= 2x at {sizes[-1]}",
+            None if size != sizes[-1] else lambda v, r: [("<= 2x", r <= 2)],
         )
         for size in sizes
     ]
@@ -716,7 +750,7 @@ def run_memory(runs: int, counts=(10000, 100000), clients: int = 20) -> list[dic
     print(
         f"{'manager memory':<34} {first:10.1f} MiB after {counts[0]:,} msgs, {last:.1f} MiB after "
         f"{counts[-1]:,}: growth {growth:+.1f}% ({min(growths):+.1f}-{max(growths):+.1f}, "
-        f"n={runs})   target < +10%"
+        f"n={runs})   target {verdict([('< +10%', growth < 10)])}"
     )
     return [{"name": "manager memory", "MiB": [first, last], "growth %": growth, "samples": runs}]
 
@@ -842,7 +876,7 @@ def run_fanout(runs: int, sizes=(1000, 10000)) -> list[dict]:
         m, mlo, mhi = median_spread(peaks)
         per_member[size] = (t / size * 1000, statistics.median(grown))
         growth_target = "-" if size == sizes[0] else f"<= 1.2x per member of {sizes[0]:,}"
-        time_target = "<= 4 s" if size == 1000 else growth_target
+        time_target = verdict([("<= 4 s", t <= 4)]) if size == 1000 else growth_target
         print(
             f"{f'fan-out {size:,}: report to final':<34} {t:10.2f} s      ({tlo:.2f}-{thi:.2f}, "
             f"n={len(seconds)})   {per_member[size][0]:.2f} ms a member   target {time_target}"
@@ -859,7 +893,7 @@ def run_fanout(runs: int, sizes=(1000, 10000)) -> list[dict]:
         print(
             f"{f'  manager peak RSS, {size:,}':<34} {m:10.1f} MiB    ({mlo:.1f}-{mhi:.1f}, "
             f"n={len(peaks)})   {per_member[size][1]:.2f} KiB a member over its start   "
-            f"target {'<= 40 MiB' if size == 1000 else growth_target}"
+            f"target {verdict([('<= 40 MiB', m <= 40)]) if size == 1000 else growth_target}"
         )
         rows.append({"name": f"fan-out {size}", "seconds": seconds, "peak MiB": peaks})
     if len(sizes) > 1:
@@ -868,7 +902,10 @@ def run_fanout(runs: int, sizes=(1000, 10000)) -> list[dict]:
         memory_ratio = large[1] / small[1] if small[1] > 0 else float("nan")
         print(
             f"{f'  per member, {sizes[-1]:,} / {sizes[0]:,}':<34} time {time_ratio:.2f}x, "
-            f"memory {memory_ratio:.2f}x   target <= 1.2x each"
+            f"memory {memory_ratio:.2f}x   target "
+            + verdict(
+                [("time <= 1.2x", time_ratio <= 1.2), ("memory <= 1.2x", memory_ratio <= 1.2)]
+            )
         )
         rows.append({"name": "fan-out ratio", "time": time_ratio, "memory": memory_ratio})
     return rows
@@ -911,6 +948,7 @@ def run_history(runs: int, n: int = 1000, clients: int = 20, hops: int = 10) -> 
             "history off",
             bursts[False],
             ">= 0.9x (costs <= 10%)",
+            lambda v, r: [(">= 0.9x (costs <= 10%)", r >= 0.9)],
         ),
         show(
             "  manager CPU per message, history on",
@@ -927,6 +965,7 @@ def run_history(runs: int, n: int = 1000, clients: int = 20, hops: int = 10) -> 
             "history off",
             times[False],
             "<= 1.1x (costs <= 10%)",
+            lambda v, r: [("<= 1.1x (costs <= 10%)", r <= 1.1)],
         ),
     ]
 
