@@ -118,6 +118,11 @@ def running(pid: int) -> bool:
         return False
 
 
+def defaults_of_sigint_and_sighup() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 @pytest.mark.timeout(60)
 def test_a_worker_sees_what_python_m_would_show_it(system):
     probe(system, "probe")
@@ -130,9 +135,10 @@ def test_a_worker_sees_what_python_m_would_show_it(system):
         cwd=system.dir,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
-        # as the manager starts a worker cold: SIGINT at its default, even when the
-        # tests run with it ignored (from a shell's background job)
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        # as the manager starts a worker cold: SIGINT and SIGHUP at their defaults (the
+        # manager handles HUP), even when the tests run with them ignored (from a
+        # shell's background job, under nohup)
+        preexec_fn=defaults_of_sigint_and_sighup,
         check=True,
         timeout=30,
     )
