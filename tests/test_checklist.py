@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 import yaml
 
@@ -356,3 +357,73 @@ def test_large_entries_written_in_parts_match_a_whole_write_after_any_change():
             c.rollback()
             assert c.as_plain() == before
         check(c)
+
+
+def _reference(c: Checklist) -> bytes:
+    """The checklist's bytes as PyYAML writes each entry, with no cache at all."""
+    items = list(dict.items(c))
+    if not items:
+        return b"{}\n"
+    return b"".join(checklist_module._dump({k: v}) for k, v in items)
+
+
+def _blank_lines_emptied(text: bytes) -> bytes:
+    """``text`` with its lines of spaces alone made empty: a large entry written a
+    sub-key at a time indents the empty line inside a quoted value that runs over
+    lines, where PyYAML leaves it empty; YAML reads both as the same value."""
+    return re.sub(rb"(?m)^ +$", b"", text)
+
+
+def test_the_bytes_written_are_pyyaml_s_after_any_sequence_of_changes():
+    """Property: whatever changes came between writes (merges into large and small
+    entries, sub-keys changed, added or taken out through the entry, entries
+    replaced, removed, re-added, a rollback), each write is byte for byte what
+    PyYAML writes for each entry afresh: the cached fragments, the large entries'
+    sub-key fragments and the joined blocks never go stale."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    ops = st.lists(st.tuples(st.integers(0, 10), st.integers(0, 5), st.integers(0, 2**32)))
+
+    @settings(max_examples=300, deadline=None, derandomize=True)
+    @given(st.integers(0, 2**32), ops)
+    def check(seed, steps):
+        rng = random.Random(seed)
+        c = Checklist(
+            {
+                f"k{i}": {f"s{j}": _value(rng, 1) for j in range(rng.choice([0, 3, 17, 20]))}
+                if rng.random() < 0.7
+                else _value(rng)
+                for i in range(rng.randint(0, 4))
+            }
+        )
+        c.to_yaml()
+        for op, k, value_seed in steps:
+            r = random.Random(value_seed)
+            key, sub = f"k{k}", f"s{r.randint(0, 24)}"
+            entry = dict.get(c, key)
+            if op <= 2:
+                c.merge(key, {f"s{r.randint(0, 24)}": _value(r, 1) for _ in range(r.randint(1, 3))})
+            elif op == 3:
+                c.merge(key, _value(r))
+            elif op == 4 and isinstance(entry, dict):
+                c[key][sub] = _value(r, 1)
+            elif op == 5 and isinstance(entry, dict):
+                c[key].pop(r.choice([sub, *entry][:2]), None)
+            elif op == 6:
+                c.pop(key, None)
+            elif op == 7:
+                c[key] = {f"s{j}": j for j in range(r.choice([1, 16, 18]))}
+            elif op == 8:
+                assert _blank_lines_emptied(c.to_yaml()) == _reference(c)
+            elif op == 9:
+                c.begin()
+                c.merge(key, {sub: "undone"})
+                c.pop(f"k{(k + 1) % 6}", None)
+                c.rollback()
+            elif op == 10 and isinstance(entry, dict):
+                c[key].clear()
+        written = c.to_yaml(b"#h\n", b"#t\n")
+        assert _blank_lines_emptied(written) == b"#h\n" + _reference(c) + b"#t\n"
+
+    check()
