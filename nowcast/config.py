@@ -55,7 +55,10 @@ class Config:
                 f"{config_file}: expected a mapping of keys to values at the top level, "
                 f"got {type(data).__name__}"
             )
-        self._dict = _replace_env_vars(data, config_file, ())
+        missing: dict[str, list[tuple]] = {}
+        self._dict = _replace_env_vars(data, missing, ())
+        if missing:
+            raise KeyError(_missing_text(missing, config_file))
 
     def __getitem__(self, key: str) -> Any:
         return self._dict[key]
@@ -120,30 +123,47 @@ def _one_line(error: Exception) -> str:
     return " ".join(str(error).split())
 
 
-def _replace_env_vars(value: Any, config_file: Any, where: tuple) -> Any:
-    """Return ``value`` with ``$(NOWCAST.ENV.NAME)`` replaced in every string in it."""
+def _replace_env_vars(value: Any, missing: dict[str, list[tuple]], where: tuple) -> Any:
+    """Return ``value`` with ``$(NOWCAST.ENV.NAME)`` replaced in every string in it;
+    each variable that is not set is noted in ``missing`` with where it is used."""
     if isinstance(value, str):
         if "$(NOWCAST.ENV." not in value:
             return value
 
         def env(match: re.Match) -> str:
             name = match.group(1)
-            try:
-                return os.environ[name]
-            except KeyError:
-                raise KeyError(
-                    f"environment variable {name} is not set; {config_file} uses it "
-                    f"at {key_path(where)}"
-                ) from None
+            found = os.environ.get(name)
+            if found is None:
+                missing.setdefault(name, []).append(where)
+                return match.group(0)
+            return found
 
         return _ENV_VAR.sub(env, value)
     if isinstance(value, dict):
-        return {k: _replace_env_vars(v, config_file, (*where, k)) for k, v in value.items()}
+        return {k: _replace_env_vars(v, missing, (*where, k)) for k, v in value.items()}
     if isinstance(value, list):
-        return [_replace_env_vars(v, config_file, (*where, i)) for i, v in enumerate(value)]
+        return [_replace_env_vars(v, missing, (*where, i)) for i, v in enumerate(value)]
     if isinstance(value, set):
         return set(value)  # a copy, as of every mapping and list (each load its own)
     return value
+
+
+def _missing_text(missing: dict[str, list[tuple]], config_file: Any) -> str:
+    """Every environment variable the config uses that is not set, each with the
+    keys it is used at (so that one run names them all)."""
+
+    def places(name: str) -> str:
+        used = missing[name]
+        more = f" and {len(used) - 3} more" if len(used) > 3 else ""
+        return ", ".join(key_path(where) for where in used[:3]) + more
+
+    if len(missing) == 1:
+        (name,) = missing
+        return f"environment variable {name} is not set; {config_file} uses it at {places(name)}"
+    return (
+        f"environment variables {', '.join(missing)} are not set; {config_file} uses "
+        + "; ".join(f"{name} at {places(name)}" for name in missing)
+    )
 
 
 def key_path(keys: tuple | list) -> str:

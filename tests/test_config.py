@@ -175,3 +175,22 @@ def test_a_file_parsed_ahead_is_used_only_while_its_text_is_unchanged(tmp_path, 
     second.load(path)
     assert second["value"] == 1
     assert not config_module.parse_ahead(tmp_path / "missing.yaml")
+
+
+def test_every_unset_env_var_is_named_at_once_with_where_it_is_used(tmp_path, monkeypatch):
+    for name in ("NOWCAST_UNSET_A", "NOWCAST_UNSET_B"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NOWCAST_SET", "/data")
+    path = write(
+        tmp_path,
+        "checklist file: $(NOWCAST.ENV.NOWCAST_UNSET_A)/c.yaml\n"
+        "python: $(NOWCAST.ENV.NOWCAST_UNSET_B)/bin/python\n"
+        "dirs: [$(NOWCAST.ENV.NOWCAST_SET), '$(NOWCAST.ENV.NOWCAST_UNSET_A)/x']\n",
+    )
+    with pytest.raises(KeyError) as error:
+        Config().load(path)
+    text = error.value.args[0]
+    assert text == (
+        f"environment variables NOWCAST_UNSET_A, NOWCAST_UNSET_B are not set; {path} uses "
+        "NOWCAST_UNSET_A at 'checklist file', 'dirs: 1'; NOWCAST_UNSET_B at 'python'"
+    )
