@@ -615,6 +615,25 @@ def _table(rows: list[tuple], right: set[int]) -> list[str]:
     return lines
 
 
+def _unknown_worker(conn: sqlite3.Connection, config: Any, worker: str) -> str | None:
+    """What to say of ``worker`` when it is neither in the message registry nor in
+    the history (a misspelt name, most likely), with the names it may have meant;
+    None when it is known to either."""
+    import difflib
+
+    registry = config.get("message registry")
+    workers = registry.get("workers") if isinstance(registry, dict) else None
+    known = set(workers) if isinstance(workers, dict) else set()
+    if worker in known:
+        return None
+    if conn.execute("SELECT 1 FROM runs WHERE worker = ? LIMIT 1", (worker,)).fetchone():
+        return None
+    known.update(row[0] for row in conn.execute("SELECT DISTINCT worker FROM runs"))
+    close = difflib.get_close_matches(worker, sorted(known, key=str), n=3)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    return f"no worker {worker!r} in the message registry of {config.file} nor in the history{hint}"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``nowcast history`` and ``python -m nowcast.history``."""
     import argparse
@@ -649,11 +668,15 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2 if not isinstance(e, HistoryError) else 1)
     try:
         data = report(conn, args.worker, args.days)
+        unknown = args.worker is not None and _unknown_worker(conn, config, args.worker)
     except sqlite3.DatabaseError as e:
         print(f"nowcast history: {path}: {e}", file=sys.stderr)
         sys.exit(1)
     finally:
         conn.close()
+    if unknown:
+        print(f"nowcast history: {unknown}", file=sys.stderr)
+        sys.exit(2)
     if args.json:
         print(json.dumps(data, indent=2))
         return

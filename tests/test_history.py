@@ -311,6 +311,27 @@ def test_nowcast_history_says_clearly_what_is_missing(tmp_path):
     assert _cli(str(tmp_path / "absent.yaml")).returncode == 2
 
 
+@pytest.mark.timeout(30)
+def test_nowcast_history_of_a_worker_no_one_knows_says_so_and_what_was_meant(tmp_path):
+    config = tmp_path / "nowcast.yaml"
+    config.write_text(
+        f"checklist file: {tmp_path}/checklist.yaml\n"
+        "message registry: {workers: {get_rivers: {success: ok}, run_model: {success: ok}}}\n"
+    )
+    conn = history.open_for_writing(f"{tmp_path}/checklist.yaml.history.sqlite")
+    _run(conn, "m", "retired_worker", time.time() - 40 * DAY, 5)
+    conn.close()
+    typo = _cli(str(config), "get_rivrs")
+    assert typo.returncode == 2 and "Traceback" not in typo.stderr
+    assert "no worker 'get_rivrs' in the message registry of" in typo.stderr
+    assert typo.stderr.rstrip().endswith("did you mean get_rivers?")
+    # a registered worker with no runs yet, and one the history alone knows: no error
+    assert _cli(str(config), "run_model").returncode == 0
+    assert _cli(str(config), "retired_worker").returncode == 0
+    retired = _cli(str(config), "retired_workr")
+    assert retired.returncode == 2 and "did you mean retired_worker?" in retired.stderr
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
     lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
