@@ -30,8 +30,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "runs, durations and trends from the history (config.yaml [WORKER] [--days N] [--json])",
     ),
     "keys": ("nowcast.keys:main", "make CurveZMQ keys (DIR [--client NAME])"),
-    "ps": ("nowcast.processes:main_ps", "what of the system is running, workers included"),
-    "stop": ("nowcast.processes:main_stop", "stop the whole system, workers included"),
+    "ps": (
+        "nowcast.processes:main_ps",
+        "what of the system is running, workers included (config.yaml [--json])",
+    ),
+    "stop": (
+        "nowcast.processes:main_stop",
+        "stop the whole system, workers included (config.yaml [--grace S])",
+    ),
     "run": (
         "nowcast.command:run_worker",
         "run a worker as python -m does (WORKER config.yaml ...)",
