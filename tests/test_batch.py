@@ -130,6 +130,23 @@ def test_a_job_cancelled_from_outside_is_a_crash_with_its_state(system, slurm):
     assert f"job {job} ended CANCELLED" in line and "its output ends: about to sleep" in line
 
 
+@pytest.mark.timeout(90)
+def test_a_job_whose_output_cannot_be_read_says_so_in_its_crash(system, slurm):
+    chain(system, "print('about to sleep', flush=True)\ntime.sleep(60)")
+    system.start()
+    assert system.run_worker("start").returncode == 0
+    job = job_running(slurm, system)
+    wait_for(lambda: "about to sleep" in output(system), what="the worker's output")
+    for path in (system.dir / "jobs").glob("middle-*.out"):
+        path.unlink()  # taken away (a full scratch disk cleaned, a quota): the job runs on
+    subprocess.run(["scancel", job], env=slurm, check=True)
+    msg_type, payload = wait_after_middle(system)
+    assert msg_type == "crash" and payload["state"] == "CANCELLED"
+    assert payload["output"] == "" and payload["output unread"] == "No such file or directory"
+    line = next(line for line in system.log().splitlines() if "handling it as a crash" in line)
+    assert f"its output could not be read ({payload['output file']}: No such file" in line
+
+
 @pytest.mark.timeout(120)
 def test_a_job_on_a_host_a_reload_took_out_is_still_followed_to_its_end(system, slurm):
     chain(system, "print('about to sleep', flush=True)\ntime.sleep(60)")

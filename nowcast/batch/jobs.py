@@ -284,7 +284,8 @@ class BatchJobs:
         for token, (command, launched, status) in list(self._tails.items()):
             if command.done():
                 del self._tails[token]
-                self._finish(launched, status, command.stdout)
+                unread = None if command.returncode == 0 else command.said
+                self._finish(launched, status, command.stdout, unread)
                 changed = True
         for command, what in list(self._cancels):
             if command.done():
@@ -564,9 +565,14 @@ class BatchJobs:
             tail = ["tail", "-n", str(defaults.BATCH_OUTPUT_LINES), launched.job["output"]]
             self._tails[launched.job["token"]] = (Command(host.command(tail)), launched, status)
         else:
-            self._finish(launched, status, _tail(launched.job["output"]))
+            self._finish(launched, status, *_tail(launched.job["output"]))
 
-    def _finish(self, launched: Launched, status: JobStatus, output: str) -> None:
+    def _finish(
+        self, launched: Launched, status: JobStatus, output: str, unread: str | None = None
+    ) -> None:
+        """Mark a job that ended without its worker reporting as exited, with a note
+        of how it ended and the last lines of its output (``unread``: why that
+        output could not be read)."""
         job = launched.job
         self._remove(job["token"])
         code = -status.signal if status.signal else status.exit_code
@@ -589,6 +595,8 @@ class BatchJobs:
             note = f"{ended} without reporting to the manager"
         if lines:
             note += "; its output ends: " + " | ".join(line.strip() for line in lines[-3:])
+        elif unread:
+            note += f"; its output could not be read ({job['output']}: {unread})"
         launched.exited = True
         launched.exit_code = code
         launched.end_note = note
@@ -602,6 +610,8 @@ class BatchJobs:
             "output": "\n".join(lines),
             "output file": job["output"],
         }
+        if unread:
+            launched.end_payload["output unread"] = unread
 
     def _end(self, launched: Launched, note: str, payload: dict) -> bool:
         launched.exited = True
@@ -724,12 +734,13 @@ def host_says_gone(job_id: str) -> str:
     return f"the batch system no longer knows job {job_id}, so its end is unknown"
 
 
-def _tail(path: str, lines: int = defaults.BATCH_OUTPUT_LINES) -> str:
+def _tail(path: str, lines: int = defaults.BATCH_OUTPUT_LINES) -> tuple[str, str | None]:
+    """The last ``lines`` lines of the file at ``path``, and why not if it cannot be read."""
     try:
         with open(path, "rb") as f:
             f.seek(0, os.SEEK_END)
             f.seek(max(0, f.tell() - 8000))
             text = f.read().decode(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
+    except OSError as e:
+        return "", e.strerror or str(e)
+    return "\n".join(text.splitlines()[-lines:]), None
