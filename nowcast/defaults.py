@@ -216,3 +216,7 @@ BATCH_REMOTE_JOBS_DIRECTORY = "nowcast-jobs"
 
 # Lines of a batch job's output that go into the crash message and log line.
 BATCH_OUTPUT_LINES = 10
+
+# Tries of reading the end of a batch job's output through ssh, when ssh itself
+# fails (exit status 255: the connection refused or lost) rather than the command.
+BATCH_TAIL_TRIES = 3

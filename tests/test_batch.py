@@ -438,6 +438,51 @@ def test_jobs_submitted_through_ssh_to_a_login_node(system, slurm_cluster, sshd)
 # reading SLURM's output (no cluster needed)
 
 
+@pytest.mark.timeout(120)
+def test_an_output_read_that_ssh_fails_is_tried_again(
+    system,
+    slurm_cluster,
+    sshd,  # noqa: F811
+    monkeypatch,
+):
+    """ssh refused once when the manager reads the end of a cancelled job's output:
+    it reads it again, and the crash has the output's last lines."""
+    slurm = slurm_cluster
+    bin_dir = system.dir / "bin"
+    bin_dir.mkdir()
+    refused = system.dir / "refused-once"
+    (bin_dir / "ssh").write_text(
+        "#!/bin/sh\n"
+        f'case "$*" in *tail*) if [ ! -e {refused} ]; then : > {refused}; '
+        'echo "ssh: connect to host 127.0.0.1: Connection refused" >&2; exit 255; fi;; esac\n'
+        f'exec {shutil.which("ssh")} "$@"\n'
+    )
+    (bin_dir / "ssh").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    envvars = system.dir / "login-env.sh"
+    envvars.write_text(f"export SLURM_CONF={slurm['SLURM_CONF']}\ncd {system.dir}\n")
+    login = remote_host(system, sshd)
+    login["envvars"] = str(envvars)
+    del login["port"]
+    login["ssh options"] = ["-p", str(sshd["port"]), *login["ssh options"]]
+    login["jobs directory"] = str(system.dir / "login-jobs")
+    chain(system, "time.sleep(60)", host=login)
+    system.start()
+    assert system.run_worker("start").returncode == 0
+    job = wait_for(lambda: job_ids(system), timeout=30, what="the job")[0]
+    wait_for(lambda: squeue(slurm, job) == "RUNNING", timeout=30, what=f"job {job} running")
+    subprocess.run(["scancel", job], env=slurm, check=True)
+    msg_type, payload = wait_after_middle(system)
+    assert refused.exists()  # ssh did refuse the first read
+    assert (msg_type, payload["state"]) == ("crash", "CANCELLED")
+    assert f"JOB {job} ON" in payload["output"]
+    assert "output unread" not in payload
+    assert (
+        "through ssh: ssh: connect to host 127.0.0.1: Connection refused; trying again (try 2 of 3)"
+        in (system.log())
+    )
+
+
 def test_squeue_output_is_read_into_job_states():
     out = (
         "12|RUNNING|n1|0|0|None\n"

@@ -129,6 +129,7 @@ class BatchJobs:
         self._next_poll: dict[str, float] = {}
         self._delay: dict[str, float] = {}
         self._tails: dict[str, tuple[Command, Launched, JobStatus]] = {}
+        self._tail_tries: dict[str, int] = {}  # token -> tries of its tail so far (1 if absent)
         self._cancels: list[tuple[Command, str]] = []
         self._poll_failed_logged: dict[str, float] = {}
         self._search_after: dict[str, float] = {}  # token -> when to search for it again
@@ -283,6 +284,20 @@ class BatchJobs:
             changed |= self._tend_poll(host, watched, now)
         for token, (command, launched, status) in list(self._tails.items()):
             if command.done():
+                tries = self._tail_tries.pop(token, 1)
+                if command.returncode == 255 and tries < defaults.BATCH_TAIL_TRIES:
+                    self.logger.warning(
+                        "cannot read the end of %s's output (job %s) through ssh: %s; "
+                        "trying again (try %d of %d)",
+                        launched.name,
+                        launched.job["id"],
+                        command.said,
+                        tries + 1,
+                        defaults.BATCH_TAIL_TRIES,
+                    )
+                    self._tails[token] = (Command(command.argv), launched, status)
+                    self._tail_tries[token] = tries + 1
+                    continue
                 del self._tails[token]
                 unread = None if command.returncode == 0 else command.said
                 self._finish(launched, status, command.stdout, unread)
