@@ -66,6 +66,17 @@ def job_ids(system) -> list[str]:
     return re.findall(r"middle submitted to cluster as job (\d+)", system.log())
 
 
+def submitted(system, count: int) -> list[str]:
+    """The ids of the ``count`` jobs submitted, once the log has them all: a job
+    can run and its worker report before the manager has seen sbatch's answer."""
+
+    def found() -> list[str] | None:
+        ids = job_ids(system)
+        return ids if len(ids) >= count else None
+
+    return wait_for(found, what=f"{count} job id(s) in the log")
+
+
 def squeue(slurm, job_id: str, field: str = "State") -> str:
     return subprocess.run(
         ["squeue", "-h", "--states=all", "-j", job_id, "-O", field],
@@ -94,7 +105,7 @@ def test_a_chain_with_its_middle_worker_as_a_batch_job(system, slurm):
     wait_for(lambda: "end" in system.checklist(), timeout=60, what="the end of the chain")
     msg_type, payload = after_middle(system)[0]
     assert msg_type == "success"
-    (job,) = job_ids(system)
+    (job,) = submitted(system, 1)
     assert payload["job"] == job  # it ran as that job, on the node
     scripts = list((system.dir / "jobs").glob("middle-*-try1-*.sh"))
     assert len(scripts) == 1
@@ -242,7 +253,7 @@ def test_retries_submit_the_job_again(system, slurm):
     assert system.run_worker("start").returncode == 0
     msg_type, payload = wait_after_middle(system, timeout=90)
     assert msg_type == "success"
-    first, second = job_ids(system)
+    first, second = submitted(system, 2)
     assert payload["job"] == second != first
     assert len(list((system.dir / "jobs").glob("middle-*-try2-*.sh"))) == 1
     assert f"job {first} ended FAILED (exit code 7)" in system.log()
@@ -293,7 +304,7 @@ def test_a_job_past_its_queue_timeout_is_cancelled_and_a_crash(system, slurm):
     assert system.run_worker("start").returncode == 0
     msg_type, payload = wait_after_middle(system)
     assert (msg_type, payload["state"]) == ("crash", "CANCELLED")
-    (job,) = job_ids(system)
+    (job,) = submitted(system, 1)
     line = next(line for line in system.log().splitlines() if "handling it as a crash" in line)
     assert "waited in the queue past its queue timeout of 2 s and was cancelled" in line
     assert f"job {job} ended CANCELLED" in line
@@ -422,7 +433,7 @@ def test_jobs_submitted_through_ssh_to_a_login_node(system, slurm_cluster, sshd)
     system.start()
     assert system.run_worker("start").returncode == 0
     wait_for(lambda: "end" in system.checklist(), timeout=60, what="the end of the chain")
-    (job,) = job_ids(system)
+    (job,) = submitted(system, 1)
     assert after_middle(system)[0] == [
         "success",
         {"job": job, "pid": after_middle(system)[0][1]["pid"]},
