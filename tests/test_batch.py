@@ -97,6 +97,17 @@ def job_running(slurm, system) -> str:
     return job
 
 
+def sleeping_job(system, slurm) -> str:
+    """Start the chain with a middle job that prints a line and sleeps a minute;
+    its id once it runs and has printed."""
+    chain(system, "print('about to sleep', flush=True)\ntime.sleep(60)")
+    system.start()
+    assert system.run_worker("start").returncode == 0
+    job = job_running(slurm, system)
+    wait_for(lambda: "about to sleep" in output(system), what="the worker's output")
+    return job
+
+
 @pytest.mark.timeout(90)
 def test_a_chain_with_its_middle_worker_as_a_batch_job(system, slurm):
     chain(system)
@@ -128,11 +139,7 @@ def test_a_chain_with_its_middle_worker_as_a_batch_job(system, slurm):
 
 @pytest.mark.timeout(90)
 def test_a_job_cancelled_from_outside_is_a_crash_with_its_state(system, slurm):
-    chain(system, "print('about to sleep', flush=True)\ntime.sleep(60)")
-    system.start()
-    assert system.run_worker("start").returncode == 0
-    job = job_running(slurm, system)
-    wait_for(lambda: "about to sleep" in output(system), what="the worker's output")
+    job = sleeping_job(system, slurm)
     subprocess.run(["scancel", job], env=slurm, check=True)
     msg_type, payload = wait_after_middle(system)
     assert msg_type == "crash"
@@ -144,11 +151,7 @@ def test_a_job_cancelled_from_outside_is_a_crash_with_its_state(system, slurm):
 
 @pytest.mark.timeout(90)
 def test_a_job_whose_output_cannot_be_read_says_so_in_its_crash(system, slurm):
-    chain(system, "print('about to sleep', flush=True)\ntime.sleep(60)")
-    system.start()
-    assert system.run_worker("start").returncode == 0
-    job = job_running(slurm, system)
-    wait_for(lambda: "about to sleep" in output(system), what="the worker's output")
+    job = sleeping_job(system, slurm)
     for path in (system.dir / "jobs").glob("middle-*.out"):
         path.unlink()  # taken away (a full scratch disk cleaned, a quota): the job runs on
     subprocess.run(["scancel", job], env=slurm, check=True)
@@ -161,10 +164,7 @@ def test_a_job_whose_output_cannot_be_read_says_so_in_its_crash(system, slurm):
 
 @pytest.mark.timeout(120)
 def test_a_job_on_a_host_a_reload_took_out_is_still_followed_to_its_end(system, slurm):
-    chain(system, "print('about to sleep', flush=True)\ntime.sleep(60)")
-    system.start()
-    assert system.run_worker("start").returncode == 0
-    job = job_running(slurm, system)
+    job = sleeping_job(system, slurm)
     del system.config_extra["run"]  # the host 'cluster' taken out of the config
     system.write()
     system.manager.send_signal(signal.SIGHUP)
