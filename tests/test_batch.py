@@ -183,10 +183,7 @@ def test_a_job_on_a_host_a_reload_took_out_is_still_followed_to_its_end(system, 
 
 @pytest.mark.timeout(120)
 def test_a_job_on_a_host_gone_from_the_config_at_a_restart_ends_as_unknown(system, slurm):
-    chain(system, "time.sleep(60)")
-    system.start()
-    assert system.run_worker("start").returncode == 0
-    job = job_running(slurm, system)
+    job = sleeping_job(system, slurm)
     system.kill_manager()
     del system.config_extra["run"]
     system.write()
@@ -342,10 +339,7 @@ def test_a_recorded_submission_missing_from_the_state_is_followed_not_submitted(
 
 @pytest.mark.timeout(90)
 def test_nowcast_status_shows_the_job(system, slurm):
-    chain(system, "time.sleep(60)")
-    system.start()
-    assert system.run_worker("start").returncode == 0
-    job = job_running(slurm, system)
+    job = sleeping_job(system, slurm)
 
     def shown():
         out = subprocess.run(
