@@ -592,3 +592,19 @@ def test_a_yaml_message_is_answered_in_yaml_which_a_yaml_reader_reads_right(tmp_
         "big": 1e20,
         "text": "caf\u00e9 \U0001f600",
     }
+
+
+def test_a_need_too_big_for_a_reply_is_refused_in_the_form_it_came_in(tmp_path):
+    core = make_core(tmp_path)
+    core.config["zmq"] = {"max message size": 300}
+    core.checklist["a"] = {"text": "x" * 1000}
+    core.config["message registry"]["workers"]["a"]["need"] = "a worker asks for a key"
+    core.receive([*ENVELOPE, b"source: a\ntype: need\npayload: a\n"], 0.0)
+    core.receive(frames("a", "need", "a"), 0.0)
+    replies, _ = _commit(core)
+    in_yaml, in_json = (reply.text for reply in replies)
+    assert not in_yaml.lstrip().startswith("{")  # YAML, for NEMO_Nowcast's workers
+    assert yaml.safe_load(in_yaml)["type"] == "reply too big"
+    answer = json.loads(in_json)
+    assert answer["type"] == "reply too big"
+    assert "is 1,0" in answer["payload"] and "max message size (300 bytes)" in answer["payload"]
