@@ -608,3 +608,20 @@ def test_a_need_too_big_for_a_reply_is_refused_in_the_form_it_came_in(tmp_path):
     answer = json.loads(in_json)
     assert answer["type"] == "reply too big"
     assert "is 1,0" in answer["payload"] and "max message size (300 bytes)" in answer["payload"]
+
+
+def test_a_need_reply_of_exactly_the_max_message_size_is_sent(tmp_path):
+    def reply_to_need(directory, text: str, max_size: int) -> dict:
+        directory.mkdir()
+        core = make_core(directory)
+        core.config["zmq"] = {"max message size": max_size}
+        core.checklist["a"] = {"text": text}
+        core.config["message registry"]["workers"]["a"]["need"] = "a worker asks for a key"
+        core.receive(frames("a", "need", "a"), 0.0)
+        replies, _ = _commit(core)
+        return json.loads(replies[0].text), len(replies[0].text)
+
+    _, empty = reply_to_need(tmp_path / "empty", "", 10**6)
+    limit = empty + 700  # the reply to a text of 700 characters is exactly this long
+    assert reply_to_need(tmp_path / "at", "x" * 700, limit)[0]["type"] == "ack"
+    assert reply_to_need(tmp_path / "over", "x" * 701, limit)[0]["type"] == "reply too big"
