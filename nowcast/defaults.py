@@ -217,6 +217,7 @@ BATCH_REMOTE_JOBS_DIRECTORY = "nowcast-jobs"
 # Lines of a batch job's output that go into the crash message and log line.
 BATCH_OUTPUT_LINES = 10
 
-# Tries of reading the end of a batch job's output through ssh, when ssh itself
-# fails (exit status 255: the connection refused or lost) rather than the command.
-BATCH_TAIL_TRIES = 3
+# Tries of a command run through ssh on a login node that cancels a batch job or
+# reads the end of its output, when ssh itself fails (exit status 255: the
+# connection refused or lost) rather than the command.
+BATCH_SSH_TRIES = 3

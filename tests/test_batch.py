@@ -11,6 +11,7 @@ import signal
 import sqlite3
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from conftest import PY, wait_for
@@ -448,6 +449,47 @@ def test_jobs_submitted_through_ssh_to_a_login_node(system, slurm_cluster, sshd)
 # reading SLURM's output (no cluster needed)
 
 
+def refusing_ssh(system, monkeypatch, word: str, times: int) -> Path:
+    """Put an ``ssh`` first on the PATH that fails as a refused connection (exit
+    255) the first ``times`` times it is asked to run a command with ``word`` in
+    it; return the file that counts the refusals, a line each."""
+    bin_dir = system.dir / "bin"
+    bin_dir.mkdir()
+    refused = system.dir / f"refused-{word}"
+    refused.touch()
+    (bin_dir / "ssh").write_text(
+        "#!/bin/sh\n"
+        f'case "$*" in *{word}*) if [ "$(wc -l < {refused})" -lt {times} ]; then '
+        f"echo x >> {refused}; "
+        'echo "ssh: connect to host 127.0.0.1: Connection refused" >&2; exit 255; fi;; esac\n'
+        f'exec {shutil.which("ssh")} "$@"\n'
+    )
+    (bin_dir / "ssh").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return refused
+
+
+def login_chain(system, slurm, sshd, middle: str, **settings) -> str:  # noqa: F811
+    """start -> middle (a batch job submitted through ssh to a login node) -> end,
+    started; the job's id once it runs."""
+    envvars = system.dir / "login-env.sh"
+    envvars.write_text(f"export SLURM_CONF={slurm['SLURM_CONF']}\ncd {system.dir}\n")
+    login = remote_host(system, sshd)
+    login["envvars"] = str(envvars)
+    del login["port"]
+    login["ssh options"] = ["-p", str(sshd["port"]), *login["ssh options"]]
+    login["jobs directory"] = str(system.dir / "login-jobs")
+    chain(system, middle, host=login, **settings)
+    system.start()
+    assert system.run_worker("start").returncode == 0
+    job = wait_for(lambda: job_ids(system), timeout=30, what="the job")[0]
+    wait_for(lambda: squeue(slurm, job) == "RUNNING", timeout=30, what=f"job {job} running")
+    return job
+
+
+REFUSED = "through ssh: ssh: connect to host 127.0.0.1: Connection refused; trying again"
+
+
 @pytest.mark.timeout(120)
 def test_an_output_read_that_ssh_fails_is_tried_again(
     system,
@@ -458,39 +500,42 @@ def test_an_output_read_that_ssh_fails_is_tried_again(
     """ssh refused once when the manager reads the end of a cancelled job's output:
     it reads it again, and the crash has the output's last lines."""
     slurm = slurm_cluster
-    bin_dir = system.dir / "bin"
-    bin_dir.mkdir()
-    refused = system.dir / "refused-once"
-    (bin_dir / "ssh").write_text(
-        "#!/bin/sh\n"
-        f'case "$*" in *tail*) if [ ! -e {refused} ]; then : > {refused}; '
-        'echo "ssh: connect to host 127.0.0.1: Connection refused" >&2; exit 255; fi;; esac\n'
-        f'exec {shutil.which("ssh")} "$@"\n'
-    )
-    (bin_dir / "ssh").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    envvars = system.dir / "login-env.sh"
-    envvars.write_text(f"export SLURM_CONF={slurm['SLURM_CONF']}\ncd {system.dir}\n")
-    login = remote_host(system, sshd)
-    login["envvars"] = str(envvars)
-    del login["port"]
-    login["ssh options"] = ["-p", str(sshd["port"]), *login["ssh options"]]
-    login["jobs directory"] = str(system.dir / "login-jobs")
-    chain(system, "time.sleep(60)", host=login)
-    system.start()
-    assert system.run_worker("start").returncode == 0
-    job = wait_for(lambda: job_ids(system), timeout=30, what="the job")[0]
-    wait_for(lambda: squeue(slurm, job) == "RUNNING", timeout=30, what=f"job {job} running")
+    refused = refusing_ssh(system, monkeypatch, "tail", 1)
+    job = login_chain(system, slurm, sshd, "time.sleep(60)")
     subprocess.run(["scancel", job], env=slurm, check=True)
     msg_type, payload = wait_after_middle(system)
-    assert refused.exists()  # ssh did refuse the first read
+    assert refused.read_text() == "x\n"  # ssh did refuse the first read
     assert (msg_type, payload["state"]) == ("crash", "CANCELLED")
     assert f"JOB {job} ON" in payload["output"]
     assert "output unread" not in payload
-    assert (
-        "through ssh: ssh: connect to host 127.0.0.1: Connection refused; trying again (try 2 of 3)"
-        in (system.log())
+    assert f"{REFUSED} (try 2 of 3)" in system.log()
+
+
+@pytest.mark.timeout(120)
+def test_a_cancel_that_ssh_fails_is_tried_again(
+    system,
+    slurm_cluster,
+    sshd,  # noqa: F811
+    monkeypatch,
+):
+    """ssh refused twice when the manager cancels a job past its timeout: the
+    third try signals it, so the job still gets its SIGTERM and its grace."""
+    slurm = slurm_cluster
+    refused = refusing_ssh(system, monkeypatch, "scancel", 2)
+    login_chain(
+        system,
+        slurm,
+        sshd,
+        "import signal, sys\n"
+        "signal.signal(signal.SIGTERM, lambda *a: (print('got SIGTERM', flush=True), sys.exit(9)))\n"
+        "time.sleep(120)",
+        timeout=4,
+        **{"timeout grace": 30},
     )
+    msg_type, payload = wait_after_middle(system)
+    assert refused.read_text() == "x\nx\n"
+    assert msg_type == "crash" and "got SIGTERM" in payload["output"]
+    assert f"{REFUSED} (try 3 of 3)" in system.log()
 
 
 def test_squeue_output_is_read_into_job_states():

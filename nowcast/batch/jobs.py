@@ -53,6 +53,7 @@ class Command:
         out: str | None = None,
     ) -> None:
         self.argv = argv
+        self.tries = 1  # this command's try, when it is tried again (BatchJobs._again)
         self.deadline = time.monotonic() + timeout
         self.timed_out = False
         self.returncode: int | None = None
@@ -129,7 +130,6 @@ class BatchJobs:
         self._next_poll: dict[str, float] = {}
         self._delay: dict[str, float] = {}
         self._tails: dict[str, tuple[Command, Launched, JobStatus]] = {}
-        self._tail_tries: dict[str, int] = {}  # token -> tries of its tail so far (1 if absent)
         self._cancels: list[tuple[Command, str]] = []
         self._poll_failed_logged: dict[str, float] = {}
         self._search_after: dict[str, float] = {}  # token -> when to search for it again
@@ -284,19 +284,10 @@ class BatchJobs:
             changed |= self._tend_poll(host, watched, now)
         for token, (command, launched, status) in list(self._tails.items()):
             if command.done():
-                tries = self._tail_tries.pop(token, 1)
-                if command.returncode == 255 and tries < defaults.BATCH_TAIL_TRIES:
-                    self.logger.warning(
-                        "cannot read the end of %s's output (job %s) through ssh: %s; "
-                        "trying again (try %d of %d)",
-                        launched.name,
-                        launched.job["id"],
-                        command.said,
-                        tries + 1,
-                        defaults.BATCH_TAIL_TRIES,
-                    )
-                    self._tails[token] = (Command(command.argv), launched, status)
-                    self._tail_tries[token] = tries + 1
+                what = f"read the end of {launched.name}'s output (job {launched.job['id']})"
+                again = self._again(command, what)
+                if again is not None:
+                    self._tails[token] = (again, launched, status)
                     continue
                 del self._tails[token]
                 unread = None if command.returncode == 0 else command.said
@@ -305,7 +296,10 @@ class BatchJobs:
         for command, what in list(self._cancels):
             if command.done():
                 self._cancels.remove((command, what))
-                if command.returncode != 0:
+                again = self._again(command, what)
+                if again is not None:
+                    self._cancels.append((again, what))
+                elif command.returncode != 0:
                     self.logger.error("%s failed: %s", what, command.said)
         if self._retired:
             followed = {w.host for w in jobs if not w.exited}
@@ -314,6 +308,23 @@ class BatchJobs:
                 del self._retired[name]
                 self.logger.info("batch host %s, no longer in the config, has no job left", name)
         return changed
+
+    def _again(self, command: Command, what: str) -> Command | None:
+        """The same command started again when ssh itself failed (exit status 255:
+        the connection refused or lost, the command not run), up to
+        ``BATCH_SSH_TRIES`` tries in all; None otherwise."""
+        if command.returncode != 255 or command.tries >= defaults.BATCH_SSH_TRIES:
+            return None
+        self.logger.warning(
+            "cannot %s through ssh: %s; trying again (try %d of %d)",
+            what,
+            command.said,
+            command.tries + 1,
+            defaults.BATCH_SSH_TRIES,
+        )
+        again = Command(command.argv)
+        again.tries = command.tries + 1
+        return again
 
     def _tend_submission(self, launched: Launched, now: float) -> bool:
         job = launched.job
