@@ -157,6 +157,19 @@ def test_a_worker_sees_what_python_m_would_show_it(system):
     wait_for(lambda: "started by the fork server as pid" in system.log(), what="the launch line")
 
 
+def test_the_servers_own_rehearsals_leave_no_trace_in_it_or_in_the_log(system):
+    # the server runs a worker's start many times itself before it says it is
+    # ready (forkserver.SERVER_WARM_UPS): nothing of it may be logged, retitle the
+    # server or leave a thread in it
+    server = start_warm(system)
+    with open(f"/proc/{server}/cmdline", "rb") as f:
+        cmdline = f.read().split(b"\0")
+    assert b"nowcast.forkserver" in cmdline
+    assert len(os.listdir(f"/proc/{server}/task")) == 1
+    assert "rehearsing" not in system.log()
+    assert "rehearsing" not in manager_output(system)
+
+
 @pytest.mark.timeout(60)
 def test_exit_codes_signals_and_output_reach_the_manager(system):
     probe(system, "speaks", "print('out-7f3a'); print('err-7f3a', file=sys.stderr); sys.exit(7)")
