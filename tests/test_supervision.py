@@ -72,6 +72,30 @@ def test_silent_death_reaches_after_function_as_crash(system):
 
 
 @pytest.mark.timeout(60)
+def test_a_silent_death_that_launches_nothing_is_written_at_once(system):
+    # nothing else follows it (after_dies returns []), so its handling must make
+    # its own commit: the state file stops listing the worker as running
+    system.worker_module("dies", "os._exit(7)")
+    record_after(system, "dies")
+    start_with_launcher(system, "dies")
+    wait_for(lambda: after_calls(system) == ["dies crash"], what="after_dies with crash")
+    wait_for(lambda: watched(system) == [], timeout=5, what="the state file without it")
+
+
+@pytest.mark.timeout(60)
+def test_a_launched_worker_is_written_as_running_while_it_runs(system):
+    # the launch itself waits for no message: the commit after it comes within
+    # defaults.LATER_COMMIT_DELAY (0.5 s), while the worker still runs; with the
+    # history off, no history row asks for that commit: the launch itself must
+    system.config_extra["history"] = {"enabled": False}
+    system.worker_module("sleeps", "time.sleep(30)")
+    record_after(system, "sleeps")
+    start_with_launcher(system, "sleeps")
+    wait_for(lambda: watched(system) == ["sleeps"], timeout=5, what="the state file with it")
+    assert after_calls(system) == []
+
+
+@pytest.mark.timeout(60)
 def test_timeout_ends_the_worker_and_reaches_after_as_crash(system):
     system.worker_module("hangs", "time.sleep(60)", timeout=2, **{"timeout grace": 2})
     record_after(system, "hangs")
