@@ -458,9 +458,11 @@ def run_burst(runs: int, items: int = 1000, n: int = 2000, clients: int = 20) ->
         print(
             f"{'  why not, and what it would take':<34} the main thread's own work a message "
             "(reading and checking it, applying it and after_, its log line, history rows and "
-            "remembered id) and the committer's three flushes and 80 KB file a commit; it would "
-            "take the checklist's changes appended to a log flushed with the history's "
-            "transaction, the file rewritten now and then, and about 30 us less Python a "
+            "remembered id) and the committer's: the 80 KB checklist file made, flushed and "
+            "renamed, and the history's transaction, in each commit. It would take the "
+            "checklist's changes carried in the history's transaction and the file rewritten "
+            "now and then, which the design's rule that the checklist file is written before "
+            "each reply forbids (a decision for the project), and 5 to 10 us less Python a "
             "message on the main thread (README, Performance: Burst)"
         )
     return shown
