@@ -447,8 +447,15 @@ def _top_level_pieces(text: bytes) -> list[bytes]:
 
 def _dump(data: dict) -> bytes:
     try:
-        return _dump_text(data)
-    except Exception:  # YAMLError, and what else user code may put in an entry
+        # as _dump_each's one dump of many entries writes it: a value an entry
+        # holds twice is written whole each time, never as an anchor and alias,
+        # so an entry's bytes do not depend on which other entries changed with it
+        return _dump_text(data, _UnsharedDumper)
+    except Exception:  # YAMLError, a value that holds itself, what user code may put in it
+        pass
+    try:
+        return _dump_text(data)  # a value that holds itself is written with an alias
+    except Exception:
         pass
     try:
         text = _dump_text(to_plain(data))

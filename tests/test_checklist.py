@@ -188,6 +188,37 @@ def test_a_value_shared_by_two_entries_is_written_whole_in_each():
     assert yaml.safe_load(text) == {"x": shared, "y": shared, "z": 1}
 
 
+def test_a_value_an_entry_holds_twice_is_written_whole_however_many_entries_changed():
+    # one entry changed alone is dumped on its own, several are dumped together:
+    # the entry's bytes must not depend on which
+    files = ["a.nc", "b.nc"]
+    c = Checklist({"x": {"in": files, "out": files}, "y": {"list": [1]}})
+    together = c.to_yaml()
+    c["x"]["in"] = files  # x alone changed
+    alone = c.to_yaml()
+    assert alone == together
+    assert b"&" not in alone and b"*" not in alone
+    assert yaml.safe_load(alone) == {"x": {"in": files, "out": files}, "y": {"list": [1]}}
+
+
+def test_text_that_is_not_ascii_is_written_as_it_is():
+    # operators read the file: a place name is written as itself, not escaped
+    c = Checklist({"stations": {"first": "Saint-\u00c9lie", "second": "R\u00f8st"}, "n": 1})
+    text = c.to_yaml()
+    assert "Saint-\u00c9lie".encode() in text and "R\u00f8st".encode() in text
+    assert b"\\x" not in text and b"\\u" not in text
+
+
+def test_a_value_that_holds_itself_is_still_written():
+    # only an after_ function can make one; YAML writes it with an alias
+    loop: list = ["a"]
+    loop.append(loop)
+    c = Checklist({"x": loop, "y": 1})
+    text = c.to_yaml()
+    back = yaml.safe_load(text)
+    assert back["y"] == 1 and back["x"][0] == "a" and back["x"][1] is back["x"]
+
+
 def test_load_reads_a_checklist_written_by_nemo_nowcast(tmp_path):
     path = tmp_path / "nowcast_checklist.yaml"
     path.write_text(yaml.safe_dump({"sleepyhead": {"slept": 5}, "awake": True}))
