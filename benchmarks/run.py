@@ -583,7 +583,7 @@ def run_hop(runs: int, hops: int = 10) -> list[dict]:
         for chain in chains.values():
             chain.system.stop()
     floor_name = "fork + round trip + durable write"
-    return [
+    shown = [
         show(
             f"hop ({hops}-worker chain)",
             times["warm"],
@@ -602,6 +602,16 @@ def run_hop(runs: int, hops: int = 10) -> list[dict]:
             "-",
         ),
     ]
+    if shown[0]["median"] > 8:
+        print(
+            f"{'  why not, and what it would take':<34} about twice its floor: the commit the "
+            "design requires before the reply and the launch (the checklist and the state file "
+            "each written, flushed and renamed, their directory flushed, the history's "
+            "transaction: four flushes where the floor makes one) and the worker's own start "
+            "(command line, config, logging, three log lines); it would take the commit "
+            "flushing once, the design decision of the CPU line below (README, Performance: Hop)"
+        )
+    return shown
 
 
 class HopChain:
@@ -892,6 +902,15 @@ def run_fanout(runs: int, sizes=(1000, 10000)) -> list[dict]:
             + ", ".join(f"{name} {ms:.2f}" for name, ms in cpu.items())
             + " (the fork server's with the members it forked; user + system, /proc)"
         )
+        if size == 1000 and t > 4:
+            on_cores = sum(cpu.values()) * size / 1000 / (os.cpu_count() or 1)
+            print(
+                f"{'  why not, and what it would take':<34} the CPU the members cost (above), "
+                f"spread over {os.cpu_count()} cores, is {on_cores:.2f} s by itself: each member's "
+                "start (its fork, and a copy of each page of the fork server's memory it writes "
+                "to, reference counts written in every object it uses) is most of it; it would "
+                "take fewer pages written by a member's start (README, Performance: Fan-out)"
+            )
         print(
             f"{f'  manager peak RSS, {size:,}':<34} {m:10.1f} MiB    ({mlo:.1f}-{mhi:.1f}, "
             f"n={len(peaks)})   {per_member[size][1]:.2f} KiB a member over its start   "
