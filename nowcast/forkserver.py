@@ -19,12 +19,13 @@ workers once the manager says it has noted them (``{"go": true}``); it reaps its
 children and reports each one's exit status (negative for a signal, as ``Popen``
 does). It keeps one child forked ahead of the next launch, which rehearses a
 worker's start while it waits, so the fork and the copies of the memory pages a
-worker's start writes to are off the launch's path. Before the launches of each
-request it checks that no file it imported has changed on disk; if one has, it refuses, so the manager starts the workers cold
-and a fresh fork server. A worker's environment is the manager's (the server's own, or the one
-the request carries) with the launch's token added.
-It exits when the manager goes away (end of file on the socket), leaving its
-running workers running.
+worker's start writes to are off the launch's path. The server rehearses that start
+itself too, before it says it is ready (``SERVER_WARM_UPS``). Before the launches of
+each request it checks that no file it imported has changed on disk; if one has, it
+refuses, so the manager starts the workers cold and a fresh fork server. A worker's
+environment is the manager's (the server's own, or the one the request carries) with
+the launch's token added. It exits when the manager goes away (end of file on the
+socket), leaving its running workers running.
 
 The manager's side of the conversation is ``nowcast.forkclient``.
 
@@ -463,9 +464,9 @@ def _read_exactly(fd: int, size: int) -> bytes | None:
 # its caches of attribute look-ups, both by writing to the memory that holds them;
 # done here, a forked worker inherits them ready and reads them, where it would
 # otherwise write to (and so copy) each page they are on. On a 2-core machine this
-# took a twentieth off the page faults and the time of a fan-out of 1,000 workers,
-# and a fifteenth off a hop (benchmarks/run.py); it costs the server's start a few
-# tens of milliseconds, before it says it is ready.
+# took 3% off the page faults of a fan-out of 1,000 workers and 3 to 7% off its
+# time and a hop's, in alternating runs (benchmarks/run.py); it costs the server's
+# start a few tens of milliseconds, before it says it is ready.
 SERVER_WARM_UPS = 20
 
 
