@@ -349,3 +349,46 @@ def test_today_is_the_day_of_the_schedulers_time_zone_across_dst(moment, hours):
     day, start, end, zone = cycle_day(config, datetime.fromisoformat(moment).timestamp())
     assert day == moment[:10] and zone == "America/Vancouver"
     assert end - start == hours * 3600
+
+
+@pytest.mark.parametrize("configured", [None, "Not/A_Zone"])
+def test_without_a_scheduler_time_zone_the_day_is_the_machines_as_in_the_history(
+    monkeypatch, configured
+):
+    # the history counts a run's day in the machine's time zone when the config
+    # names none (or none that exists): the dashboard's Today must be that day
+    from datetime import datetime
+
+    from nowcast.config import Config
+    from nowcast.recorder import zone_of
+    from nowcast.web.queries import cycle_day
+
+    monkeypatch.setenv("TZ", "America/Vancouver")
+    time.tzset()
+    try:
+        config = Config()
+        if configured:
+            config["scheduler"] = {"timezone": configured}
+        moment = datetime.fromisoformat("2026-06-01T20:30:00-07:00").timestamp()  # 03:30 UTC
+        day, start, end, zone = cycle_day(config, moment)
+        history_day = datetime.fromtimestamp(moment, zone_of(config)).date().isoformat()
+        assert day == history_day == "2026-06-01"
+        assert zone == "America/Vancouver"
+        assert end - start == 24 * 3600
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+def test_the_machines_zone_is_named_as_the_zone_database_names_it_and_utc_as_utc(monkeypatch):
+    from nowcast.web.queries import machine_zone_name
+
+    for tz, expected in (
+        ("Europe/Paris", "Europe/Paris"),
+        (":America/Halifax", "America/Halifax"),
+        ("Etc/UTC", "UTC"),
+    ):
+        monkeypatch.setenv("TZ", tz)
+        assert machine_zone_name() == expected
+    monkeypatch.setenv("TZ", "not a zone")  # then what the machine's files say
+    assert machine_zone_name() != "not a zone"

@@ -9,6 +9,7 @@ None of them writes anything.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import statistics
 import time
@@ -48,9 +49,53 @@ def cycle_day(config: Config, now: float) -> tuple[str, float, float, str]:
 
 
 def zone_name(config: Config) -> str:
+    """The time zone the dashboard counts days and shows times in, as the history
+    counts a run's day (``nowcast.recorder.zone_of``): ``scheduler: timezone``,
+    else (absent, or not a zone) the machine's own."""
+    from zoneinfo import ZoneInfo
+
     section = config.get("scheduler")
-    name = section.get("timezone", "UTC") if isinstance(section, dict) else "UTC"
-    return str(name)
+    name = section.get("timezone") if isinstance(section, dict) else None
+    if name:
+        try:
+            ZoneInfo(str(name))
+            return str(name)
+        except (ValueError, KeyError, OSError):
+            pass  # the scheduler reports it; the history counts days in local time then
+    return machine_zone_name()
+
+
+def machine_zone_name() -> str:
+    """The machine's time zone by its name in the zone database, for the browser to
+    show times in: ``TZ`` when it names one, else what ``/etc/localtime`` links
+    to, else ``/etc/timezone``; UTC when none of them names a zone."""
+    from zoneinfo import ZoneInfo
+
+    candidates = []
+    tz = os.environ.get("TZ", "").lstrip(":")
+    if tz:
+        candidates.append(tz)
+    target = os.path.realpath("/etc/localtime")
+    if "/zoneinfo/" in target:
+        candidates.append(target.split("/zoneinfo/", 1)[1])
+    try:
+        with open("/etc/timezone", encoding="utf-8") as f:
+            candidates.append(f.read().strip())
+    except OSError:
+        pass
+    for name in candidates:
+        try:
+            ZoneInfo(name)
+        except (ValueError, KeyError, OSError):
+            continue
+        return "UTC" if name in _UTC_NAMES else name
+    return "UTC"
+
+
+# Names the zone database gives UTC by, shown as UTC.
+_UTC_NAMES = frozenset(
+    {"Etc/UTC", "Etc/UCT", "Etc/Universal", "Etc/Zulu", "UCT", "Universal", "Zulu"}
+)
 
 
 def registry_workers(config: Config) -> list[str]:
