@@ -167,12 +167,12 @@ class ManagerCore:
         self.dirty = True
         reply = self.apply(msg, now)
         reply.id = msg.id
-        text = reply.serialize() if form == "json" else reply.serialize_yaml()
+        text = _in_form(reply, form)
         if msg.type == "need" and len(text) > self.max_message_size:
             # the broker would drop it (closing the manager's connection), and the
             # worker would wait for a reply that never comes: say why instead
             reply = self._too_big(msg, len(text))
-            text = reply.serialize() if form == "json" else reply.serialize_yaml()
+            text = _in_form(reply, form)
         if msg.id is not None and msg.type != "need":
             in_history = self.history.keeps_answers
             self.state.remember(msg.id, text, now, in_history)
@@ -486,6 +486,11 @@ def keep_ids_for(config: Config) -> float:
         except (TypeError, ValueError):
             total += default
     return total + defaults.REMEMBER_MARGIN
+
+
+def _in_form(reply: Message, form: str) -> str:
+    """``reply`` as text in the form its message came in (JSON or YAML)."""
+    return reply.serialize() if form == "json" else reply.serialize_yaml()
 
 
 def _reply(reply_type: str, payload: Any = None) -> Message:

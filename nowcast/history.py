@@ -626,9 +626,9 @@ def _unknown_worker(conn: sqlite3.Connection, config: Any, worker: str) -> str |
     known = set(workers) if isinstance(workers, dict) else set()
     if worker in known:
         return None
-    if conn.execute("SELECT 1 FROM runs WHERE worker = ? LIMIT 1", (worker,)).fetchone():
-        return None
     known.update(row[0] for row in conn.execute("SELECT DISTINCT worker FROM runs"))
+    if worker in known:
+        return None
     close = difflib.get_close_matches(worker, sorted(known, key=str), n=3)
     hint = f"; did you mean {' or '.join(close)}?" if close else ""
     return f"no worker {worker!r} in the message registry of {config.file} nor in the history{hint}"

@@ -93,7 +93,8 @@ class Dashboard:
                 raise KeyError(page)
             data["history"] = conn is not None
         data["version"] = self.live.version
-        data.setdefault("zone", queries.zone_name(self.config))
+        if "zone" not in data:  # (the pages that count days have named it)
+            data["zone"] = queries.zone_name(self.config)
         data["manager_answering"] = status is not None
         return data
 
